@@ -1,0 +1,5 @@
+"""``python -m calirl_lite …`` is the same as the ``calirl`` command."""
+
+from .cli import main
+
+raise SystemExit(main())

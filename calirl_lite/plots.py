@@ -1,0 +1,117 @@
+"""Figures of the notebooks. Each function reads results (dicts written by a run) and draws;
+none of them computes anything a test could not check on the result itself.
+
+Every function returns the matplotlib ``Figure``; pass ``path=`` to also save it (atomically).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import matplotlib
+
+if not os.environ.get("MPLBACKEND") and "ipykernel" not in __import__("sys").modules:
+    matplotlib.use("Agg")  # scripts and tests: no display needed
+
+import matplotlib.pyplot as plt
+import matplotlib.ticker
+import numpy as np
+
+from .io import save_figure
+
+COLORS = {
+    "static": "tab:red",
+    "interactive": "tab:blue",
+    "simulator": "tab:orange",
+    "simulator_calibrated": "tab:green",
+}
+LABELS = {
+    "static": "static context",
+    "interactive": "interactive (on-policy)",
+    "simulator": "naive simulator",
+    "simulator_calibrated": "calibrated simulator",
+}
+
+
+def close_figure(fig: Any) -> None:
+    """Close a figure that was only saved, so that a notebook does not also show it."""
+    plt.close(fig)
+
+
+def _finish(fig: Any, path: str | os.PathLike | None) -> Any:
+    if path is not None:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_shift(result: dict[str, Any], path: str | os.PathLike | None = None) -> Any:
+    """Gap and bound against horizon H, log–log: policy-induced shift left, simulator-induced right."""
+    rows = result["per_horizon"]
+    H = np.array([r["H"] for r in rows], dtype=float)
+    slopes = result.get("slopes", {})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True)
+    panels = (
+        (axes[0], ("static", "interactive"), f"policy-induced shift, ε = {rows[0]['eps']:.3g}"),
+        (axes[1], ("simulator", "simulator_calibrated"), f"simulator-induced shift, δ = {rows[0]['delta']:.3g} → {rows[0]['delta_calibrated']:.3g}"),
+    )
+    for ax, keys, title in panels:
+        for key in keys:
+            gap = np.array([r[f"gap_{key}"] for r in rows])
+            bound = np.array([r[f"bound_{key}"] for r in rows])
+            slope = slopes.get(key)
+            label = LABELS[key] + (f" (slope {slope:.2f})" if slope is not None and np.isfinite(slope) else "")
+            keep = gap > 0
+            ax.plot(H[keep], gap[keep], "o-", color=COLORS[key], label=label)
+            ax.plot(H[bound > 0], bound[bound > 0], "--" if key in ("static", "simulator") else ":", lw=2, color=COLORS[key], alpha=0.6, label=f"bound, {LABELS[key]}")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xticks(H, [f"{h:g}" for h in H])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set_xlabel("horizon H (assistant turns)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel("performance gap  J(π*) − J(π)")
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_bound_scatter(cases: Sequence[dict[str, float]], path: str | os.PathLike | None = None) -> Any:
+    """Measured gap against its bound on random MDPs: every point must lie on or below the diagonal."""
+    fig, ax = plt.subplots(figsize=(5, 4.5))
+    lo, hi = np.inf, 0.0
+    for key, marker in (("static", "o"), ("interactive", "s"), ("simulator", "^")):
+        gap = np.array([c[f"gap_{key}"] for c in cases])
+        bound = np.array([c[f"bound_{key}"] for c in cases])
+        keep = (gap > 1e-9) & (bound > 0)
+        if keep.any():
+            ax.scatter(bound[keep], gap[keep], s=14, marker=marker, alpha=0.6, color=COLORS[key], label=f"{LABELS[key]} ({keep.sum()} with gap > 0)")
+            lo, hi = min(lo, gap[keep].min(), bound[keep].min()), max(hi, bound[keep].max())
+    if hi > 0:
+        ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="gap = bound")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("bound  R_max Σ (H − i) ε_i")
+    ax.set_ylabel("measured gap")
+    ax.set_title(f"{len(cases)} random MDPs: all points below the diagonal", fontsize=10)
+    ax.legend(fontsize=7)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_monte_carlo(study: dict[str, Any], path: str | os.PathLike | None = None) -> Any:
+    """Monte Carlo estimates of a gap (± 2 standard errors) against the number of episodes, beside the exact value."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    n = np.array(study["n_episodes"], dtype=float)
+    est, se = np.array(study["estimate"]), np.array(study["stderr"])
+    ax.errorbar(n, est, yerr=2 * se, fmt="o", capsize=3, label="Monte Carlo ± 2 s.e.")
+    ax.axhline(study["exact"], color="k", ls="--", label=f"exact = {study['exact']:.4f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("episodes sampled per policy")
+    ax.set_ylabel(study.get("label", "gap"))
+    ax.legend(fontsize=8)
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, path)

@@ -1,0 +1,142 @@
+"""Settings shared by every stage: the smoke switch, seeds, and settings dataclasses.
+
+Every stage of the kit takes one settings dataclass (``ShiftConfig`` for notebook 01,
+more for the later stages). Each field carries a docstring right under it, in the
+CleanRL style, so a reader sees what a knob does where it is defined;
+:func:`field_docs` reads those docstrings back for ``--help`` texts and tests.
+
+``CALIRL_SMOKE=1`` is the one switch that shrinks every run so that the notebooks
+execute in CI in seconds; :func:`smoke_mode` is the only place that reads it.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import inspect
+import json
+import os
+import random
+import textwrap
+from pathlib import Path
+from typing import Any, ClassVar, TypeVar
+
+import numpy as np
+
+from .io import atomic_write_json
+
+SMOKE_ENV = "CALIRL_SMOKE"
+"""Name of the environment variable that turns smoke mode on."""
+
+
+def smoke_mode() -> bool:
+    """True when ``CALIRL_SMOKE`` asks for tiny runs (``1``, ``true``, ``yes``, ``on``).
+
+    This is the only function in the kit that reads the switch; everything else asks it.
+    """
+    value = os.environ.get(SMOKE_ENV, "").strip().lower()
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    if value in ("1", "true", "yes", "on"):
+        return True
+    raise ValueError(f"{SMOKE_ENV}={value!r} is not understood: use 1 (smoke runs) or 0 (full runs)")
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA).
+
+    Code that draws random numbers with NumPy should still take an explicit
+    ``np.random.Generator`` (``np.random.default_rng(seed)``); this helper is for the
+    libraries that use global state (torch, transformers, TRL).
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed) % 2**32)
+    try:
+        import torch
+    except ImportError:  # the tabular notebooks do not need torch
+        return
+    torch.manual_seed(int(seed))
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(int(seed))
+
+
+S = TypeVar("S", bound="Settings")
+
+
+@dataclasses.dataclass
+class Settings:
+    """Base class of the per-stage settings dataclasses.
+
+    Subclasses list their smoke-mode values in ``SMOKE`` (a dict of field → value);
+    :meth:`make` applies them when :func:`smoke_mode` is on, then the caller's own
+    values on top, so the same notebook code runs full-size or tiny.
+    """
+
+    SMOKE: ClassVar[dict[str, Any]] = {}
+
+    @classmethod
+    def make(cls: type[S], **overrides: Any) -> S:
+        """Build the settings: defaults, then smoke values (if smoke mode), then ``overrides``."""
+        unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}; fields are {sorted(field_docs(cls))}")
+        values = dict(cls.SMOKE) if smoke_mode() else {}
+        values.update(overrides)
+        return cls(**values)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as plain JSON-ready values (tuples become lists)."""
+        return json.loads(json.dumps(dataclasses.asdict(self), default=_jsonable))
+
+    def save(self, out_dir: str | os.PathLike) -> Path:
+        """Write ``config.json`` (atomically) into ``out_dir`` and return its path."""
+        path = Path(out_dir) / "config.json"
+        atomic_write_json(path, {"settings": type(self).__name__, **self.to_dict()})
+        return path
+
+    @classmethod
+    def load(cls: type[S], path: str | os.PathLike) -> S:
+        """Read settings back from a ``config.json`` written by :meth:`save`."""
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: line {e.lineno}: not valid JSON ({e.msg})") from None
+        data.pop("settings", None)
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"{path}: unknown field(s) {sorted(unknown)} for {cls.__name__}")
+        return cls(**data)
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"cannot write {type(x).__name__} to JSON")
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Map each dataclass field of ``cls`` to the docstring written under it ('' if none)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if not dataclasses.is_dataclass(klass) or klass is object:
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+        except (OSError, TypeError):
+            continue
+        body = ast.parse(source).body[0].body  # type: ignore[attr-defined]
+        for stmt, nxt in zip(body, body[1:] + [None]):
+            if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name):
+                doc = ""
+                if isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant) and isinstance(nxt.value.value, str):
+                    doc = inspect.cleandoc(nxt.value.value)
+                docs[stmt.target.id] = doc
+    return {f.name: docs.get(f.name, "") for f in dataclasses.fields(cls)}
