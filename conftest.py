@@ -7,3 +7,5 @@ os.environ.setdefault("CALIRL_SMOKE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # The notebooks executed by nbmake inherit this, so a test run never writes into results/.
 os.environ.setdefault("CALIRL_RESULTS", tempfile.mkdtemp(prefix="calirl-test-results-"))
+# Built toy worlds and converted models for the whole test session (notebooks included).
+os.environ.setdefault("CALIRL_CACHE", tempfile.mkdtemp(prefix="calirl-test-cache-"))

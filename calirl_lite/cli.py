@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 import typing
@@ -34,6 +35,8 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[Settings],
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{docs[f.name]} (default: {f.default!r})"}
         if typing.get_origin(hint) is tuple:
             kwargs.update(nargs="+", type=typing.get_args(hint)[0])
+        elif typing.get_origin(hint) is dict:
+            kwargs.update(type=json.loads, metavar="JSON")
         elif hint is bool:
             kwargs.update(action=argparse.BooleanOptionalAction)
         else:
@@ -65,6 +68,31 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_world_build(args: argparse.Namespace) -> int:
+    from .world import WorldConfig, build_world
+
+    cfg = settings_from_args(WorldConfig, args)
+    world = build_world(cfg, force=args.force)
+    print(f"world {world.folder}: {world.manifest['parameters']:,} parameters, vocabulary {world.manifest['vocab_size']}; "
+          f"its build took {world.manifest['build_seconds']:.1f} s")
+    return 0
+
+
+def cmd_bench_rollout(args: argparse.Namespace) -> int:
+    from .bench import bench_rollout
+
+    r = bench_rollout(args.profile, args.task, args.dialogues, args.naive_dialogues, args.max_messages, args.max_new_tokens, args.user, args.seed, args.repeats)
+    if args.json:
+        print(json.dumps(r, indent=2))
+    else:
+        print(f"engine   {r['engine_tok_s']:9.1f} tok/s  ({r['n_dialogues']} dialogues in lock step, user: {r['user']}; median of {r['repeats']} runs)")
+        print(f"generate {r['generate_tok_s']:9.1f} tok/s  (plain batched generate of single turns, same prompts and tokens)")
+        print(f"         {r['generate_fixed_length_tok_s']:9.1f} tok/s  (upper bound: generate with no turn ends, every row full length)")
+        print(f"naive    {r['naive_tok_s']:9.1f} tok/s  (one dialogue at a time, {r['n_naive']} dialogues)")
+        print(f"engine / generate = {r['engine_vs_generate']:.2f}   engine / naive = {r['engine_vs_naive']:.1f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .shift import ShiftConfig
@@ -77,6 +105,28 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_arguments(p, ShiftConfig, skip=("seed", "n_random_mdps"))
     p.add_argument("--out", required=True, help="folder for shift.json, shift.png and config.json")
     p.set_defaults(func=cmd_shift)
+
+    from .world import WorldConfig
+
+    world = sub.add_parser("world", help="the toy dialogue world of the tiny profile").add_subparsers(dest="world_command", required=True, metavar="ACTION")
+    p = world.add_parser("build", help="build (or reuse from the cache) the tiny world: tasks, corpus, tokenizer, tiny LM")
+    add_settings_arguments(p, WorldConfig)
+    p.add_argument("--force", action="store_true", help="rebuild even if the cache holds this world")
+    p.set_defaults(func=cmd_world_build)
+
+    bench = sub.add_parser("bench", help="benchmarks that print their figures").add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    p = bench.add_parser("rollout", help="tokens/s: batched rollout engine vs plain generate vs one dialogue at a time")
+    p.add_argument("--profile", default="tiny", help="model profile (default: tiny)")
+    p.add_argument("--task", default="arith-chat", help="task family")
+    p.add_argument("--dialogues", type=int, default=32, help="dialogues run together by the engine")
+    p.add_argument("--naive-dialogues", type=int, default=8, help="dialogues run one at a time by the naive loop")
+    p.add_argument("--max-messages", type=int, default=8, help="message budget per dialogue")
+    p.add_argument("--max-new-tokens", type=int, default=24, help="tokens per turn at most")
+    p.add_argument("--user", default="naive", choices=["naive", "real"], help="who plays the user: the LM (naive simulator) or the scripted real user")
+    p.add_argument("--seed", type=int, default=0, help="sampling seed")
+    p.add_argument("--repeats", type=int, default=3, help="runs of the engine and of generate (the median is reported)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=cmd_bench_rollout)
 
     p = sub.add_parser("reproduce", help="the main job: run the notebooks top to bottom, figures and numbers under results/")
     p.add_argument("--profile", default="tiny", choices=["tiny"], help="model/data profile (only 'tiny' so far)")
@@ -91,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, ImportError) as e:
         print(f"calirl {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

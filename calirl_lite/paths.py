@@ -28,3 +28,9 @@ def results_dir(name: str = "") -> Path:
     path = base / name if name else base
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def cache_dir(name: str = "") -> Path:
+    """``data/cache/<name>`` for built worlds and converted models, under ``$CALIRL_CACHE`` if set."""
+    base = Path(os.environ.get("CALIRL_CACHE") or project_root() / "data" / "cache")
+    return base / name if name else base

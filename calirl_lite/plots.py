@@ -115,3 +115,28 @@ def plot_monte_carlo(study: dict[str, Any], path: str | os.PathLike | None = Non
     ax.grid(True, alpha=0.3)
     fig.tight_layout()
     return _finish(fig, path)
+
+
+def plot_behaviour(report: dict[str, Any], path: str | os.PathLike | None = None) -> Any:
+    """Users' behaviour statistics side by side, one panel per task (rates as bars, words per turn on the right)."""
+    tasks = list(report)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), squeeze=False)
+    rates = ("unprompted_reveal_rate", "accept_wrong_rate", "termination_rate")
+    for ax, task in zip(axes[0], tasks):
+        users = list(report[task])
+        width = 0.8 / len(users)
+        x = np.arange(len(rates) + 1)
+        for k, user in enumerate(users):
+            s = report[task][user]["stats"]
+            vals = [s[r] for r in rates] + [s["mean_user_words"] / 20]
+            ax.bar(x + k * width, vals, width, label=user, color=USER_COLORS.get(user))
+        ax.set_xticks(x + width * (len(users) - 1) / 2, ["unprompted\nreveal", "accept\nwrong", "terminates", "words/turn\n(÷20)"], fontsize=8)
+        ax.set_ylim(0, 1.05)
+        ax.set_title(task, fontsize=10)
+        ax.legend(fontsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+USER_COLORS = {"real": "tab:blue", "naive": "tab:orange", "calibrated": "tab:green", "oracle": "tab:purple"}

