@@ -4,7 +4,15 @@ The package backs the numbered notebooks in ``notebooks/``; each notebook cell c
 or two of its public functions. Modules, one per idea of the paper:
 
 * :mod:`calirl_lite.shift` — compounding distribution shift in tabular MDPs, the O(H²) bound (notebook 01)
-* :mod:`calirl_lite.plots`, :mod:`calirl_lite.widgets` — figures and sliders the notebooks show
+* :mod:`calirl_lite.tasks` — the toy tasks (arith-chat, docedit-chat), scripted real users and corpus assistants
+* :mod:`calirl_lite.world` — the ``tiny`` world: task splits, corpus, tokenizer, tiny LM (notebook 02)
+* :mod:`calirl_lite.users` — one user-simulator interface: scripted, LM-prompted (naive), LoRA (calibrated), endpoint
+* :mod:`calirl_lite.chat`, :mod:`calirl_lite.rollout` — chat templates ↔ token ids, the batched rollout engine
+* :mod:`calirl_lite.stats` — users' behaviour statistics and their distance to the real users'
+* :mod:`calirl_lite.dialogue` — ``Dialogue``, the currency between stages (JSON Lines, ``datasets``)
+* :mod:`calirl_lite.profiles`, :mod:`calirl_lite.tiny_models`, :mod:`calirl_lite.sources` — models and data per profile
+* :mod:`calirl_lite.bench` — ``calirl bench …``
+* :mod:`calirl_lite.plots`, :mod:`calirl_lite.widgets` — figures, sliders and the dialogue inspector
 * :mod:`calirl_lite.settings` — ``set_seed``, the ``CALIRL_SMOKE`` switch, settings dataclasses
 * :mod:`calirl_lite.io`, :mod:`calirl_lite.paths` — atomic writes, where results go
 * :mod:`calirl_lite.cli` — the ``calirl`` command

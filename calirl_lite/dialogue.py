@@ -54,10 +54,6 @@ class Dialogue:
     scores: dict[str, float] = field(default_factory=dict)
     """outcome: ``accuracy`` or ``bleu``, ``assistant_tokens``, ``turns`` …"""
 
-    @property
-    def done(self) -> bool:
-        return self.terminated
-
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["messages"] = [m.to_dict() for m in self.messages]

@@ -144,7 +144,7 @@ def convert_gguf(folder: Path, gguf_file: str, out: Path) -> Path:
     if hasattr(config, "quantization_config"):
         del config.quantization_config
     model = AutoModelForCausalLM.from_config(config)  # a plain model: GGUF-loaded ones refuse to save
-    model.load_state_dict(loaded.state_dict(), strict=False)
+    model.load_state_dict(loaded.state_dict(), strict=True)
     model.generation_config = loaded.generation_config
     tmp = out.with_name(out.name + ".converting")
     shutil.rmtree(tmp, ignore_errors=True)

@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -109,9 +108,3 @@ def gsm_goals(n: int, seed: int = 0) -> list[dict[str, Any]]:
     ds = reasoning_gym.create_dataset("gsm_symbolic", size=n, seed=seed)
     return [{"task_id": f"gsm-{seed}-{i}", "goal": {"problem": x["question"], "answer": str(x["answer"])}} for i, x in enumerate(ds)]
 
-
-def write_fixture(path: str | Path, rows: list[dict[str, Any]]) -> None:
-    """Write rows as JSON Lines (helper for building local files with the CollabLLM schema)."""
-    from .io import atomic_write_text
-
-    atomic_write_text(path, "".join(json.dumps(r) + "\n" for r in rows))

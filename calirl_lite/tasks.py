@@ -277,9 +277,10 @@ class DocEditChat(Task):
     def reveal(self, goal: dict[str, Any], slot: str, value: Any) -> str:
         return {"name": f"it is for {value} .", "place": f"we meet at {value} .", "day": f"the day is {value} .", "tone": f"make it {value} ."}[slot]
 
+    OPTIONS = {"name": NAMES, "place": PLACES, "day": DAYS, "tone": TONES}
+
     def wrong_value(self, goal: dict[str, Any], slot: str, rng: np.random.Generator) -> Any:
-        options = {"name": NAMES, "place": PLACES, "day": DAYS, "tone": TONES}[slot]
-        return str(rng.choice([o for o in options if o != goal[slot]]))
+        return str(rng.choice([o for o in self.OPTIONS[slot] if o != goal[slot]]))
 
     _USER = {
         "name": re.compile(r"it is for (\w+) \."),
@@ -319,7 +320,7 @@ class DocEditChat(Task):
         return {}
 
     def answer(self, known: dict[str, Any], rng: np.random.Generator, p_error: float) -> str:
-        values = {s: known.get(s) or self.wrong_value({s: None}, s, rng) for s in self.slots}
+        values = {s: known[s] if s in known else str(rng.choice(self.OPTIONS[s])) for s in self.slots}  # guess what is unknown
         if rng.random() < p_error:
             slot = str(rng.choice(self.slots))
             values[slot] = self.wrong_value(values, slot, rng)
