@@ -9,3 +9,4 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("CALIRL_RESULTS", tempfile.mkdtemp(prefix="calirl-test-results-"))
 # Built toy worlds and converted models for the whole test session (notebooks included).
 os.environ.setdefault("CALIRL_CACHE", tempfile.mkdtemp(prefix="calirl-test-cache-"))
+os.environ.setdefault("CALIRL_RUNS", tempfile.mkdtemp(prefix="calirl-test-runs-"))

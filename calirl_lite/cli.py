@@ -13,6 +13,7 @@ Bad input ends with a one-line message and exit status 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import sys
@@ -81,7 +82,8 @@ def cmd_world_build(args: argparse.Namespace) -> int:
 def cmd_bench_rollout(args: argparse.Namespace) -> int:
     from .bench import bench_rollout
 
-    r = bench_rollout(args.profile, args.task, args.dialogues, args.naive_dialogues, args.max_messages, args.max_new_tokens, args.user, args.seed, args.repeats)
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):  # with --json, stdout is the JSON only
+        r = bench_rollout(args.profile, args.task, args.dialogues, args.naive_dialogues, args.max_messages, args.max_new_tokens, args.user, args.seed, args.repeats)
     if args.json:
         print(json.dumps(r, indent=2))
     else:
@@ -90,6 +92,20 @@ def cmd_bench_rollout(args: argparse.Namespace) -> int:
         print(f"         {r['generate_fixed_length_tok_s']:9.1f} tok/s  (upper bound: generate with no turn ends, every row full length)")
         print(f"naive    {r['naive_tok_s']:9.1f} tok/s  (one dialogue at a time, {r['n_naive']} dialogues)")
         print(f"engine / generate = {r['engine_vs_generate']:.2f}   engine / naive = {r['engine_vs_naive']:.1f}")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibration import CalibrationConfig, calibrate, format_gap, report_json
+
+    cfg = settings_from_args(CalibrationConfig, args)
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):  # with --json, stdout is the JSON only
+        report = calibrate(cfg)
+    if args.json:
+        print(report_json(report))
+    else:
+        print(format_gap(report))
+        print(f"adapter: {report['adapter']}")
     return 0
 
 
@@ -127,6 +143,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repeats", type=int, default=3, help="runs of the engine and of generate (the median is reported)")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=cmd_bench_rollout)
+
+    from .calibration import CalibrationConfig
+
+    p = sub.add_parser("calibrate", help="phase 1: LoRA-SFT a user simulator on real-user traces; gap metrics naive vs calibrated")
+    add_settings_arguments(p, CalibrationConfig)
+    p.add_argument("--json", action="store_true", help="end by printing the gap metrics of both simulators as JSON")
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("reproduce", help="the main job: run the notebooks top to bottom, figures and numbers under results/")
     p.add_argument("--profile", default="tiny", choices=["tiny"], help="model/data profile (only 'tiny' so far)")

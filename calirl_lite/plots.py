@@ -140,3 +140,36 @@ def plot_behaviour(report: dict[str, Any], path: str | os.PathLike | None = None
 
 
 USER_COLORS = {"real": "tab:blue", "naive": "tab:orange", "calibrated": "tab:green", "oracle": "tab:purple"}
+
+
+def plot_sft_loss(logs: dict[str, list[dict[str, float]]], path: str | os.PathLike | None = None) -> Any:
+    """SFT training loss (on the users' tokens) against the step, one line per run."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, log in logs.items():
+        ax.plot([h["step"] for h in log], [h["loss"] for h in log], "o-", ms=3, label=name)
+    ax.set_xlabel("SFT step")
+    ax.set_ylabel("loss on user tokens")
+    ax.set_yscale("log")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_gap(reports: dict[str, dict[str, Any]], path: str | os.PathLike | None = None) -> Any:
+    """Naive vs calibrated simulator on every gap metric (NLL of real-user turns, TV per behaviour statistic), per task."""
+    tasks = list(reports)
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        rep = reports[task]
+        metrics = ["nll"] + [f"tv:{k}" for k in rep["naive"].get("tv_to_real", {})]
+        value = lambda who, m: rep[who]["nll"] if m == "nll" else rep[who]["tv_to_real"][m[3:]]
+        x = np.arange(len(metrics))
+        for k, who in enumerate(("naive", "calibrated")):
+            ax.bar(x + 0.4 * k, [value(who, m) for m in metrics], 0.4, label=who, color=USER_COLORS[who])
+        ax.set_xticks(x + 0.2, ["NLL real\nuser turns"] + [m[3:].replace("_", "\n") for m in metrics[1:]], fontsize=7)
+        ax.set_title(f"{task}: lower is closer to the real users", fontsize=10)
+        ax.legend(fontsize=8)
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, path)

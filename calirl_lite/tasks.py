@@ -342,15 +342,41 @@ class DocEditChat(Task):
         return {"bleu": sacrebleu.sentence_bleu(final, [dialogue.goal["target"]]).score / 100.0}
 
 
+class ChitChat(Task):
+    """Open-domain human conversation (chitchat-dataset): no hidden answer, only a topic; for calibrating toward human turns."""
+
+    name = "chitchat"
+    metric = ""
+
+    def goal_text(self, goal: dict[str, Any]) -> str:
+        return f"chat casually with a stranger; your opening topic: {goal.get('topic', 'anything')}"
+
+    def parse_user(self, text: str) -> dict[str, Any]:
+        return {}
+
+    def parse_assistant(self, text: str) -> Intent:
+        return Intent("other")
+
+    def answer_is_right(self, goal: dict[str, Any], intent: Intent) -> bool:
+        return False
+
+    def score(self, dialogue: Dialogue) -> dict[str, float]:
+        return {}
+
+
 TASKS: dict[str, Task] = {t.name: t for t in (ArithChat(), DocEditChat())}
+"""The toy world's task families."""
+
+OTHER_TASKS: dict[str, Task] = {"chitchat": ChitChat()}
+"""Tasks outside the toy world (real data)."""
 
 
 def get_task(name: str) -> Task:
     """The task called ``name``; a clear error lists the known ones."""
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join(TASKS)}") from None
+    task = TASKS.get(name) or OTHER_TASKS.get(name)
+    if task is None:
+        raise ValueError(f"unknown task {name!r}; known tasks: {', '.join([*TASKS, *OTHER_TASKS])}")
+    return task
 
 
 # ----------------------------------------------------------------------------- scripted people

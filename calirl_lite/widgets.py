@@ -130,3 +130,66 @@ class DialogueInspector:
         from IPython.display import display
 
         display(self.widget)
+
+
+class TurnComparer:
+    """At the same context of a held-out dialogue: the real user's turn, and what each simulator says there.
+
+    ``simulators`` maps names to (model, tokenizer); ``style`` is the user prompt style of the profile.
+    """
+
+    def __init__(self, heldout: list[Any], simulators: dict[str, tuple[Any, Any]], style: str) -> None:
+        import ipywidgets as w
+
+        self.heldout, self.simulators, self.style = heldout, simulators, style
+        self.dialogue = w.IntSlider(value=0, min=0, max=len(heldout) - 1, description="dialogue")
+        self.turn = w.IntSlider(value=1, min=0, max=1, description="user turn")
+        self.resample = w.Button(description="sample again")
+        self.view = w.HTML()
+        self.seed = 0
+        self.dialogue.observe(lambda _c: self._reset_turns(), names="value")
+        self.turn.observe(lambda _c: self.show(), names="value")
+        self.resample.on_click(lambda _b: self._again())
+        self.widget = w.VBox([w.HBox([self.dialogue, self.turn, self.resample]), self.view])
+        self._reset_turns()
+
+    def user_turns(self) -> list[int]:
+        d = self.heldout[self.dialogue.value]
+        return [k for k, m in enumerate(d.messages) if m.role == "user"]
+
+    def _reset_turns(self) -> None:
+        self.turn.max = max(0, len(self.user_turns()) - 1)
+        self.turn.value = min(1, self.turn.max)
+        self.show()
+
+    def _again(self) -> None:
+        self.seed += 1
+        self.show()
+
+    def compare(self) -> dict[str, str]:
+        """The real user's turn and each simulator's, at the chosen context."""
+        from .calibration import sample_user_turn
+
+        d = self.heldout[self.dialogue.value]
+        k = self.user_turns()[self.turn.value]
+        out = {"real": d.messages[k].text}
+        for name, (model, tok) in self.simulators.items():
+            out[name] = sample_user_turn(model, tok, d, k, self.style, seed=self.seed)
+        return out
+
+    def show(self) -> None:
+        import html
+
+        d = self.heldout[self.dialogue.value]
+        k = self.user_turns()[self.turn.value]
+        context = "".join(f"<div style='color:#555'><b>{m.role}</b>: {html.escape(m.text)}</div>" for m in d.messages[:k]) or "<i>(the first message)</i>"
+        rows = "".join(
+            f"<tr><td style='padding:2px 8px'><b>{html.escape(name)}</b></td><td style='padding:2px 8px;background:#e3f0ff'>{html.escape(text)}</td></tr>"
+            for name, text in self.compare().items()
+        )
+        self.view.value = f"<div style='font-family:sans-serif;max-width:760px'>{context}<table style='margin-top:6px'>{rows}</table></div>"
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)

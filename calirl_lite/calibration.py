@@ -1,0 +1,420 @@
+"""Phase 1 of the paper: calibrate a user simulator on real interaction traces, and measure the gap.
+
+1. **Traces** — dialogues of the base policy with the real users (the oracle): a train set on
+   train goals and a held-out set on test goals, kept apart (:func:`collect_traces`).
+2. **SFT** — TRL's ``SFTTrainer`` with a PEFT LoRA adapter on the simulator's base model. Each
+   example is the *user's* view: the hidden goal and the history as prompt, the next real-user
+   turn as completion; the loss is on the completion (the user's tokens) only. On CUDA,
+   ``load_in_4bit`` gives QLoRA (bitsandbytes nf4, double quantisation); on CPU plain LoRA with
+   bf16 off. Checkpoints let an interrupted run resume; the adapter is saved with its config.
+3. **Gap metrics** on the held-out real-user dialogues, for any simulator: the per-token NLL of the
+   real users' turns under the simulator (teacher forcing at the same contexts), the behaviour
+   statistics of the simulator's own dialogues with the base policy and their TV to the real
+   users', and the base policy's outcome with the simulator vs with the real users.
+
+``calirl calibrate --profile tiny --task arith-chat`` runs all three; the same code calibrates
+SmolLM2 toward *real human* turns (``--profile smol --task chitchat``, the chitchat-dataset).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .chat import encode, next_segment_ids, opening, turn_end_id, user_prompt_ids
+from .dialogue import Dialogue, Message, read_jsonl, write_jsonl
+from .io import atomic_write_json
+from .paths import project_root
+from .settings import Settings
+from .tasks import get_task
+from .world import user_messages
+
+
+@dataclass
+class CalibrationConfig(Settings):
+    """Settings of simulator calibration (``calirl calibrate``)."""
+
+    profile: str = "tiny"
+    """model profile (tiny, smol, colab-t4, paper)"""
+    user_model: str = ""
+    """the simulator's base model: a folder or hub id (default: the profile's user model)"""
+    task: str = "arith-chat"
+    """task whose real users the simulator learns: arith-chat, docedit-chat (toy world) or chitchat (real human turns)"""
+    n_traces: int = 600
+    """training dialogues of the base policy with the real users (paper: 1,860 MATH-Chat, 16,028 MediumDocEdit)"""
+    n_heldout: int = 100
+    """held-out real-user dialogues (on test goals) for the gap metrics"""
+    n_sim_dialogues: int = 100
+    """dialogues of the base policy with each simulator for its behaviour statistics"""
+    seed: int = 0
+    """seed of trace collection, training and evaluation rollouts"""
+    steps: int = 300
+    """SFT optimiser steps"""
+    batch_size: int = 16
+    """examples (user turns) per SFT step"""
+    learning_rate: float = 2e-3
+    """peak learning rate of the LoRA parameters"""
+    lora_r: int = 16
+    """LoRA rank"""
+    lora_alpha: int = 32
+    """LoRA scaling numerator (scale = alpha / r)"""
+    load_in_4bit: bool = False
+    """QLoRA: load the base model in 4-bit nf4 (CUDA only)"""
+    save_steps: int = 50
+    """checkpoint every this many steps (an interrupted run resumes from the last one)"""
+    max_length: int = 512
+    """longest SFT example in tokens (longer ones are cut at the end)"""
+    out_dir: str = ""
+    """run folder (default: runs/calibrate-<profile>-<task>-seed<seed>-<settings hash>, under $CALIRL_RUNS if set)"""
+
+    SMOKE = {"n_traces": 40, "n_heldout": 12, "n_sim_dialogues": 12, "steps": 8, "batch_size": 8, "save_steps": 4}
+
+    def __post_init__(self) -> None:
+        from .profiles import get_profile
+
+        get_profile(self.profile)
+        get_task(self.task)
+        for name in ("n_traces", "n_heldout", "n_sim_dialogues", "steps", "batch_size", "lora_r", "save_steps", "max_length"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        if self.n_traces < 4:
+            raise ValueError(f"n_traces={self.n_traces} is too few traces to train on; use at least 4")
+
+    def folder(self) -> Path:
+        """The run folder; its name carries a hash of the settings, so a changed setting never resumes an old run."""
+        if self.out_dir:
+            return Path(self.out_dir)
+        key = hashlib.sha256(json.dumps({k: v for k, v in self.to_dict().items() if k != "out_dir"}, sort_keys=True).encode()).hexdigest()[:8]
+        base = Path(os.environ.get("CALIRL_RUNS") or project_root() / "runs")
+        return base / f"calibrate-{self.profile}-{self.task}-seed{self.seed}-{key}"
+
+
+# ----------------------------------------------------------------------------- traces
+
+
+def validate_traces(dialogues: Sequence[Dialogue], where: str = "traces") -> None:
+    """Check that every trace can teach a simulator: a hidden goal, alternating roles from the user, no empty user turn."""
+    if not dialogues:
+        raise ValueError(f"{where}: no dialogues")
+    for n, d in enumerate(dialogues):
+        name = f"{where}: dialogue {n} ({d.task_id})"
+        if not d.goal:
+            raise ValueError(f"{name}: missing hidden goal")
+        if not d.messages:
+            raise ValueError(f"{name}: no messages")
+        for k, m in enumerate(d.messages):
+            want = "user" if k % 2 == 0 else "assistant"
+            if m.role != want:
+                raise ValueError(f"{name}: message {k} has role {m.role!r}, expected {want!r} (dialogues start with the user and alternate)")
+            if m.role == "user" and not m.text.strip():
+                raise ValueError(f"{name}: message {k} is an empty user turn")
+
+
+def collect_traces(policy: Any, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int) -> list[Dialogue]:
+    """Dialogues of ``policy`` with the real users on ``goals`` (the oracle's interaction traces)."""
+    from .rollout import rollout
+    from .users import ScriptedUsers
+
+    dialogues = []
+    for start in range(0, len(goals), 64):  # batches of 64 keep memory flat
+        part = goals[start : start + 64]
+        ids = [f"{task}-trace-{seed}-{start + i}" for i in range(len(part))]
+        dialogues += rollout(policy, ScriptedUsers(), task, part, max_messages, seed=seed + start, task_ids=ids).dialogues
+    return dialogues
+
+
+def chitchat_dialogues(n: int, seed: int = 0, offset: int = 0) -> list[Dialogue]:
+    """``n`` real human conversations from the chitchat-dataset package, after skipping ``offset``; the first speaker is the 'user'."""
+    from .profiles import require
+
+    require("chitchat_dataset", "pip install chitchat-dataset")
+    import chitchat_dataset
+
+    convs = list(chitchat_dataset.Dataset().items())
+    out = []
+    for i in np.random.default_rng(seed).permutation(len(convs)):  # the usable conversations, in a seeded order
+        key, conv = convs[int(i)]
+        turns = [" ".join(m["text"].strip() for m in turn if m["text"].strip()) for turn in conv["messages"]]
+        turns = [t for t in turns if t][:8]
+        if len(turns) >= 2:
+            msgs = [Message("user" if k % 2 == 0 else "assistant", t) for k, t in enumerate(turns)]
+            out.append(Dialogue("chitchat", key, {"topic": conv.get("prompt") or "anything"}, msgs, user="human", policy="human"))
+        if len(out) == offset + n:
+            break
+    return out[offset:]
+
+
+# ----------------------------------------------------------------------------- SFT examples and NLL
+
+
+def user_turn_examples(dialogues: Sequence[Dialogue], tokenizer: Any, style: str) -> list[dict[str, str]]:
+    """One prompt/completion pair per user turn: the user's view up to the turn, then the turn."""
+    examples = []
+    for d in dialogues:
+        task = get_task(d.task)
+        for k, m in enumerate(d.messages):
+            if m.role == "user":
+                prompt = opening(tokenizer, user_messages(task, d.goal, d.messages[:k], style), "user")
+                examples.append({"prompt": prompt, "completion": m.text})
+    return examples
+
+
+def user_view_sequence(d: Dialogue, tokenizer: Any, style: str) -> tuple[list[int], list[int]]:
+    """The whole dialogue as the user sees it, as token ids, with a mask of 1 on the user's own tokens."""
+    task = get_task(d.task)
+    end = turn_end_id(tokenizer)
+    ids = user_prompt_ids(tokenizer, user_messages(task, d.goal, [], style))
+    mask = [0] * len(ids)
+    for k, m in enumerate(d.messages):
+        if m.role == "user":
+            content = encode(tokenizer, m.text) + [end]
+            ids, mask = ids + content, mask + [1] * len(content)
+        if k + 1 < len(d.messages) and d.messages[k + 1].role == "assistant":
+            nxt = d.messages[k + 1]
+            seg = next_segment_ids(tokenizer, user_messages(task, d.goal, d.messages[: k + 1], style), {"role": "assistant", "content": nxt.text}, "user")
+            ids, mask = ids + seg, mask + [0] * len(seg)
+    return ids, mask
+
+
+def user_nll(model: Any, tokenizer: Any, dialogues: Sequence[Dialogue], style: str, batch_size: int = 16) -> float:
+    """Mean per-token negative log-likelihood of the users' turns under ``model`` (teacher forcing, user's view)."""
+    import torch
+
+    seqs = [user_view_sequence(d, tokenizer, style) for d in dialogues]
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    total, count = 0.0, 0
+    model.eval()
+    for start in range(0, len(seqs), batch_size):
+        part = seqs[start : start + batch_size]
+        width = max(len(ids) for ids, _ in part)
+        ids = torch.full((len(part), width), pad, dtype=torch.long)
+        att = torch.zeros((len(part), width), dtype=torch.long)
+        tgt = torch.zeros((len(part), width), dtype=torch.bool)
+        for i, (s, m) in enumerate(part):
+            ids[i, : len(s)] = torch.tensor(s)
+            att[i, : len(s)] = 1
+            tgt[i, : len(m)] = torch.tensor(m, dtype=torch.bool)
+        with torch.inference_mode():
+            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(device))[..., 0]
+        sel = tgt[:, 1:].to(device)
+        total += float(-(logp * sel).sum())
+        count += int(sel.sum())
+    if count == 0:
+        raise ValueError("no user tokens to score")
+    return total / count
+
+
+# ----------------------------------------------------------------------------- training
+
+
+def lora_config(cfg: CalibrationConfig) -> Any:
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+
+
+def last_checkpoint(folder: Path) -> str | None:
+    """The newest ``checkpoint-N`` folder that is complete (has trainer_state.json), or None."""
+    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
+    return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
+
+
+def train_simulator(cfg: CalibrationConfig, model: Any, tokenizer: Any, traces: Sequence[Dialogue], style: str,
+                    callbacks: list[Any] | None = None) -> tuple[Path, list[dict[str, float]]]:
+    """LoRA (or QLoRA) SFT of ``model`` on the users' turns of ``traces``; returns (adapter folder, loss log).
+
+    Resumes from the newest complete checkpoint in the run folder, if there is one.
+    """
+    import torch
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    run = cfg.folder()
+    examples = user_turn_examples(traces, tokenizer, style)
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    args = SFTConfig(
+        output_dir=str(run / "checkpoints"), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
+        learning_rate=cfg.learning_rate, lr_scheduler_type="cosine", warmup_steps=max(1, cfg.steps // 20),
+        logging_steps=max(1, cfg.steps // 30), save_steps=cfg.save_steps, save_total_limit=2, report_to=[],
+        seed=cfg.seed, data_seed=cfg.seed, bf16=bf16, fp16=cuda and not bf16, use_cpu=not cuda,
+        completion_only_loss=True, eos_token=tokenizer.convert_ids_to_tokens(turn_end_id(tokenizer)),
+        max_length=cfg.max_length, dataloader_num_workers=0,
+    )
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
+                         peft_config=lora_config(cfg), callbacks=callbacks)
+    trainer.train(resume_from_checkpoint=last_checkpoint(run / "checkpoints"))
+    adapter = run / "adapter"
+    tmp = run / "adapter.saving"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.model.save_pretrained(tmp)
+    if adapter.exists():
+        shutil.rmtree(adapter)
+    os.replace(tmp, adapter)
+    log = [h for h in trainer.state.log_history if "loss" in h]
+    atomic_write_json(run / "sft_log.json", log)
+    return adapter, log
+
+
+# ----------------------------------------------------------------------------- the whole stage
+
+
+def load_base(cfg: CalibrationConfig) -> tuple[Any, Any]:
+    """The simulator's base model and tokenizer for the profile (4-bit if asked; a clear error without CUDA)."""
+    from .profiles import get_profile, load_model
+
+    profile = get_profile(cfg.profile)
+    model, tok = load_model(cfg.user_model or profile.user_model, load_in_4bit=cfg.load_in_4bit)
+    if cfg.load_in_4bit:
+        from peft import prepare_model_for_kbit_training
+
+        model = prepare_model_for_kbit_training(model)
+    return model, tok
+
+
+def traces_for(cfg: CalibrationConfig) -> tuple[list[Dialogue], list[Dialogue]]:
+    """Train and held-out traces, collected once and kept in the run folder (reused on a re-run)."""
+    run = cfg.folder()
+    train_path, held_path = run / "traces.jsonl", run / "heldout.jsonl"
+    if train_path.is_file() and held_path.is_file():
+        train, held = read_jsonl(train_path), read_jsonl(held_path)
+    elif cfg.task == "chitchat":
+        train = chitchat_dialogues(cfg.n_traces, cfg.seed)
+        held = chitchat_dialogues(cfg.n_heldout, cfg.seed, offset=cfg.n_traces)
+    else:
+        from .profiles import get_profile, load_model
+        from .rollout import Policy
+        from .world import WorldConfig, build_world
+
+        world = build_world(WorldConfig.make())
+        train_goals = [t["goal"] for t in world.tasks(cfg.task, "train")]
+        test_goals = [t["goal"] for t in world.tasks(cfg.task, "test")]
+        if cfg.n_traces > len(train_goals) or cfg.n_heldout > len(test_goals):
+            raise ValueError(f"{cfg.task}: asked for {cfg.n_traces} train / {cfg.n_heldout} held-out traces, "
+                             f"the world has {len(train_goals)} train and {len(test_goals)} test goals")
+        profile = get_profile(cfg.profile)
+        model, tok = load_model(profile.policy_model)
+        policy = Policy(model, tok, "base", profile.policy_temperature, profile.max_new_tokens)
+        train = collect_traces(policy, cfg.task, train_goals[: cfg.n_traces], world.config.max_messages, cfg.seed)
+        held = collect_traces(policy, cfg.task, test_goals[: cfg.n_heldout], world.config.max_messages, cfg.seed + 10_000)
+    validate_traces(train, str(train_path))
+    validate_traces(held, str(held_path))
+    if len(held) < 2:
+        raise ValueError(f"{held_path}: {len(held)} held-out dialogue(s) are too few to measure a gap; use n_heldout ≥ 2")
+    write_jsonl(train_path, train)
+    write_jsonl(held_path, held)
+    return train, held
+
+
+def gap_metrics(cfg: CalibrationConfig, simulators: dict[str, Any], heldout: Sequence[Dialogue], style: str) -> dict[str, Any]:
+    """NLL of held-out real-user turns, behaviour statistics and outcome, per simulator ``{name: (model, tokenizer)}``."""
+    from .profiles import get_profile, load_model
+    from .rollout import Policy, mean_scores, rollout
+    from .stats import behaviour_stats, behaviour_tv
+    from .users import LMUser
+
+    report: dict[str, Any] = {"real": {"stats": behaviour_stats(heldout), "scores": mean_scores(heldout)}}
+    policy = None
+    if cfg.task != "chitchat":
+        profile = get_profile(cfg.profile)
+        pm, pt = load_model(profile.policy_model)
+        policy = Policy(pm, pt, "base", profile.policy_temperature, profile.max_new_tokens)
+    goals = [d.goal for d in heldout][: cfg.n_sim_dialogues]
+    for name, (model, tok) in simulators.items():
+        entry: dict[str, Any] = {"nll": user_nll(model, tok, heldout, style)}
+        if policy is not None:
+            sim = LMUser(model, tok, name=name, temperature=get_profile(cfg.profile).user_temperature, prompt_style=style)
+            ds = rollout(policy, sim, cfg.task, goals, max_messages=max(len(d.messages) for d in heldout) if heldout else 14, seed=cfg.seed + 20_000).dialogues
+            entry.update(stats=behaviour_stats(ds), tv_to_real=behaviour_tv(ds, heldout), scores=mean_scores(ds))
+        report[name] = entry
+    return report
+
+
+def calibrate(cfg: CalibrationConfig) -> dict[str, Any]:
+    """Collect traces, train the calibrated simulator (resuming if interrupted), measure naive vs calibrated.
+
+    Writes under the run folder: ``config.json``, ``traces.jsonl``, ``heldout.jsonl``, ``checkpoints/``,
+    ``adapter/`` (the LoRA adapter with its config), ``sft_log.json`` and ``gap.json``.
+    """
+    from .profiles import get_profile
+    from .settings import set_seed
+
+    if cfg.load_in_4bit:
+        from .profiles import quantization_config
+
+        quantization_config(True)  # a clear error before any work where 4-bit cannot run
+    run = cfg.folder()
+    run.mkdir(parents=True, exist_ok=True)
+    cfg.save(run)
+    set_seed(cfg.seed)
+    style = get_profile(cfg.profile).user_prompt_style
+    train, held = traces_for(cfg)
+    naive = load_base(cfg)
+    base_model, tok = load_base(cfg)
+    adapter, log = train_simulator(cfg, base_model, tok, train, style)
+    calibrated = load_calibrated(cfg, adapter)
+    report = gap_metrics(cfg, {"naive": naive, "calibrated": calibrated}, held, style)
+    report["sft_log"] = log
+    report["adapter"] = str(adapter)
+    atomic_write_json(run / "gap.json", _finite(report))
+    return report
+
+
+def load_calibrated(cfg: CalibrationConfig, adapter: Path) -> tuple[Any, Any]:
+    """A fresh copy of the simulator's base model with the saved LoRA adapter on top."""
+    from peft import PeftModel
+
+    model, tok = load_base(cfg)
+    model = PeftModel.from_pretrained(model, str(adapter))
+    model.eval()
+    return model, tok
+
+
+def _finite(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {k: _finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_finite(v) for v in x]
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+
+
+def format_gap(report: dict[str, Any]) -> str:
+    """Naive vs calibrated on every gap metric, one line each (lower is closer to the real users)."""
+    lines = [f"{'metric':>28} {'naive':>9} {'calibrated':>11}"]
+    lines.append(f"{'NLL of real-user turns':>28} {report['naive']['nll']:9.3f} {report['calibrated']['nll']:11.3f}")
+    for key in report["naive"].get("tv_to_real", {}):
+        lines.append(f"{'TV ' + key:>28} {report['naive']['tv_to_real'][key]:9.3f} {report['calibrated']['tv_to_real'][key]:11.3f}")
+    real = report["real"].get("scores", {})
+    for metric in ("accuracy", "bleu"):
+        if metric in real and metric in report["naive"].get("scores", {}):
+            lines.append(f"base policy's {metric}: {real[metric]:.3f} with the real users, {report['naive']['scores'][metric]:.3f} with the naive "
+                         f"simulator, {report['calibrated']['scores'][metric]:.3f} with the calibrated one")
+    return "\n".join(lines)
+
+
+def report_json(report: dict[str, Any]) -> str:
+    return json.dumps(_finite({k: v for k, v in report.items() if k != "sft_log"}), indent=2)
+
+
+def sample_user_turn(model: Any, tokenizer: Any, dialogue: Dialogue, k: int, style: str, seed: int = 0) -> str:
+    """What a model playing the user says at message ``k`` of ``dialogue`` (same context the real user had)."""
+    import torch
+
+    from .users import LMUser
+
+    if not 0 <= k < len(dialogue.messages) or dialogue.messages[k].role != "user":
+        raise ValueError(f"message {k} of dialogue {dialogue.task_id} is not a user turn")
+    torch.manual_seed(seed)
+    user = LMUser(model, tokenizer, prompt_style=style)
+    state = user.open(get_task(dialogue.task), dialogue.goal, np.random.default_rng(seed))
+    return user.replies([state], [dialogue.messages[:k]])[0]

@@ -1,0 +1,141 @@
+"""Phase 1: traces, LoRA SFT of the user simulator, the gap metrics, resume and bad input."""
+
+import json
+
+import pytest
+
+from calirl_lite import calibration as cal
+from calirl_lite.cli import main
+from calirl_lite.dialogue import Dialogue, Message, write_jsonl
+from calirl_lite.tiny_models import build_tiny_model
+
+
+def test_calibration_lowers_the_nll_of_held_out_real_user_turns(tmp_path):
+    cfg = cal.CalibrationConfig.make(task="arith-chat", out_dir=str(tmp_path), steps=40, n_sim_dialogues=6)
+    report = cal.calibrate(cfg)
+    assert report["calibrated"]["nll"] < report["naive"]["nll"]
+    assert (tmp_path / "adapter" / "adapter_config.json").is_file() and (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
+    gap = json.loads((tmp_path / "gap.json").read_text())
+    assert set(gap["naive"]["tv_to_real"]) == {"unprompted_reveal_rate", "accept_wrong_rate", "user_words", "termination_rate", "messages"}
+    assert cal.CalibrationConfig.load(tmp_path / "config.json") == cfg
+    train, held = (cal.read_jsonl(tmp_path / n) for n in ("traces.jsonl", "heldout.jsonl"))
+    assert {json.dumps(d.goal, sort_keys=True) for d in train}.isdisjoint({json.dumps(d.goal, sort_keys=True) for d in held})
+    assert len(train) == cfg.n_traces and len(held) == cfg.n_heldout
+
+
+def test_sft_examples_are_the_users_view_with_the_user_turn_as_completion():
+    from calirl_lite.world import WorldConfig, build_world
+
+    _, tok = build_world(WorldConfig.make()).load_model()
+    d = Dialogue("arith-chat", "x", {"name": "tom", "item": "apples", "verb": 0, "start": 3, "change": 2, "answer": 5},
+                 [Message("user", "tom has some apples ."), Message("assistant", "how many apples at the start ?"), Message("user", "3 apples at the start .")])
+    ex = cal.user_turn_examples([d], tok, "tiny")
+    assert [e["completion"] for e in ex] == ["tom has some apples .", "3 apples at the start ."]
+    assert "answer : 5" in ex[1]["prompt"] and ex[1]["prompt"].endswith("<|im_start|>user\n")
+    ids, mask = cal.user_view_sequence(d, tok, "tiny")
+    assert tok.decode([t for t, m in zip(ids, mask) if m], skip_special_tokens=True).split() == "tom has some apples . 3 apples at the start .".split()
+
+
+def test_an_interrupted_calibration_resumes_from_its_last_checkpoint(tmp_path):
+    from transformers import TrainerCallback
+
+    class Stop(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            if state.global_step == 5:
+                raise KeyboardInterrupt
+
+    cfg = cal.CalibrationConfig.make(task="docedit-chat", out_dir=str(tmp_path), steps=8, save_steps=4)
+    train, _ = cal.traces_for(cfg)
+    model, tok = cal.load_base(cfg)
+    with pytest.raises(KeyboardInterrupt):
+        cal.train_simulator(cfg, model, tok, train, "tiny", callbacks=[Stop()])
+    assert cal.last_checkpoint(tmp_path / "checkpoints").endswith("checkpoint-4")
+    model, tok = cal.load_base(cfg)
+    adapter, log = cal.train_simulator(cfg, model, tok, train, "tiny")
+    state = json.loads((tmp_path / "checkpoints" / "checkpoint-8" / "trainer_state.json").read_text())
+    assert state["global_step"] == 8 and min(h["step"] for h in log) <= 4  # the log carries on from the checkpoint
+    assert (adapter / "adapter_config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "messages, goal, message",
+    [
+        ([Message("user", "  "), Message("assistant", "hi")], {"a": 1}, "empty user turn"),
+        ([Message("assistant", "hi")], {"a": 1}, "message 0 has role 'assistant'"),
+        ([Message("user", "a"), Message("user", "b")], {"a": 1}, "message 1 has role 'user'"),
+        ([Message("user", "a")], {}, "missing hidden goal"),
+    ],
+)
+def test_malformed_traces_are_named(messages, goal, message):
+    with pytest.raises(ValueError, match=message):
+        cal.validate_traces([Dialogue("arith-chat", "7", goal, messages)], "traces.jsonl")
+
+
+def test_a_bad_trace_file_is_reported_with_its_line(tmp_path):
+    cfg = cal.CalibrationConfig.make(out_dir=str(tmp_path))
+    write_jsonl(tmp_path / "heldout.jsonl", [Dialogue("arith-chat", "1", {"a": 1}, [Message("user", "x")])] * 2)
+    (tmp_path / "traces.jsonl").write_text('{"task": "arith-chat"}\n')
+    with pytest.raises(ValueError, match=r"traces.jsonl:1: missing field"):
+        cal.traces_for(cfg)
+
+
+def test_too_few_traces_stop_with_a_clear_message(tmp_path):
+    with pytest.raises(ValueError, match="too few traces"):
+        cal.CalibrationConfig(n_traces=2)
+    with pytest.raises(ValueError, match="too few to measure a gap"):
+        cal.traces_for(cal.CalibrationConfig.make(out_dir=str(tmp_path), n_heldout=1))
+
+
+def test_qlora_needs_cuda_and_says_so_before_any_work(tmp_path):
+    import torch
+
+    cfg = cal.CalibrationConfig.make(out_dir=str(tmp_path / "run"), load_in_4bit=True)
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: the 4-bit path is checked by test_qlora_builds_4bit_adapters_on_tiny_models")
+    with pytest.raises(ValueError, match="needs a CUDA GPU"):
+        cal.calibrate(cfg)
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("family", ["qwen2", "gemma3"])
+def test_lora_adapters_on_tiny_random_models_and_4bit_where_cuda_is(family, tmp_path):
+    import torch
+
+    folder = build_tiny_model(family, tmp_path / family)
+    cfg = cal.CalibrationConfig.make(task="arith-chat", user_model=str(folder), out_dir=str(tmp_path / "run"), steps=2, batch_size=2)
+    train, _ = cal.traces_for(cfg)
+    model, tok = cal.load_base(cfg)
+    adapter, _ = cal.train_simulator(cfg, model, tok, train[:4], "collabllm")
+    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == cfg.lora_r
+    if torch.cuda.is_available():  # QLoRA: 4-bit base, LoRA on top
+        import bitsandbytes as bnb
+
+        q = cal.CalibrationConfig.make(task="arith-chat", user_model=str(folder), out_dir=str(tmp_path / "q"), load_in_4bit=True)
+        qmodel, _ = cal.load_base(q)
+        assert any(isinstance(m, bnb.nn.Linear4bit) for m in qmodel.modules())
+
+
+def test_human_turns_from_chitchat_alternate_and_start_with_the_user():
+    ds = cal.chitchat_dialogues(20, seed=1)
+    assert len(ds) == 20 and all(d.messages[0].role == "user" and len(d.messages) >= 2 for d in ds)
+    cal.validate_traces(ds)
+    assert cal.chitchat_dialogues(5, seed=1, offset=20)[0].task_id not in {d.task_id for d in ds}
+
+
+def test_calibrate_command_prints_json(tmp_path, capsys):
+    assert main(["calibrate", "--task", "docedit-chat", "--out-dir", str(tmp_path), "--n-sim-dialogues", "4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["naive"]["nll"] > 0 and out["calibrated"]["nll"] > 0 and "tv_to_real" in out["calibrated"]
+    assert main(["calibrate", "--task", "chess"]) == 2
+
+
+def test_turn_comparer_shows_the_real_turn_and_each_simulator(tmp_path):
+    from calirl_lite.widgets import TurnComparer
+
+    cfg = cal.CalibrationConfig.make(out_dir=str(tmp_path))
+    _, held = cal.traces_for(cfg)
+    comparer = TurnComparer(held, {"naive": cal.load_base(cfg)}, "tiny")
+    got = comparer.compare()
+    k = comparer.user_turns()[comparer.turn.value]
+    assert got["real"] == held[0].messages[k].text and isinstance(got["naive"], str)
+    assert "naive" in comparer.view.value
