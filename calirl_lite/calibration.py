@@ -123,8 +123,10 @@ def collect_traces(policy: Any, task: str, goals: Sequence[dict[str, Any]], max_
     from .rollout import rollout
     from .users import ScriptedUsers
 
+    from tqdm.auto import tqdm
+
     dialogues = []
-    for start in range(0, len(goals), 64):  # batches of 64 keep memory flat
+    for start in tqdm(range(0, len(goals), 64), desc=f"{task} traces", unit="batch of 64"):  # batches keep memory flat
         part = goals[start : start + 64]
         ids = [f"{task}-trace-{seed}-{start + i}" for i in range(len(part))]
         dialogues += rollout(policy, ScriptedUsers(), task, part, max_messages, seed=seed + start, task_ids=ids).dialogues
@@ -324,17 +326,20 @@ def gap_metrics(cfg: CalibrationConfig, simulators: dict[str, Any], heldout: Seq
     from .users import LMUser
 
     report: dict[str, Any] = {"real": {"stats": behaviour_stats(heldout), "scores": mean_scores(heldout)}}
-    policy = None
+    policy, max_messages = None, 14
     if cfg.task != "chitchat":
+        from .world import WorldConfig, build_world
+
         profile = get_profile(cfg.profile)
         pm, pt = load_model(profile.policy_model)
         policy = Policy(pm, pt, "base", profile.policy_temperature, profile.max_new_tokens)
+        max_messages = build_world(WorldConfig.make()).config.max_messages
     goals = [d.goal for d in heldout][: cfg.n_sim_dialogues]
     for name, (model, tok) in simulators.items():
         entry: dict[str, Any] = {"nll": user_nll(model, tok, heldout, style)}
         if policy is not None:
             sim = LMUser(model, tok, name=name, temperature=get_profile(cfg.profile).user_temperature, prompt_style=style)
-            ds = rollout(policy, sim, cfg.task, goals, max_messages=max(len(d.messages) for d in heldout) if heldout else 14, seed=cfg.seed + 20_000).dialogues
+            ds = rollout(policy, sim, cfg.task, goals, max_messages=max_messages, seed=cfg.seed + 20_000).dialogues
             entry.update(stats=behaviour_stats(ds), tv_to_real=behaviour_tv(ds, heldout), scores=mean_scores(ds))
         report[name] = entry
     return report

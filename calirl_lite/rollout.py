@@ -60,7 +60,7 @@ class RolloutBatch:
 
 
 def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[str, Any]], max_messages: int = 14,
-            seed: int = 0, task_ids: Sequence[str] | None = None, progress: bool = False) -> RolloutBatch:
+            seed: int = 0, task_ids: Sequence[str] | None = None) -> RolloutBatch:
     """Run one dialogue per goal, all in lock step. Same seed and inputs → same dialogues on CPU."""
     import torch
 
@@ -85,11 +85,6 @@ def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[s
     live = [i for i, d in enumerate(dialogues) if TERMINATE not in d.messages[0].text]
     for i in set(range(len(dialogues))) - set(live):
         dialogues[i].terminated = True
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=max_messages, desc="messages", unit="msg", leave=False)
     stream = TokenStream(policy.model, tok, [batch.prompt_ids[i] for i in live]) if live else None
     while live:
         outs = stream.sample(policy.max_new_tokens, policy.temperature)  # type: ignore[union-attr]
@@ -121,11 +116,6 @@ def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[s
             if still:
                 stream.extend(segments)  # type: ignore[union-attr]
             live = still
-        if bar is not None:
-            bar.n = max((len(d.messages) for d in dialogues), default=0)
-            bar.refresh()
-    if bar is not None:
-        bar.close()
     batch.generated_tokens = generated + user.generated_tokens - user_tokens_before
     batch.seconds = time.perf_counter() - start  # generation only; scoring below is the reward's work
     for d, mask in zip(dialogues, batch.env_mask):
