@@ -18,9 +18,7 @@ SmolLM2 toward *real human* turns (``--profile smol --task chitchat``, the chitc
 
 from __future__ import annotations
 
-import hashlib
 import json
-import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -31,7 +29,7 @@ import numpy as np
 
 from .chat import encode, next_segment_ids, opening, turn_end_id, user_prompt_ids
 from .dialogue import Dialogue, Message, read_jsonl, write_jsonl
-from .io import atomic_write_json
+from .io import atomic_write_json, json_safe
 from .paths import project_root
 from .settings import Settings
 from .tasks import get_task
@@ -92,7 +90,7 @@ class CalibrationConfig(Settings):
         """The run folder; its name carries a hash of the settings, so a changed setting never resumes an old run."""
         if self.out_dir:
             return Path(self.out_dir)
-        key = hashlib.sha256(json.dumps({k: v for k, v in self.to_dict().items() if k != "out_dir"}, sort_keys=True).encode()).hexdigest()[:8]
+        key = self.digest(exclude=("out_dir",))
         base = Path(os.environ.get("CALIRL_RUNS") or project_root() / "runs")
         return base / f"calibrate-{self.profile}-{self.task}-seed{self.seed}-{key}"
 
@@ -371,7 +369,7 @@ def calibrate(cfg: CalibrationConfig) -> dict[str, Any]:
     report = gap_metrics(cfg, {"naive": naive, "calibrated": calibrated}, held, style)
     report["sft_log"] = log
     report["adapter"] = str(adapter)
-    atomic_write_json(run / "gap.json", _finite(report))
+    atomic_write_json(run / "gap.json", json_safe(report))
     return report
 
 
@@ -383,14 +381,6 @@ def load_calibrated(cfg: CalibrationConfig, adapter: Path) -> tuple[Any, Any]:
     model = PeftModel.from_pretrained(model, str(adapter))
     model.eval()
     return model, tok
-
-
-def _finite(x: Any) -> Any:
-    if isinstance(x, dict):
-        return {k: _finite(v) for k, v in x.items()}
-    if isinstance(x, list):
-        return [_finite(v) for v in x]
-    return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
 def format_gap(report: dict[str, Any]) -> str:
@@ -408,7 +398,7 @@ def format_gap(report: dict[str, Any]) -> str:
 
 
 def report_json(report: dict[str, Any]) -> str:
-    return json.dumps(_finite({k: v for k, v in report.items() if k != "sft_log"}), indent=2)
+    return json.dumps(json_safe({k: v for k, v in report.items() if k != "sft_log"}), indent=2)
 
 
 def sample_user_turn(model: Any, tokenizer: Any, dialogue: Dialogue, k: int, style: str, seed: int = 0) -> str:

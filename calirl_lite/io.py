@@ -8,6 +8,7 @@ and only then renamed over the target with :func:`os.replace`, which is atomic.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -37,6 +38,15 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """Write ``text`` to ``path`` atomically."""
     return atomic_write(path, lambda f: f.write(text))
+
+
+def json_safe(x: Any) -> Any:
+    """``x`` with every NaN or infinite float (in nested dicts and lists) replaced by None, which JSON can hold."""
+    if isinstance(x, dict):
+        return {k: json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [json_safe(v) for v in x]
+    return None if isinstance(x, float) and not math.isfinite(x) else x
 
 
 def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:

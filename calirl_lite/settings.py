@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import hashlib
 import inspect
 import json
 import os
@@ -85,6 +86,12 @@ class Settings:
         values = dict(cls.SMOKE) if smoke_mode() else {}
         values.update(overrides)
         return cls(**values)
+
+    def digest(self, exclude: tuple[str, ...] = (), extra: dict[str, Any] | None = None) -> str:
+        """A short hash of the settings (less ``exclude``, plus ``extra``): names cache and run folders, so a changed setting never reuses an old one."""
+        d = {k: v for k, v in self.to_dict().items() if k not in exclude}
+        d.update(extra or {})
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain JSON-ready values (tuples become lists)."""

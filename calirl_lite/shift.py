@@ -35,7 +35,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .io import atomic_write_json
+from .io import atomic_write_json, json_safe
 from .settings import Settings
 
 ATOL = 1e-9
@@ -579,8 +579,7 @@ def save_shift(result: dict[str, Any], cfg: ShiftConfig, out: str | os.PathLike)
 
     out = Path(out)
     cfg.save(out)
-    slopes = {k: (None if math.isnan(v) else v) for k, v in result["slopes"].items()}
-    atomic_write_json(out / "shift.json", {**result, "slopes": slopes})
+    atomic_write_json(out / "shift.json", json_safe(result))
     close_figure(plot_shift(result, path=out / "shift.png"))
     return out
 

@@ -122,11 +122,6 @@ def format_report(report: dict[str, Any], reference: str = "real") -> str:
 
 def save_report(report: dict[str, Any], path: Any) -> None:
     """Write a users report as JSON (atomically; NaN becomes null)."""
-    from .io import atomic_write_json
+    from .io import atomic_write_json, json_safe
 
-    def clean(x: Any) -> Any:
-        if isinstance(x, dict):
-            return {k: clean(v) for k, v in x.items()}
-        return None if isinstance(x, float) and x != x else x
-
-    atomic_write_json(path, clean(report))
+    atomic_write_json(path, json_safe(report))

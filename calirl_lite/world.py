@@ -20,7 +20,6 @@ naive simulator has a real, measurable gap to the real users — the gap the pap
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -144,9 +143,7 @@ class WorldConfig(Settings):
 
     def key(self) -> str:
         """A short hash of every setting that changes what is built (not where it is cached), and of the world's format."""
-        d = {k: v for k, v in self.to_dict().items() if k != "cache_dir"}
-        d["world_format"] = WORLD_FORMAT
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+        return self.digest(exclude=("cache_dir",), extra={"world_format": WORLD_FORMAT})
 
     def folder(self) -> Path:
         base = Path(self.cache_dir) if self.cache_dir else default_cache_dir()
