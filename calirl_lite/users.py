@@ -105,9 +105,6 @@ class LMUser(User):
     def _view(self, state: UserState, history: list[Message]) -> list[dict[str, str]]:
         return user_messages(state.task, state.goal, history, self.prompt_style)
 
-    def first_messages(self, states: list[UserState]) -> list[str]:
-        return self.replies(states, [[] for _ in states])
-
     def replies(self, states: list[UserState], histories: list[list[Message]]) -> list[str]:
         """Sample the next user message of each dialogue.
 

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from .dialogue import TERMINATE, Dialogue, Message
+from .dialogue import TERMINATE, Dialogue, Message, write_jsonl
 from .io import atomic_write_json, atomic_write_text
 from .paths import cache_dir as default_cache_dir
 from .settings import Settings
@@ -346,8 +346,6 @@ def build_world(cfg: WorldConfig | None = None, force: bool = False, verbose: bo
         for split, rows in parts.items():
             atomic_write_text(tmp / "tasks" / f"{name}-{split}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     corpus = make_corpus(cfg, splits)
-    from .dialogue import write_jsonl
-
     write_jsonl(tmp / "corpus.jsonl", corpus)
     plain = train_word_tokenizer([], extra_words=())  # template-only tokenizer to render the corpus
     texts = corpus_texts(corpus, plain)
