@@ -62,3 +62,31 @@ def test_user_tokens_carry_no_gradient_and_policy_tokens_do(trainer_and_batch):
     policy = (batch["tool_mask"] == 1) & (batch["completion_mask"] == 1)
     moved = dict(batch, old_per_token_logps=batch["old_per_token_logps"] + 0.5 * policy)
     assert abs(float(trainer._compute_loss(model, moved)) - base) > 1e-4
+
+
+def test_pinned_trl_hands_rollout_func_each_prompt_repeated_once_per_generation(tmp_path):
+    """TRL 1.16 (pinned) gives ``rollout_func`` every prompt already repeated ``num_generations`` times and
+    wants exactly one completion back per prompt it gave (its docstring says otherwise); the trainer of
+    issue 5 must follow what the library does. This test pins it, so an upgrade that changes it fails here."""
+    from datasets import Dataset
+    from trl import GRPOConfig, GRPOTrainer
+
+    from calirl_lite.chat import prompt_ids
+    from calirl_lite.world import WorldConfig, build_world
+
+    model, tok = build_world(WorldConfig.make()).load_model()
+    seen = []
+
+    def rollout_func(prompts, trainer):
+        seen.append(list(prompts))
+        ids = [prompt_ids(tok, [{"role": "user", "content": p}]) for p in prompts]
+        return {"prompt_ids": ids, "completion_ids": [[5, 6, tok.eos_token_id]] * len(ids), "logprobs": [[-1.0] * 3] * len(ids)}
+
+    args = GRPOConfig(output_dir=str(tmp_path), per_device_train_batch_size=4, num_generations=2, max_completion_length=8, max_steps=1,
+                      report_to=[], use_cpu=True, bf16=False, save_strategy="no")
+    trainer = GRPOTrainer(model=model, reward_funcs=lambda completions, **kw: [float(i % 2) for i in range(len(completions))], args=args,
+                          train_dataset=Dataset.from_list([{"prompt": f"p{i}"} for i in range(8)]), processing_class=tok, rollout_func=rollout_func)
+    trainer.train()
+    assert len(seen) == 1 and len(seen[0]) == 4
+    assert seen[0][0::2] == seen[0][1::2]  # each prompt twice, side by side
+    assert trainer.state.global_step == 1
