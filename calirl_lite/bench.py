@@ -25,8 +25,8 @@ def bench_rollout(profile: str = "tiny", task: str = "arith-chat", n_dialogues: 
     import torch
 
     from .chat import generate
-    from .profiles import get_profile, load_model
-    from .rollout import Policy, rollout, rollout_one_at_a_time
+    from .profiles import get_profile
+    from .rollout import base_policy, rollout, rollout_one_at_a_time
     from .tasks import get_task
     from .users import LMUser, ScriptedUsers
     from .world import WorldConfig, build_world
@@ -37,10 +37,10 @@ def bench_rollout(profile: str = "tiny", task: str = "arith-chat", n_dialogues: 
         raise ValueError(f"user must be 'naive' (the LM plays the user) or 'real' (scripted), got {user!r}")
     if repeats < 1:
         raise ValueError(f"repeats must be ≥ 1, got {repeats}")
-    model, tok = load_model(prof.policy_model)
     goals = [t["goal"] for t in build_world(WorldConfig.make()).tasks(task, "test")]
     goals = (goals * (n_dialogues // max(1, len(goals)) + 1))[:n_dialogues]
-    policy = Policy(model, tok, "base", prof.policy_temperature, max_new_tokens)
+    policy = base_policy(profile, max_new_tokens)
+    model, tok = policy.model, policy.tokenizer
     sim = LMUser(model, tok, max_new_tokens=max_new_tokens, prompt_style=prof.user_prompt_style) if user == "naive" else ScriptedUsers()
     rollout(policy, sim, task, goals[:2], max_messages, seed=seed)  # warm-up
     engine_rates, generate_rates, fixed_rates, engine_tokens = [], [], [], []

@@ -80,9 +80,7 @@ class CalibrationConfig(Settings):
 
         get_profile(self.profile)
         get_task(self.task)
-        for name in ("n_traces", "n_heldout", "n_sim_dialogues", "steps", "batch_size", "lora_r", "save_steps", "max_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        self.require_at_least_one("n_traces", "n_heldout", "n_sim_dialogues", "steps", "batch_size", "lora_r", "save_steps", "max_length")
         if self.n_traces < 4:
             raise ValueError(f"n_traces={self.n_traces} is too few traces to train on; use at least 4")
 
@@ -292,8 +290,7 @@ def traces_for(cfg: CalibrationConfig) -> tuple[list[Dialogue], list[Dialogue]]:
         train = chitchat_dialogues(cfg.n_traces, cfg.seed)
         held = chitchat_dialogues(cfg.n_heldout, cfg.seed, offset=cfg.n_traces)
     else:
-        from .profiles import get_profile, load_model
-        from .rollout import Policy
+        from .rollout import base_policy
         from .world import WorldConfig, build_world
 
         world = build_world(WorldConfig.make())
@@ -302,9 +299,7 @@ def traces_for(cfg: CalibrationConfig) -> tuple[list[Dialogue], list[Dialogue]]:
         if cfg.n_traces > len(train_goals) or cfg.n_heldout > len(test_goals):
             raise ValueError(f"{cfg.task}: asked for {cfg.n_traces} train / {cfg.n_heldout} held-out traces, "
                              f"the world has {len(train_goals)} train and {len(test_goals)} test goals")
-        profile = get_profile(cfg.profile)
-        model, tok = load_model(profile.policy_model)
-        policy = Policy(model, tok, "base", profile.policy_temperature, profile.max_new_tokens)
+        policy = base_policy(cfg.profile)
         train = collect_traces(policy, cfg.task, train_goals[: cfg.n_traces], world.config.max_messages, cfg.seed)
         held = collect_traces(policy, cfg.task, test_goals[: cfg.n_heldout], world.config.max_messages, cfg.seed + 10_000)
     validate_traces(train, str(train_path))
@@ -318,8 +313,8 @@ def traces_for(cfg: CalibrationConfig) -> tuple[list[Dialogue], list[Dialogue]]:
 
 def gap_metrics(cfg: CalibrationConfig, simulators: dict[str, Any], heldout: Sequence[Dialogue], style: str) -> dict[str, Any]:
     """NLL of held-out real-user turns, behaviour statistics and outcome, per simulator ``{name: (model, tokenizer)}``."""
-    from .profiles import get_profile, load_model
-    from .rollout import Policy, mean_scores, rollout
+    from .profiles import get_profile
+    from .rollout import base_policy, mean_scores, rollout
     from .stats import behaviour_stats, behaviour_tv
     from .users import LMUser
 
@@ -328,9 +323,7 @@ def gap_metrics(cfg: CalibrationConfig, simulators: dict[str, Any], heldout: Seq
     if cfg.task != "chitchat":
         from .world import WorldConfig, build_world
 
-        profile = get_profile(cfg.profile)
-        pm, pt = load_model(profile.policy_model)
-        policy = Policy(pm, pt, "base", profile.policy_temperature, profile.max_new_tokens)
+        policy = base_policy(cfg.profile)
         max_messages = build_world(WorldConfig.make()).config.max_messages
     goals = [d.goal for d in heldout][: cfg.n_sim_dialogues]
     for name, (model, tok) in simulators.items():

@@ -37,6 +37,15 @@ class Policy:
     max_new_tokens: int = 40
 
 
+def base_policy(profile: str, max_new_tokens: int | None = None) -> Policy:
+    """The profile's base policy (its policy model, prompted as the assistant), with the profile's sampling settings."""
+    from .profiles import get_profile, load_model
+
+    prof = get_profile(profile)
+    model, tok = load_model(prof.policy_model)
+    return Policy(model, tok, "base", prof.policy_temperature, max_new_tokens or prof.max_new_tokens)
+
+
 @dataclass
 class RolloutBatch:
     """Dialogues plus, per dialogue, the token-level record GRPO trains on."""

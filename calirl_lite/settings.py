@@ -87,6 +87,12 @@ class Settings:
         values.update(overrides)
         return cls(**values)
 
+    def require_at_least_one(self, *names: str) -> None:
+        """Raise a ValueError naming the first of these fields that is below 1 (counts, sizes, steps)."""
+        for name in names:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+
     def digest(self, exclude: tuple[str, ...] = (), extra: dict[str, Any] | None = None) -> str:
         """A short hash of the settings (less ``exclude``, plus ``extra``): names cache and run folders, so a changed setting never reuses an old one."""
         d = {k: v for k, v in self.to_dict().items() if k not in exclude}

@@ -129,9 +129,7 @@ class WorldConfig(Settings):
     SMOKE = {"n_train_tasks": 60, "n_test_tasks": 20, "corpus_dialogues": 300, "train_steps": 40, "hidden_size": 64, "num_layers": 2}
 
     def __post_init__(self) -> None:
-        for name in ("n_train_tasks", "n_test_tasks", "corpus_dialogues", "train_steps", "batch_size", "hidden_size", "num_layers", "num_heads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
+        self.require_at_least_one("n_train_tasks", "n_test_tasks", "corpus_dialogues", "train_steps", "batch_size", "hidden_size", "num_layers", "num_heads")
         if self.max_messages < 2:
             raise ValueError(f"max_messages must be ≥ 2 (one user and one assistant message), got {self.max_messages}")
         for name, mix, known in (("corpus_user_mix", self.corpus_user_mix, CORPUS_USERS), ("corpus_assistant_mix", self.corpus_assistant_mix, CORPUS_ASSISTANTS)):
