@@ -9,6 +9,8 @@ or two of its public functions. Modules, one per idea of the paper:
 * :mod:`calirl_lite.users` — one user-simulator interface: scripted, LM-prompted (naive), LoRA (calibrated), endpoint
 * :mod:`calirl_lite.chat`, :mod:`calirl_lite.rollout` — chat templates ↔ token ids, the batched rollout engine
 * :mod:`calirl_lite.calibration` — phase 1: real-user traces, LoRA SFT of the simulator, the sim-to-real gap (notebook 03)
+* :mod:`calirl_lite.train` — phase 2: GRPO (static, naive, calibrated, oracle) by one code path (notebook 04)
+* :mod:`calirl_lite.evaluate` — a policy's scores with a user on held-out goals
 * :mod:`calirl_lite.grpo` — the GRPO loss in one screen (a test checks it equals TRL's)
 * :mod:`calirl_lite.stats` — users' behaviour statistics and their distance to the real users'
 * :mod:`calirl_lite.dialogue` — ``Dialogue``, the currency between stages (JSON Lines, ``datasets``)

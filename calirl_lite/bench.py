@@ -74,3 +74,59 @@ def bench_rollout(profile: str = "tiny", task: str = "arith-chat", n_dialogues: 
     result["engine_vs_generate"] = result["engine_tok_s"] / result["generate_tok_s"]
     result["engine_vs_naive"] = result["engine_tok_s"] / result["naive_tok_s"]
     return result
+
+
+def bench_train(profile: str = "tiny", task: str = "arith-chat", steps: int = 6, prompts_per_step: int = 4, group_size: int = 8,
+                user: str = "real", seed: int = 0) -> dict[str, Any]:
+    """GRPO steps/s and tokens/s of ``calirl train``'s code path, single-turn and multi-turn.
+
+    *single-turn*: a message budget of 2 (the user's first message, one policy turn) — plain GRPO;
+    *multi-turn*: the world's budget (14 messages), user turns masked out of the loss.
+    Each is timed from the end of its first step (warm-up) to the end of its last; ``policy_tok_s``
+    counts the tokens the policy wrote and trained on (env_mask 1), ``all_tok_s`` every token of the
+    training sequences (prompt, policy and user), ``rollout_share`` the part of the time spent in rollouts.
+    """
+    import tempfile
+
+    import torch
+    from transformers import TrainerCallback
+
+    from .train import SIMULATOR, TrainConfig, check_inputs, make_trainer, make_user, training_starts
+    from .world import WorldConfig, build_world
+
+    if steps < 2:
+        raise ValueError(f"steps must be ≥ 2 (the first is a warm-up), got {steps}")
+    method = {"real": "oracle", "naive": "naive"}.get(user)
+    if method is None:
+        raise ValueError(f"user must be 'real' (scripted) or 'naive' (the LM plays the user), got {user!r}")
+    world = build_world(WorldConfig.make())
+    result: dict[str, Any] = {"profile": profile, "task": task, "user": user, "steps": steps, "prompts_per_step": prompts_per_step,
+                              "group_size": group_size, "threads": torch.get_num_threads()}
+
+    class Clock(TrainerCallback):
+        def __init__(self) -> None:
+            self.ends: list[float] = []
+            self.tokens: list[int] = []
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.ends.append(time.perf_counter())
+            self.tokens.append(int(state.num_input_tokens_seen))
+
+    for name, budget in (("single_turn", 2), ("multi_turn", world.config.max_messages)):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = TrainConfig(method=method, profile=profile, task=task, seed=seed, steps=steps, prompts_per_step=prompts_per_step,
+                              group_size=group_size, max_messages=budget, save_steps=steps + 1, out_dir=tmp)
+            need = check_inputs(cfg)
+            clock = Clock()
+            trainer, stats = make_trainer(cfg, training_starts(cfg, need, world, budget), make_user(SIMULATOR[method], profile), [clock])
+            trainer.train()
+        seconds = clock.ends[-1] - clock.ends[0]
+        timed = slice(1, None)  # the steps after the warm-up
+        result[name] = {
+            "max_messages": budget, "steps_per_s": (len(clock.ends) - 1) / seconds,
+            "policy_tok_s": sum(stats.policy_tokens[timed]) / seconds, "all_tok_s": (clock.tokens[-1] - clock.tokens[0]) / seconds,
+            "rollout_share": sum(stats.seconds[timed]) / seconds,
+            "policy_tokens_per_dialogue": sum(stats.policy_tokens[timed]) / ((steps - 1) * prompts_per_step * group_size),
+        }
+    return result
+

@@ -30,7 +30,6 @@ import numpy as np
 from .chat import encode, next_segment_ids, opening, turn_end_id, user_prompt_ids
 from .dialogue import Dialogue, Message, read_jsonl, write_jsonl
 from .io import atomic_write_json, json_safe
-from .paths import project_root
 from .settings import Settings
 from .tasks import get_task
 from .world import user_messages
@@ -71,7 +70,7 @@ class CalibrationConfig(Settings):
     max_length: int = 512
     """longest SFT example in tokens (longer ones are cut at the end)"""
     out_dir: str = ""
-    """run folder (default: runs/calibrate-<profile>-<task>-seed<seed>-<settings hash>, under $CALIRL_RUNS if set)"""
+    """run folder (default: runs/calibrate-<profile>-<task>-seed<seed>-<hash of the settings and the world>, under $CALIRL_RUNS if set)"""
 
     SMOKE = {"n_traces": 40, "n_heldout": 12, "n_sim_dialogues": 12, "steps": 8, "batch_size": 8, "save_steps": 4}
 
@@ -86,11 +85,8 @@ class CalibrationConfig(Settings):
 
     def folder(self) -> Path:
         """The run folder; its name carries a hash of the settings, so a changed setting never resumes an old run."""
-        if self.out_dir:
-            return Path(self.out_dir)
-        key = self.digest(exclude=("out_dir",))
-        base = Path(os.environ.get("CALIRL_RUNS") or project_root() / "runs")
-        return base / f"calibrate-{self.profile}-{self.task}-seed{self.seed}-{key}"
+        toy = self.task != "chitchat"  # the toy tasks' traces come from the world
+        return self.run_folder("calibrate", f"{self.profile}-{self.task}-seed{self.seed}", self.out_dir, world=toy or self.profile == "tiny")
 
 
 # ----------------------------------------------------------------------------- traces

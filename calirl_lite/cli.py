@@ -3,6 +3,8 @@
 Subcommands:
 
 * ``calirl shift --horizons 5 10 20 40 80 --out DIR`` — notebook 01's sweep: ``DIR/shift.json``, ``DIR/shift.png``
+* ``calirl world build``, ``calirl calibrate``, ``calirl train --method M`` — the stages, one at a time
+* ``calirl bench rollout|train`` — speed figures
 * ``calirl reproduce`` — the main job: runs every notebook top to bottom and keeps their figures and numbers under ``results/``
 
 Flags of a subcommand come from the fields of its settings dataclass, with the field's
@@ -109,6 +111,50 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, format_result, train
+
+    cfg = settings_from_args(TrainConfig, args)
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):  # with --json, stdout is the JSON only
+        result = train(cfg, force=args.force)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(format_result(result))
+        print(f"run folder: {result['run']}")
+    return 0
+
+
+def cmd_bench_train(args: argparse.Namespace) -> int:
+    from .bench import bench_train
+
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        r = bench_train(args.profile, args.task, args.steps, args.prompts_per_step, args.group_size, args.user, args.seed)
+    if args.json:
+        print(json.dumps(r, indent=2))
+        return 0
+    print(f"GRPO on {r['task']} ({r['profile']} profile, user: {r['user']}, {r['prompts_per_step']}×{r['group_size']} dialogues per step, "
+          f"{r['threads']} threads; timed over {r['steps'] - 1} steps after a warm-up)")
+    for name in ("single_turn", "multi_turn"):
+        x = r[name]
+        print(f"{name.replace('_', '-'):>12} ({x['max_messages']:>2} messages): {x['steps_per_s']:6.3f} steps/s  {x['policy_tok_s']:8.1f} policy tok/s  "
+              f"{x['all_tok_s']:9.1f} tok/s in training sequences  rollouts {100 * x['rollout_share']:.0f}% of the time  "
+              f"{x['policy_tokens_per_dialogue']:.1f} policy tokens per dialogue")
+    return 0
+
+
+def bench_parser(bench: Any, name: str, help: str, user: str, func: Any) -> argparse.ArgumentParser:
+    """A ``calirl bench NAME`` parser with the flags every benchmark has (profile, task, user, seed, --json)."""
+    p = bench.add_parser(name, help=help)
+    p.add_argument("--profile", default="tiny", help="model profile (default: tiny)")
+    p.add_argument("--task", default="arith-chat", help="task family")
+    p.add_argument("--user", default=user, choices=["naive", "real"], help=f"who plays the user: the LM (naive simulator) or the scripted real user (default: {user})")
+    p.add_argument("--seed", type=int, default=0, help="seed")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
     from .shift import ShiftConfig
@@ -131,18 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_world_build)
 
     bench = sub.add_parser("bench", help="benchmarks that print their figures").add_subparsers(dest="bench_command", required=True, metavar="WHAT")
-    p = bench.add_parser("rollout", help="tokens/s: batched rollout engine vs plain generate vs one dialogue at a time")
-    p.add_argument("--profile", default="tiny", help="model profile (default: tiny)")
-    p.add_argument("--task", default="arith-chat", help="task family")
+    p = bench_parser(bench, "rollout", "tokens/s: batched rollout engine vs plain generate vs one dialogue at a time", "naive", cmd_bench_rollout)
     p.add_argument("--dialogues", type=int, default=32, help="dialogues run together by the engine")
     p.add_argument("--naive-dialogues", type=int, default=8, help="dialogues run one at a time by the naive loop")
     p.add_argument("--max-messages", type=int, default=8, help="message budget per dialogue")
     p.add_argument("--max-new-tokens", type=int, default=24, help="tokens per turn at most")
-    p.add_argument("--user", default="naive", choices=["naive", "real"], help="who plays the user: the LM (naive simulator) or the scripted real user")
-    p.add_argument("--seed", type=int, default=0, help="sampling seed")
     p.add_argument("--repeats", type=int, default=3, help="runs of the engine and of generate (the median is reported)")
-    p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.set_defaults(func=cmd_bench_rollout)
+
+    p = bench_parser(bench, "train", "GRPO steps/s and tokens/s for single-turn and multi-turn rollouts", "real", cmd_bench_train)
+    p.add_argument("--steps", type=int, default=6, help="GRPO steps per setting (the first is a warm-up)")
+    p.add_argument("--prompts-per-step", type=int, default=4, help="distinct goals per step")
+    p.add_argument("--group-size", type=int, default=8, help="dialogues per goal")
 
     from .calibration import CalibrationConfig
 
@@ -150,6 +195,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_arguments(p, CalibrationConfig)
     p.add_argument("--json", action="store_true", help="end by printing the gap metrics of both simulators as JSON")
     p.set_defaults(func=cmd_calibrate)
+
+    from .train import TrainConfig
+
+    p = sub.add_parser("train", help="phase 2: GRPO of the policy (static, naive, calibrated or oracle), then its evaluation")
+    add_settings_arguments(p, TrainConfig)
+    p.add_argument("--force", action="store_true", help="train again even if this run has finished before")
+    p.add_argument("--json", action="store_true", help="end by printing the run's results as JSON")
+    p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("reproduce", help="the main job: run the notebooks top to bottom, figures and numbers under results/")
     p.add_argument("--profile", default="tiny", choices=["tiny"], help="model/data profile (only 'tiny' so far)")

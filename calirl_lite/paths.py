@@ -34,3 +34,8 @@ def cache_dir(name: str = "") -> Path:
     """``data/cache/<name>`` for built worlds and converted models, under ``$CALIRL_CACHE`` if set."""
     base = Path(os.environ.get("CALIRL_CACHE") or project_root() / "data" / "cache")
     return base / name if name else base
+
+
+def runs_dir() -> Path:
+    """``runs/`` for training runs (calibration, GRPO), under ``$CALIRL_RUNS`` if set."""
+    return Path(os.environ.get("CALIRL_RUNS") or project_root() / "runs")

@@ -173,3 +173,74 @@ def plot_gap(reports: dict[str, dict[str, Any]], path: str | os.PathLike | None 
         ax.grid(True, axis="y", alpha=0.3)
     fig.tight_layout()
     return _finish(fig, path)
+
+
+METHOD_COLORS = {"base": "tab:gray", "static": "tab:red", "naive": "tab:orange", "calibrated": "tab:green", "oracle": "tab:purple"}
+
+
+def reward_points(log: Sequence[dict[str, Any]]) -> tuple[list[int], list[float]]:
+    """(steps, mean reward) from a TRL log history (the entries that carry ``reward``)."""
+    rows = [h for h in log if "reward" in h]
+    return [int(h["step"]) for h in rows], [float(h["reward"]) for h in rows]
+
+
+def plot_reward_curves(curves: dict[str, Sequence[dict[str, Any]]], metric: str, title: str = "", ax: Any = None,
+                       path: str | os.PathLike | None = None) -> Any:
+    """Training reward (against each method's own training user) per GRPO step, one line per run;
+    a faint line is the raw step mean, the bold one its running mean over 5 steps."""
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(6, 3.6))
+    for name, log in curves.items():
+        steps, rewards = reward_points(log)
+        if not steps:
+            continue
+        color = METHOD_COLORS.get(name.split()[0])
+        ax.plot(steps, rewards, color=color, alpha=0.3, lw=1)
+        smooth = np.convolve(rewards, np.ones(5) / 5, mode="valid") if len(rewards) >= 5 else np.array(rewards)
+        ax.plot(steps[len(steps) - len(smooth):], smooth, color=color, lw=2, label=name)
+    ax.set_xlabel("GRPO step")
+    ax.set_ylabel(f"reward ({metric}) from the training user")
+    ax.set_title(title, fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8)
+    if fig is None:
+        return ax.figure
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def reward_curve(log: Sequence[dict[str, Any]], metric: str, title: str, path: str | os.PathLike) -> None:
+    """Save one run's reward curve (and close it)."""
+    close_figure(plot_reward_curves({"reward": log}, metric, title, path=path))
+
+
+def plot_sim_vs_real(results: Sequence[dict[str, Any]], path: str | os.PathLike | None = None) -> Any:
+    """Per task, each trained policy's score from its training user next to its score from the real users
+    (mean over seeds, a dot per seed); the base policy with the real users first. Where the left bar of a
+    pair stands far above the right one, the policy learned to please its simulator."""
+    tasks = sorted({r["task"] for r in results})
+    methods = [m for m in ("static", "naive", "calibrated", "oracle") if any(r["method"] == m for r in results)]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        rows = [r for r in results if r["task"] == task]
+        metric = rows[0]["metric"]
+        base = list({r["seed"]: r["base"]["real"][metric] for r in rows}.values())  # the same for every method of a seed
+        bars = [("base", None, base)] + [
+            (m, [r["trained"]["simulator"][metric] for r in rows if r["method"] == m], [r["trained"]["real"][metric] for r in rows if r["method"] == m])
+            for m in methods]
+        for k, (name, sim, real) in enumerate(bars):
+            for j, values in enumerate((sim, real)):
+                if values is None:
+                    continue
+                color = "tab:olive" if j == 0 else "tab:blue"
+                label = ("with its training user" if j == 0 else "with the real users") if k == 1 else None
+                ax.bar(k + 0.38 * j, np.mean(values), 0.38, color=color, alpha=0.85, label=label)
+                ax.plot([k + 0.38 * j] * len(values), values, "k.", ms=4)
+        ax.set_xticks(np.arange(len(bars)) + 0.19, [b[0] for b in bars])
+        ax.set_ylabel(metric)
+        ax.set_title(f"{task}: each policy scored by its training user and by real users", fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _finish(fig, path)

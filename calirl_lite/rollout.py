@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .chat import TokenStream, next_segment_ids, prompt_ids
+from .chat import TokenStream, next_segment_ids, prompt_ids, turn_end_id
 from .dialogue import TERMINATE, Dialogue, Message
 from .tasks import Task, get_task
 from .users import User
@@ -60,38 +60,73 @@ class RolloutBatch:
     seconds: float = 0.0
     """wall time of the generation (scoring excluded)"""
 
+    end_id: int = 0
+    """the turn-end token id of the policy's tokenizer"""
+
     def as_trl(self) -> dict[str, Any]:
-        """The dict a TRL ``rollout_func`` returns (extra keys reach the reward functions)."""
+        """The dict a TRL ``rollout_func`` returns (extra keys reach the reward functions).
+
+        A dialogue that the user ended before the policy wrote anything (a first message with
+        ``[[TERMINATE CHAT]]``) gets a single turn-end token with mask 0: TRL needs a non-empty
+        completion, and there is nothing to learn from it.
+        """
+        empty = [not ids for ids in self.completion_ids]
         return {
-            "prompt_ids": self.prompt_ids, "completion_ids": self.completion_ids, "logprobs": self.logprobs,
-            "env_mask": self.env_mask, "dialogues": self.dialogues,
+            "prompt_ids": self.prompt_ids,
+            "completion_ids": [[self.end_id] if e else ids for e, ids in zip(empty, self.completion_ids)],
+            "logprobs": [[0.0] if e else lp for e, lp in zip(empty, self.logprobs)],
+            "env_mask": [[0] if e else m for e, m in zip(empty, self.env_mask)],
+            "dialogues": self.dialogues,
         }
 
 
 def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[str, Any]], max_messages: int = 14,
-            seed: int = 0, task_ids: Sequence[str] | None = None) -> RolloutBatch:
-    """Run one dialogue per goal, all in lock step. Same seed and inputs → same dialogues on CPU."""
+            seed: int = 0, task_ids: Sequence[str] | None = None, contexts: Sequence[Sequence[Message]] | None = None,
+            learn_turns: int | None = None) -> RolloutBatch:
+    """Run one dialogue per goal, all in lock step. Same seed and inputs → same dialogues on CPU.
+
+    ``contexts`` (one per goal) start each dialogue from a logged history instead of the user's
+    first message — each must start and end with a user message; the user is told what was said
+    (:meth:`~calirl_lite.users.User.resume`). ``learn_turns`` keeps ``env_mask`` at 1 only on the
+    policy's first ``learn_turns`` turns: Static Context RL trains the one turn written at the logged
+    context, and the later turns only complete the dialogue for its reward (CollabLLM's forward sampling).
+    """
     import torch
 
     task = get_task(task) if isinstance(task, str) else task
     if max_messages < 2:
         raise ValueError(f"max_messages must be ≥ 2, got {max_messages}")
+    if contexts is not None and len(contexts) != len(goals):
+        raise ValueError(f"{len(contexts)} contexts for {len(goals)} goals")
+    if learn_turns is not None and learn_turns < 1:
+        raise ValueError(f"learn_turns must be ≥ 1 or None, got {learn_turns}")
     start = time.perf_counter()
     torch.manual_seed(seed)
     user_tokens_before = user.generated_tokens
     rngs = [np.random.default_rng([seed, i]) for i in range(len(goals))]
     states = [user.open(task, g, r) for g, r in zip(goals, rngs)]
     ids = list(task_ids) if task_ids is not None else [f"{task.name}-{i}" for i in range(len(goals))]
-    firsts = user.first_messages(states)
-    dialogues = [Dialogue(task.name, tid, dict(g), [Message("user", t)], user=user.name, policy=policy.name) for tid, g, t in zip(ids, goals, firsts)]
-    batch = RolloutBatch(dialogues)
+    if contexts is None:
+        histories = [[Message("user", t)] for t in user.first_messages(states)]
+    else:
+        histories = [[Message(m.role, m.text) for m in c] for c in contexts]
+        for n, h in enumerate(histories):
+            if not h or len(h) % 2 == 0 or any(m.role != ("user", "assistant")[k % 2] for k, m in enumerate(h)):
+                raise ValueError(f"context {n} must alternate user/assistant messages, starting and ending with the user")
+            if len(h) >= max_messages:
+                raise ValueError(f"context {n} has {len(h)} messages, the budget is {max_messages}: no turn is left to write")
+        for s, h in zip(states, histories):
+            user.resume(s, h)
+    dialogues = [Dialogue(task.name, tid, dict(g), h, user=user.name, policy=policy.name) for tid, g, h in zip(ids, goals, histories)]
+    turns_written = [0] * len(dialogues)
     tok = policy.tokenizer
+    batch = RolloutBatch(dialogues, end_id=turn_end_id(tok))
     batch.prompt_ids = [prompt_ids(tok, assistant_messages(d.messages)) for d in dialogues]
     batch.completion_ids = [[] for _ in dialogues]
     batch.logprobs = [[] for _ in dialogues]
     batch.env_mask = [[] for _ in dialogues]
     generated = 0
-    live = [i for i, d in enumerate(dialogues) if TERMINATE not in d.messages[0].text]
+    live = [i for i, d in enumerate(dialogues) if TERMINATE not in d.messages[-1].text]
     for i in set(range(len(dialogues))) - set(live):
         dialogues[i].terminated = True
     stream = TokenStream(policy.model, tok, [batch.prompt_ids[i] for i in live]) if live else None
@@ -100,7 +135,9 @@ def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[s
         for i, g in zip(live, outs):
             batch.completion_ids[i] += g.ids
             batch.logprobs[i] += g.logprobs
-            batch.env_mask[i] += [1] * (len(g.ids) - 1) + [0 if g.forced_end else 1]
+            learn = int(learn_turns is None or turns_written[i] < learn_turns)
+            turns_written[i] += 1
+            batch.env_mask[i] += [learn] * (len(g.ids) - 1) + [0 if g.forced_end else learn]
             dialogues[i].messages.append(Message("assistant", g.text))
             generated += len(g.ids) - int(g.forced_end)
         live_before_user = live
@@ -136,7 +173,7 @@ def rollout_one_at_a_time(policy: Policy, user: User, task: Task | str, goals: S
     """The naive loop: the same engine, one dialogue at a time (for the benchmark)."""
     start = time.perf_counter()
     parts = [rollout(policy, user, task, [g], max_messages, seed=seed + i) for i, g in enumerate(goals)]
-    out = RolloutBatch([d for p in parts for d in p.dialogues])
+    out = RolloutBatch([d for p in parts for d in p.dialogues], end_id=turn_end_id(policy.tokenizer))
     for p in parts:
         out.prompt_ids += p.prompt_ids
         out.completion_ids += p.completion_ids

@@ -99,6 +99,24 @@ class Settings:
         d.update(extra or {})
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
 
+    def run_folder(self, prefix: str, name: str, out_dir: str = "", world: bool = True) -> Path:
+        """``out_dir`` if given, else ``runs/<prefix>-<name>-<settings hash>`` (under ``$CALIRL_RUNS`` if set).
+
+        The hash covers every setting but ``out_dir`` and, with ``world``, the key of the toy world the
+        run draws goals, traces or models from — so neither a changed setting nor a rebuilt world ever
+        resumes or reuses an old run.
+        """
+        from .paths import runs_dir
+
+        if out_dir:
+            return Path(out_dir)
+        extra = {}
+        if world:
+            from .world import WorldConfig
+
+            extra["world"] = WorldConfig.make().key()
+        return runs_dir() / f"{prefix}-{name}-{self.digest(exclude=('out_dir', 'report_to'), extra=extra)}"
+
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain JSON-ready values (tuples become lists)."""
         return json.loads(json.dumps(dataclasses.asdict(self), default=_jsonable))

@@ -34,6 +34,7 @@ ACCEPT = "great , thanks !"
 REJECT = "no , that is not right ."
 CONFUSED = "what do you mean ?"
 NOT_SURE = "i am not sure ."
+GIVE_UP = "never mind , bye ."
 
 
 # ----------------------------------------------------------------------------- personas
@@ -55,10 +56,13 @@ class UserPersona:
     """chance that a detail given is wrong (the user corrects it when the answer comes out wrong)"""
     p_accept_wrong: float
     """chance of accepting a wrong answer or an imperfect document and ending the chat"""
+    patience: int = 99
+    """wrong answers (or imperfect drafts) the user rejects before giving up and ending the chat (world format 2)"""
 
 
-REAL_USER = UserPersona("real", reveal_first=0.0, p_answer_when_asked=0.95, p_unprompted_reveal=0.05, p_mistake=0.05, p_accept_wrong=0.05)
-"""The world's real users (and its oracle simulator): they withhold, answer questions, rarely accept a wrong answer."""
+REAL_USER = UserPersona("real", reveal_first=0.0, p_answer_when_asked=0.95, p_unprompted_reveal=0.05, p_mistake=0.05, p_accept_wrong=0.05, patience=3)
+"""The world's real users (and its oracle simulator): they withhold, answer questions, rarely accept a wrong answer,
+and give up after the third wrong one — guessing does not pay with them."""
 
 CORPUS_USERS = {
     "forthcoming": UserPersona("forthcoming", reveal_first=0.9, p_answer_when_asked=1.0, p_unprompted_reveal=0.6, p_mistake=0.0, p_accept_wrong=0.7),
@@ -161,11 +165,16 @@ class ArithChat(Task):
     name = "arith-chat"
     slots = ("start", "change")
     metric = "accuracy"
+    START = (2, 7)
+    """smallest and largest starting quantity (world format 2: was 5–30 — with 700 sums to memorise the tiny LM
+    answered right only ~40% of the time even when it knew both numbers, and RL could not lift it)"""
+    CHANGE_MAX = 3
+    """largest change (world format 2: was 15); a loss never takes the quantity below 1"""
 
     def sample_goal(self, rng: np.random.Generator) -> dict[str, Any]:
         verb = int(rng.integers(len(VERBS)))
-        start = int(rng.integers(5, 31))
-        change = int(rng.integers(1, 16 if VERBS[verb][2] > 0 else min(16, start)))
+        start = int(rng.integers(self.START[0], self.START[1] + 1))
+        change = int(rng.integers(1, self.CHANGE_MAX + 1 if VERBS[verb][2] > 0 else min(self.CHANGE_MAX + 1, start)))
         return {
             "name": str(rng.choice(NAMES)), "item": str(rng.choice(ITEMS)), "verb": verb,
             "start": start, "change": change, "answer": start + VERBS[verb][2] * change,
@@ -228,8 +237,8 @@ class ArithChat(Task):
 
     def answer(self, known: dict[str, Any], rng: np.random.Generator, p_error: float) -> str:
         sign = VERBS[known.get("verb", 0)][2]
-        start = known.get("start", int(rng.integers(5, 31)))
-        change = known.get("change", int(rng.integers(1, 16)))
+        start = known.get("start", int(rng.integers(self.START[0], self.START[1] + 1)))
+        change = known.get("change", int(rng.integers(1, self.CHANGE_MAX + 1)))
         value = start + sign * change
         if rng.random() < p_error:
             value += int(rng.choice([-3, -2, -1, 1, 2, 3]))
@@ -391,6 +400,7 @@ class ScriptedUser:
     persona: UserPersona
     rng: np.random.Generator
     told: dict[str, Any] = field(default_factory=dict)  # slot → value the user has given (maybe wrong)
+    rejected: int = 0  # wrong answers rejected so far
 
     def _give(self, slot: str) -> str:
         value = self.goal[slot]
@@ -413,6 +423,9 @@ class ScriptedUser:
             if self.task.answer_is_right(self.goal, intent) or self.rng.random() < self.persona.p_accept_wrong:
                 return f"{ACCEPT} {TERMINATE}"
             parts.append(REJECT)
+            self.rejected += 1
+            if self.rejected >= self.persona.patience:
+                return f"{REJECT} {GIVE_UP} {TERMINATE}"
             wrong = [s for s in self.task.slots if s in self.told and self.told[s] != self.goal[s]]
             wrong += [s for s in self.task.wrong_slots(self.goal, intent) if s not in wrong]
             if wrong:  # correct a detail: the user's own mistake first, else what the draft got wrong
@@ -452,7 +465,7 @@ class ScriptedAssistant:
 
 def vocabulary() -> tuple[str, ...]:
     """Every word the scripted users and assistants can write (the toy tokenizer must know them all)."""
-    words = set(f"{ACCEPT} {REJECT} {CONFUSED} {NOT_SURE}".split())
+    words = set(f"{ACCEPT} {REJECT} {CONFUSED} {NOT_SURE} {GIVE_UP}".split())
     for group in (NAMES, ITEMS, PLACES, DAYS, TONES):
         for phrase in group:
             words.update(phrase.split())

@@ -16,11 +16,12 @@ small helpers that turn messages into token ids for any template.
 
 from __future__ import annotations
 
+import itertools
 import json
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -39,6 +40,8 @@ class UserState:
     goal: dict[str, Any]
     rng: np.random.Generator
     scripted: ScriptedUser | None = None
+    key: int = field(default_factory=itertools.count().__next__)
+    """unique for the life of the process (``id()`` is not: a freed state's id is reused by a new one)"""
 
 
 class User:
@@ -53,6 +56,10 @@ class User:
 
     def first_messages(self, states: list[UserState]) -> list[str]:
         return self.replies(states, [[] for _ in states])
+
+    def resume(self, state: UserState, history: list[Message]) -> None:
+        """Take over a dialogue at a logged ``history`` (Static Context RL). Model-played users read the
+        history anew at every turn, so there is nothing to do; scripted users recall what they said."""
 
     def replies(self, states: list[UserState], histories: list[list[Message]]) -> list[str]:
         raise NotImplementedError
@@ -70,6 +77,11 @@ class ScriptedUsers(User):
 
     def first_messages(self, states: list[UserState]) -> list[str]:
         return [s.scripted.first_message() for s in states]  # type: ignore[union-attr]
+
+    def resume(self, state: UserState, history: list[Message]) -> None:
+        for m in history:  # the details this user has stated so far, as stated (mistakes included)
+            if m.role == "user":
+                state.scripted.told.update(state.task.parse_user(m.text))  # type: ignore[union-attr]
 
     def replies(self, states: list[UserState], histories: list[list[Message]]) -> list[str]:
         return [s.scripted.reply(h[-1].text) for s, h in zip(states, histories)]  # type: ignore[union-attr]
@@ -112,7 +124,7 @@ class LMUser(User):
         longer than last time) the user's view stays in a :class:`~calirl_lite.chat.TokenStream` and
         only the new tokens are encoded; anything else starts a fresh stream.
         """
-        keys = [id(s) for s in states]
+        keys = [s.key for s in states]
         rows = {k: r for r, k in enumerate(self._keys)}
         continuing = self._stream is not None and all(k in rows and self._seen[rows[k]] == len(h) - 1 for k, h in zip(keys, histories))
         if continuing:

@@ -193,3 +193,48 @@ class TurnComparer:
         from IPython.display import display
 
         display(self.widget)
+
+
+class LiveRewardCurves:
+    """A trainer callback that redraws the reward curves of every run it has watched, as they train.
+
+    Pass ``live.callback(name)`` to ``train(..., callbacks=[…])``; each logged step adds a point to
+    the curve ``name`` and the figure in ``live.out`` (an ipywidgets Output) is redrawn. Outside a
+    notebook it only collects the logs (``live.logs``).
+    """
+
+    def __init__(self, metric: str, title: str = "", every: int = 2) -> None:
+        import ipywidgets as w
+
+        self.metric, self.title, self.every = metric, title, max(1, every)
+        self.logs: dict[str, list[dict[str, Any]]] = {}
+        self.out = w.Output()
+        self.widget = self.out
+
+    def callback(self, name: str) -> Any:
+        """The ``transformers.TrainerCallback`` that feeds the curve ``name``."""
+        from transformers import TrainerCallback
+
+        live = self
+        live.logs[name] = []
+
+        class _Feed(TrainerCallback):
+            def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+                if logs and "reward" in logs:
+                    live.logs[name].append({"step": state.global_step, **logs})
+                    if len(live.logs[name]) % live.every == 0 or state.global_step >= state.max_steps:
+                        live.redraw()
+
+        return _Feed()
+
+    def redraw(self) -> None:
+        import matplotlib.pyplot as plt
+        from IPython.display import display
+
+        from .plots import plot_reward_curves
+
+        fig = plot_reward_curves(self.logs, self.metric, self.title)
+        with self.out:
+            self.out.clear_output(wait=True)
+            display(fig)
+        plt.close(fig)

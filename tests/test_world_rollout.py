@@ -283,3 +283,20 @@ def test_rollout_benchmark_reports_the_three_rates():
     for key in ("engine_tok_s", "generate_tok_s", "naive_tok_s", "generate_fixed_length_tok_s"):
         assert r[key] > 0
     assert r["engine_vs_naive"] == pytest.approx(r["engine_tok_s"] / r["naive_tok_s"])
+
+
+
+def test_user_states_keep_unique_keys_when_python_reuses_ids(world):
+    """LMUser tells a continuing dialogue from a new one by its state's key; ``id()`` would not do,
+    because Python hands a freed state's id to the next one (then a new dialogue would be continued
+    on a stale token stream)."""
+    from calirl_lite.users import UserState
+
+    task, goal = get_task("arith-chat"), world.tasks("arith-chat", "test")[0]["goal"]
+    keys, ids = set(), set()
+    for _ in range(200):
+        state = UserState(task, goal, np.random.default_rng(0))
+        keys.add(state.key)
+        ids.add(id(state))
+        del state
+    assert len(keys) == 200 and len(ids) < 200

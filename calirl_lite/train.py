@@ -1,0 +1,455 @@
+"""Phase 2 of the paper and its baselines: GRPO of the policy, one code path for every method.
+
+``calirl train --method M --profile P --task T --seed S`` trains the profile's policy with TRL's
+``GRPOTrainer``. Every method gets the same trainer settings and the same budget — ``steps``
+optimiser steps, each on ``prompts_per_step × group_size`` dialogues (``group_size`` dialogues per
+start, their rewards standardised within the group). Only where the dialogues come from differs:
+
+============  =====================================================  ========================
+method        the policy writes …                                     the user is …
+============  =====================================================  ========================
+static        one turn at a context cut from a *logged* dialogue of    the calibrated simulator
+              the base policy with the real users; the dialogue is     (it completes the rest)
+              then completed by forward sampling (CollabLLM), and
+              only that one turn is trained
+naive         whole dialogues, on-policy                              the prompted LM (naive)
+calibrated    whole dialogues, on-policy                              the LoRA-calibrated LM
+oracle        whole dialogues, on-policy                              the real users themselves
+============  =====================================================  ========================
+
+The dialogues come from the rollout engine (:mod:`calirl_lite.rollout`), plugged into the trainer
+as its ``rollout_func``: it returns the token ids the policy saw and wrote, and ``env_mask`` (TRL's
+``tool_mask``) is 0 on the user's tokens, so they carry no gradient. The reward is sparse, on the
+final turn: the task score (accuracy or BLEU) minus ``token_penalty`` × the assistant's tokens.
+
+A run folder ``runs/train-<method>-<profile>-<task>-seed<S>-<settings hash>/`` holds
+``config.json``, ``checkpoints/`` (an interrupted run resumes from the newest), ``policy/`` (the
+trained weights, or the LoRA adapter), ``log.json`` (TRL's log: reward per step, loss, …),
+``rewards.png``, ``eval.json`` (base and trained policy, each against the training simulator and
+against the real users, on held-out goals) and ``eval_dialogues.jsonl``. A finished run is reused.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .dialogue import Dialogue, Message, read_jsonl, write_jsonl
+from .io import atomic_write_json, json_safe
+from .settings import Settings
+
+METHODS = {
+    "static": "Static Context RL: one turn at logged contexts, completed by the calibrated simulator",
+    "naive": "Naive Interactive RL: on-policy dialogues with the prompted, uncalibrated simulator",
+    "calibrated": "Calibrated Interactive RL: on-policy dialogues with the LoRA-calibrated simulator",
+    "oracle": "Oracle: on-policy dialogues with the real users",
+}
+"""The four ways to train, one code path."""
+
+SIMULATOR = {"static": "calibrated", "naive": "naive", "calibrated": "calibrated", "oracle": "real"}
+"""Which user each method trains against (the user that completes Static Context's dialogues is the calibrated one)."""
+
+
+@dataclass
+class TrainConfig(Settings):
+    """Settings of GRPO training (``calirl train``); every method shares them."""
+
+    method: str = "calibrated"
+    """static, naive, calibrated or oracle (see METHODS)"""
+    profile: str = "tiny"
+    """model profile (tiny, smol, colab-t4, paper)"""
+    task: str = "arith-chat"
+    """task family to train on: arith-chat or docedit-chat"""
+    seed: int = 0
+    """seed of training, rollouts and evaluation"""
+    calibration_seed: int = 0
+    """seed of the `calirl calibrate` run whose adapter (and, for static, traces) is used: one calibrated simulator serves every training seed"""
+    steps: int = 60
+    """GRPO optimiser steps (the budget, equal for every method)"""
+    prompts_per_step: int = 8
+    """distinct starts (goals, or logged contexts for static) per step"""
+    group_size: int = 8
+    """dialogues per start; their rewards are standardised within the group (GRPO's G)"""
+    learning_rate: float = 1e-4
+    """peak learning rate (constant after a short warm-up)"""
+    kl_beta: float = 0.0
+    """weight of the KL penalty to the base policy (TRL's beta; 0 = none, and no reference model is kept)"""
+    finetune: str = "auto"
+    """'full' (every weight), 'lora' (a PEFT LoRA adapter), or 'auto': full for the tiny and smol profiles, LoRA on GPU profiles"""
+    lora_r: int = 16
+    """LoRA rank (finetune=lora)"""
+    lora_alpha: int = 32
+    """LoRA scaling numerator (scale = alpha / r)"""
+    max_messages: int = 0
+    """message budget of a dialogue, user and assistant together (0: the world's, 14 as in CollabLLM)"""
+    token_penalty: float = 0.0
+    """subtracted from the reward per assistant token (CollabLLM's efficiency term; 0 = task score only)"""
+    n_eval: int = 200
+    """held-out test goals for the before/after evaluation"""
+    save_steps: int = 10
+    """checkpoint every this many steps"""
+    adapter: str = ""
+    """the calibrated simulator's LoRA adapter (default: the adapter of `calirl calibrate` with the same profile and task, seed calibration_seed)"""
+    traces: str = ""
+    """logged base-policy × real-user dialogues (JSONL) for Static Context (default: the same calibration run's traces.jsonl)"""
+    report_to: str = "none"
+    """'none' or 'tensorboard' (logs under the run folder's tb/)"""
+    out_dir: str = ""
+    """run folder (default: runs/train-<method>-<profile>-<task>-seed<seed>-<hash of the settings and the world>, under $CALIRL_RUNS if set)"""
+
+    SMOKE = {"steps": 4, "prompts_per_step": 2, "group_size": 4, "n_eval": 8, "save_steps": 2}
+
+    def __post_init__(self) -> None:
+        from .profiles import get_profile
+        from .tasks import TASKS, get_task
+
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; methods: {', '.join(METHODS)}")
+        get_profile(self.profile)
+        get_task(self.task)
+        if self.task not in TASKS:
+            raise ValueError(f"task {self.task!r} has no reward to train on; train on one of the world's tasks: {', '.join(TASKS)}")
+        self.require_at_least_one("steps", "prompts_per_step", "n_eval", "save_steps", "lora_r")
+        if self.group_size < 2:
+            raise ValueError(f"group_size must be ≥ 2 (GRPO compares dialogues within a group), got {self.group_size}")
+        if self.finetune not in ("auto", "full", "lora"):
+            raise ValueError(f"finetune must be 'auto', 'full' or 'lora', got {self.finetune!r}")
+        if self.max_messages and self.max_messages < 2:
+            raise ValueError(f"max_messages must be 0 (the world's) or ≥ 2, got {self.max_messages}")
+        if self.kl_beta < 0:
+            raise ValueError(f"kl_beta must be ≥ 0, got {self.kl_beta}")
+        if self.token_penalty < 0:
+            raise ValueError(f"token_penalty must be ≥ 0, got {self.token_penalty}")
+        if self.report_to not in ("none", "tensorboard"):
+            raise ValueError(f"report_to must be 'none' or 'tensorboard', got {self.report_to!r}")
+
+    def folder(self) -> Path:
+        """The run folder; its name carries a hash of the settings, so a changed setting never resumes an old run."""
+        return self.run_folder("train", f"{self.method}-{self.profile}-{self.task}-seed{self.seed}", self.out_dir)
+
+    def lora(self) -> bool:
+        from .profiles import get_profile
+
+        return self.finetune == "lora" or (self.finetune == "auto" and get_profile(self.profile).needs_cuda)
+
+    def calibration(self) -> Any:
+        """The calibration run this method's simulator (or Static Context's logged data) comes from."""
+        from .calibration import CalibrationConfig
+
+        return CalibrationConfig.make(profile=self.profile, task=self.task, seed=self.calibration_seed)
+
+
+# ----------------------------------------------------------------------------- checks before any compute
+
+
+def check_inputs(cfg: TrainConfig) -> dict[str, Path]:
+    """Everything that can be checked before a model is loaded; returns the files the method needs.
+
+    Stops with a clear message for a GPU profile without CUDA, a missing calibrated adapter, an
+    adapter calibrated for another task or profile, or missing logged dialogues for Static Context.
+    """
+    import json
+
+    import torch
+
+    from .profiles import get_profile
+
+    prof = get_profile(cfg.profile)
+    if prof.needs_cuda and not torch.cuda.is_available():
+        raise ValueError(f"profile {cfg.profile!r} is meant for a CUDA GPU and none is available; use --profile tiny or smol on this machine")
+    if cfg.report_to == "tensorboard":
+        from .profiles import require
+
+        require("tensorboard", "pip install tensorboard")
+    need: dict[str, Path] = {}
+    calib = cfg.calibration().folder()
+    hint = f"run `calirl calibrate --profile {cfg.profile} --task {cfg.task} --seed {cfg.calibration_seed}` first"
+    if SIMULATOR[cfg.method] == "calibrated":
+        adapter = Path(cfg.adapter) if cfg.adapter else calib / "adapter"
+        if not (adapter / "adapter_config.json").is_file():
+            raise FileNotFoundError(f"method {cfg.method!r} needs the calibrated simulator, but there is no LoRA adapter at {adapter} "
+                                    f"(adapter_config.json missing); {hint}, or pass --adapter")
+        made_by = adapter.parent / "config.json"
+        if made_by.is_file():
+            settings = json.loads(made_by.read_text())
+            for key in ("task", "profile"):
+                if settings.get(key) != getattr(cfg, key):
+                    raise ValueError(f"the adapter at {adapter} was calibrated for {key} {settings.get(key)!r}, "
+                                     f"not {getattr(cfg, key)!r} ({made_by}); {hint}")
+        need["adapter"] = adapter
+    if cfg.method == "static":
+        traces = Path(cfg.traces) if cfg.traces else calib / "traces.jsonl"
+        if not traces.is_file():
+            raise FileNotFoundError(f"Static Context needs logged dialogues of the base policy with the real users, and {traces} "
+                                    f"does not exist; {hint} (it logs them), or pass --traces")
+        need["traces"] = traces
+    return need
+
+
+# ----------------------------------------------------------------------------- starts, users, rewards
+
+
+@dataclass
+class Start:
+    """Where a training dialogue starts: a hidden goal, and for Static Context a logged history."""
+
+    goal: dict[str, Any]
+    context: list[Message] | None = None
+
+
+def static_contexts(dialogues: Sequence[Dialogue], task: str, max_messages: int) -> list[Start]:
+    """Every point in the logged dialogues where the assistant spoke next: the history up to that turn."""
+    starts = []
+    for d in dialogues:
+        if d.task != task:
+            raise ValueError(f"logged dialogue {d.task_id} is of task {d.task!r}, not {task!r}")
+        for k, m in enumerate(d.messages):
+            if m.role == "assistant" and k < max_messages:
+                starts.append(Start(d.goal, d.messages[:k]))
+    if not starts:
+        raise ValueError("the logged dialogues hold no assistant turn to train at")
+    return starts
+
+
+def make_user(kind: str, profile: str, adapter: Path | None = None) -> Any:
+    """The user of a role: 'real' (the world's scripted users), 'naive' (the prompted LM) or 'calibrated' (LM + LoRA adapter)."""
+    from .profiles import get_profile, load_model
+    from .users import LMUser, ScriptedUsers
+
+    if kind == "real":
+        return ScriptedUsers()
+    prof = get_profile(profile)
+    if kind not in ("naive", "calibrated"):
+        raise ValueError(f"unknown user {kind!r}; use real, naive or calibrated")
+    if kind == "calibrated" and adapter is None:
+        raise ValueError("the calibrated user needs its adapter folder")
+    model, tok = load_model(prof.user_model, load_in_4bit=prof.user_in_4bit)
+    return LMUser(model, tok, kind, str(adapter) if kind == "calibrated" else None, prof.user_temperature, prof.max_new_tokens, prof.user_prompt_style)
+
+
+def task_reward(metric: str, token_penalty: float) -> Callable[..., list[float]]:
+    """TRL reward function: the final-turn task score of each dialogue, minus the token penalty."""
+
+    def reward(completions: list[Any], dialogues: list[Dialogue], **_: Any) -> list[float]:
+        return [d.scores[metric] - token_penalty * d.scores["assistant_tokens"] for d in dialogues]
+
+    reward.__name__ = metric  # TRL logs it as rewards/<metric>/mean
+    return reward
+
+
+def rollout_seed(seed: int, step: int) -> int:
+    """The rollout seed of a training step: a function of the run's seed and the step only, so a resumed run samples as an uninterrupted one."""
+    return seed * 1_000_003 + step * 7_919 + 1
+
+
+# ----------------------------------------------------------------------------- the trainer
+
+
+@dataclass
+class RolloutStats:
+    """What the rollout_func did, per call (for benchmarks and logs)."""
+
+    seconds: list[float]
+    policy_tokens: list[int]
+    all_tokens: list[int]
+
+
+def reward_bar(desc: str) -> Any:
+    """A trainer callback showing one progress bar per run with the latest mean reward (instead of a printed dict per step)."""
+    from tqdm.auto import tqdm
+    from transformers import TrainerCallback
+
+    class RewardBar(TrainerCallback):
+        bar: Any = None
+
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=desc, unit="step")
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            if self.bar is not None and logs and "reward" in logs:
+                self.bar.n = state.global_step
+                self.bar.set_postfix(reward=f"{logs['reward']:.3f}", refresh=True)
+
+        def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if self.bar is not None:
+                self.bar.n = state.global_step
+                self.bar.close()
+
+    return RewardBar()
+
+
+def make_trainer(cfg: TrainConfig, starts: Sequence[Start], user: Any, callbacks: Sequence[Any] = ()) -> tuple[Any, RolloutStats]:
+    """TRL's GRPOTrainer with the rollout engine as its ``rollout_func``; nothing is trained yet."""
+    import torch
+    from datasets import Dataset
+    from transformers import PrinterCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from .profiles import get_profile, load_model
+    from .rollout import Policy, rollout
+    from .tasks import get_task
+    from .world import WorldConfig
+
+    prof = get_profile(cfg.profile)
+    task = get_task(cfg.task)
+    max_messages = cfg.max_messages or WorldConfig.make().max_messages
+    model, tok = load_model(prof.policy_model)
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    run = cfg.folder()
+    args = GRPOConfig(
+        output_dir=str(run / "checkpoints"), max_steps=cfg.steps, per_device_train_batch_size=cfg.prompts_per_step * cfg.group_size,
+        num_generations=cfg.group_size, learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup",
+        warmup_steps=max(1, cfg.steps // 20), beta=cfg.kl_beta, loss_type="bnpo", temperature=prof.policy_temperature,
+        max_completion_length=max_messages * prof.max_new_tokens * 2, logging_steps=1, save_steps=cfg.save_steps, save_total_limit=2,
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to], seed=cfg.seed, data_seed=cfg.seed,
+        bf16=bf16, fp16=cuda and not bf16, use_cpu=not cuda, dataloader_num_workers=0, disable_tqdm=True,  # RewardBar instead
+    )
+    stats = RolloutStats([], [], [])
+    learn_turns = 1 if cfg.method == "static" else None
+
+    def rollout_func(prompts: list[str], trainer: Any) -> dict[str, Any]:
+        # TRL hands each start already repeated group_size times and wants one dialogue back per entry.
+        picked = [starts[int(p)] for p in prompts]
+        policy = Policy(trainer.model, tok, f"{cfg.method}-policy", prof.policy_temperature, prof.max_new_tokens)
+        training = trainer.model.training
+        trainer.model.eval()
+        batch = rollout(policy, user, task, [s.goal for s in picked], max_messages, seed=rollout_seed(cfg.seed, trainer.state.global_step),
+                        contexts=[s.context for s in picked] if learn_turns else None, learn_turns=learn_turns)
+        trainer.model.train(training)
+        stats.seconds.append(batch.seconds)
+        stats.policy_tokens.append(int(sum(sum(m) for m in batch.env_mask)))
+        stats.all_tokens.append(batch.generated_tokens)
+        return batch.as_trl()
+
+    peft_config = None
+    if cfg.lora():
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
+    trainer = GRPOTrainer(
+        model=model, reward_funcs=task_reward(task.metric, cfg.token_penalty), args=args,
+        train_dataset=Dataset.from_list([{"prompt": str(i)} for i in range(len(starts))]), processing_class=tok,
+        rollout_func=rollout_func, peft_config=peft_config, callbacks=list(callbacks),
+    )
+    trainer.remove_callback(PrinterCallback)  # no dict printed per step; the logs go to log.json and the reward bar
+    return trainer, stats
+
+
+def training_starts(cfg: TrainConfig, need: dict[str, Path], world: Any, max_messages: int) -> list[Start]:
+    """Interactive methods start from the world's train goals; Static Context from the logged contexts."""
+    if cfg.method == "static":
+        return static_contexts(read_jsonl(need["traces"]), cfg.task, max_messages)
+    return [Start(t["goal"]) for t in world.tasks(cfg.task, "train")]
+
+
+def save_policy(trainer: Any, folder: Path) -> Path:
+    """The trained weights (or LoRA adapter) with the tokenizer, written to a temp folder and renamed."""
+    tmp = folder.with_name(folder.name + ".saving")
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.save_model(str(tmp))
+    if folder.exists():
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return folder
+
+
+def base_eval_path(cfg: TrainConfig, adapter: Path | None, max_messages: int) -> Path:
+    """Where the base policy's scores for this run's users, goals and seed are kept: every method of a seed
+    shares them (the base policy, the real users and the eval goals are the same), so they are computed once."""
+    import hashlib
+    import json
+
+    from .paths import runs_dir
+    from .world import WorldConfig
+
+    key = {"profile": cfg.profile, "task": cfg.task, "user": SIMULATOR[cfg.method], "adapter": str(adapter.resolve()) if adapter else "",
+           "n_eval": cfg.n_eval, "max_messages": max_messages, "seed": cfg.seed, "world": WorldConfig.make().key()}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+    return runs_dir() / "base-eval" / f"{cfg.profile}-{cfg.task}-{SIMULATOR[cfg.method]}-seed{cfg.seed}-{digest}.json"
+
+
+def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Train one method and evaluate it; returns (and writes) ``eval.json``'s contents.
+
+    A finished run (its ``eval.json`` exists) is returned as it is unless ``force``; an interrupted
+    one resumes from its newest checkpoint.
+    """
+    import json
+
+    from .calibration import last_checkpoint
+    from .evaluate import evaluate_policy
+    from .plots import reward_curve
+    from .profiles import get_profile
+    from .rollout import Policy
+    from .settings import set_seed
+    from .tasks import get_task
+    from .world import WorldConfig, build_world
+
+    need = check_inputs(cfg)  # clear errors before any compute
+    run = cfg.folder()
+    done = run / "eval.json"
+    if done.is_file() and not force:
+        return json.loads(done.read_text())
+    if force and run.exists():
+        shutil.rmtree(run)  # train again from scratch: no old checkpoint may be resumed
+    run.mkdir(parents=True, exist_ok=True)
+    cfg.save(run)
+    set_seed(cfg.seed)
+    prof = get_profile(cfg.profile)
+    world = build_world(WorldConfig.make())
+    max_messages = cfg.max_messages or world.config.max_messages
+    starts = training_starts(cfg, need, world, max_messages)
+    train_user = make_user(SIMULATOR[cfg.method], cfg.profile, need.get("adapter"))
+    real_user = train_user if SIMULATOR[cfg.method] == "real" else make_user("real", cfg.profile)
+    bar = [reward_bar(f"GRPO {cfg.method} · {cfg.task} · seed {cfg.seed}")] if progress else []
+    trainer, stats = make_trainer(cfg, starts, train_user, [*bar, *callbacks])
+    goals = [t["goal"] for t in world.tasks(cfg.task, "test")][: cfg.n_eval]
+    eval_seed = 50_000 + cfg.seed
+
+    def evaluate(name: str) -> tuple[dict[str, Any], dict[str, list[Dialogue]]]:
+        policy = Policy(trainer.model, trainer.processing_class, name, prof.policy_temperature, prof.max_new_tokens)
+        real = evaluate_policy(policy, real_user, cfg.task, goals, max_messages, eval_seed, progress)
+        # the oracle's training user is the real user: same seed, same dialogues, so it is scored once
+        sim = real if train_user is real_user else evaluate_policy(policy, train_user, cfg.task, goals, max_messages, eval_seed, progress)
+        return {"simulator": sim[0], "real": real[0]}, {"simulator": sim[1] if sim is not real else [], "real": real[1]}
+
+    checkpoint = last_checkpoint(run / "checkpoints")
+    base_path = base_eval_path(cfg, need.get("adapter"), max_messages)  # shared by every method of this seed
+    if base_path.is_file():
+        base = json.loads(base_path.read_text())
+    else:
+        base, _ = evaluate("base")
+        atomic_write_json(base_path, base)
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=checkpoint)
+    seconds = time.perf_counter() - start
+    save_policy(trainer, run / "policy")
+    log = [json_safe(h) for h in trainer.state.log_history]
+    atomic_write_json(run / "log.json", log)
+    trained, dialogues = evaluate(f"{cfg.method}")
+    write_jsonl(run / "eval_dialogues.jsonl", [d for k in dialogues for d in dialogues[k]])
+    metric = get_task(cfg.task).metric
+    result = {
+        "method": cfg.method, "profile": cfg.profile, "task": cfg.task, "seed": cfg.seed, "metric": metric,
+        "simulator": SIMULATOR[cfg.method], "steps": trainer.state.global_step, "resumed_from": checkpoint,
+        "train_seconds": seconds, "rollout_seconds": sum(stats.seconds), "policy_tokens": sum(stats.policy_tokens),
+        "base": base, "trained": trained, "run": str(run),
+    }
+    reward_curve(log, metric, f"{cfg.method} on {cfg.task} (seed {cfg.seed})", run / "rewards.png")
+    atomic_write_json(done, json_safe(result))
+    return result
+
+
+def format_result(r: dict[str, Any]) -> str:
+    """Base → trained, against the training simulator and against the real users."""
+    m = r["metric"]
+    lines = [f"{r['method']} on {r['task']} (seed {r['seed']}, {r['steps']} steps, {r['train_seconds']:.0f} s of training)"]
+    for who, label in (("simulator", f"its training simulator ({r['simulator']})"), ("real", "the real users")):
+        b, t = r["base"][who], r["trained"][who]
+        lines.append(f"  {m} with {label}: {b[m]:.3f} → {t[m]:.3f}   (assistant tokens {b['assistant_tokens']:.1f} → {t['assistant_tokens']:.1f})")
+    return "\n".join(lines)

@@ -1,0 +1,182 @@
+"""GRPO training (``calirl train``): one code path for static, naive, calibrated and oracle; checks before compute; resume; reproducibility."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from calirl_lite import train as T
+from calirl_lite.cli import main
+from calirl_lite.dialogue import Dialogue, Message
+from calirl_lite.rollout import base_policy, rollout
+from calirl_lite.tasks import get_task
+from calirl_lite.users import ScriptedUsers
+from calirl_lite.world import WorldConfig, build_world
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """The smoke calibration run of arith-chat in its default folder (train finds its adapter and traces there)."""
+    from calirl_lite.calibration import CalibrationConfig, calibrate
+
+    cfg = CalibrationConfig.make(task="arith-chat")
+    if not (cfg.folder() / "gap.json").is_file():
+        calibrate(cfg)
+    return cfg.folder()
+
+
+def goals(task="arith-chat", split="train", n=4):
+    return [t["goal"] for t in build_world(WorldConfig.make()).tasks(task, split)][:n]
+
+
+def test_a_rollout_from_logged_contexts_trains_only_the_first_policy_turn():
+    goal = goals(n=1)[0]
+    context = [Message("user", "tom has some apples . then tom buys some apples . how many apples does tom have now ?"),
+               Message("assistant", "how many apples at the start ?"), Message("user", f"{goal['start']} apples at the start .")]
+    policy = base_policy("tiny", max_new_tokens=8)
+    batch = rollout(policy, ScriptedUsers(), "arith-chat", [goal, goal], max_messages=9, seed=3, contexts=[context, context], learn_turns=1)
+    end = policy.tokenizer.convert_tokens_to_ids("<|im_end|>")
+    for d, ids, mask in zip(batch.dialogues, batch.completion_ids, batch.env_mask):
+        assert [m.text for m in d.messages[:3]] == [m.text for m in context]
+        first_turn = ids.index(end) + 1
+        assert all(mask[:first_turn - 1]) and not any(mask[first_turn:])  # only the turn written at the context learns
+        assert len(d.messages) > 4 or d.terminated  # the dialogue was completed by the user and the policy
+    # the scripted user remembers what it said in the logged context
+    state = ScriptedUsers().open(get_task("arith-chat"), goal, np.random.default_rng(0))
+    ScriptedUsers().resume(state, context)
+    assert state.scripted.told == {"start": goal["start"]}
+    with pytest.raises(ValueError, match="starting and ending with the user"):
+        rollout(policy, ScriptedUsers(), "arith-chat", [goal], contexts=[context[:2]])
+
+
+def test_static_contexts_are_every_point_where_the_assistant_spoke_next():
+    d = Dialogue("arith-chat", "x", goals(n=1)[0], [Message("user", "a"), Message("assistant", "b"), Message("user", "c"), Message("assistant", "d")])
+    starts = T.static_contexts([d], "arith-chat", max_messages=14)
+    assert [len(s.context) for s in starts] == [1, 3]
+    assert T.static_contexts([d], "arith-chat", max_messages=2)[0].context == d.messages[:1]
+    with pytest.raises(ValueError, match="not 'docedit-chat'"):
+        T.static_contexts([d], "docedit-chat", 14)
+
+
+def test_reward_is_the_final_task_score_minus_the_token_penalty():
+    ds = [Dialogue("arith-chat", str(i), {}, [], scores={"accuracy": a, "assistant_tokens": n}) for i, (a, n) in enumerate([(1.0, 10), (0.0, 4)])]
+    assert T.task_reward("accuracy", 0.0)([None, None], ds) == [1.0, 0.0]
+    assert T.task_reward("accuracy", 0.01)([None, None], ds) == pytest.approx([0.9, -0.04])
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"method": "sarsa"}, ValueError, "unknown method 'sarsa'; methods: static, naive, calibrated, oracle"),
+    ({"task": "chitchat"}, ValueError, "no reward to train on"),
+    ({"profile": "laptop"}, ValueError, "unknown profile"),
+    ({"group_size": 1}, ValueError, "group_size must be ≥ 2"),
+])
+def test_bad_settings_are_refused(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        T.TrainConfig.make(**kwargs)
+
+
+def test_missing_or_mismatched_inputs_stop_before_any_compute(tmp_path, monkeypatch, calibrated):
+    import calirl_lite.profiles
+    import calirl_lite.world
+
+    def no_compute(*a, **k):
+        raise AssertionError("a model or world was loaded before the inputs were checked")
+
+    monkeypatch.setattr(calirl_lite.profiles, "load_model", no_compute)
+    monkeypatch.setattr(calirl_lite.world, "build_world", no_compute)
+    with pytest.raises(FileNotFoundError, match=r"no LoRA adapter at .*nowhere.*calirl calibrate --profile tiny --task arith-chat --seed 0"):
+        T.train(T.TrainConfig.make(method="calibrated", adapter=str(tmp_path / "nowhere"), out_dir=str(tmp_path / "run")))
+    with pytest.raises(FileNotFoundError, match="Static Context needs logged dialogues"):
+        T.train(T.TrainConfig.make(method="static", traces=str(tmp_path / "none.jsonl"), out_dir=str(tmp_path / "run")))
+    with pytest.raises(ValueError, match="calibrated for task 'arith-chat', not 'docedit-chat'"):
+        T.train(T.TrainConfig.make(method="calibrated", task="docedit-chat", adapter=str(calibrated / "adapter"), out_dir=str(tmp_path / "run")))
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="meant for a CUDA GPU"):
+            T.train(T.TrainConfig.make(method="oracle", profile="colab-t4", out_dir=str(tmp_path / "run")))
+    assert not (tmp_path / "run").exists()  # nothing was started
+
+
+def test_cli_names_a_bad_method_and_exits_2(capsys):
+    assert main(["train", "--method", "ppo"]) == 2
+    assert "calirl train: error: unknown method 'ppo'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("method", ["static", "naive", "calibrated", "oracle"])
+def test_every_method_trains_through_the_same_trainer_and_writes_its_run(method, calibrated):
+    r = T.train(T.TrainConfig.make(method=method), progress=False)
+    run = T.TrainConfig.make(method=method).folder()
+    assert r["steps"] == T.TrainConfig.make().steps and r["simulator"] == T.SIMULATOR[method]
+    for name in ("config.json", "log.json", "eval.json", "eval_dialogues.jsonl", "rewards.png", "policy/model.safetensors"):
+        assert (run / name).is_file(), name
+    log = json.loads((run / "log.json").read_text())
+    assert sum("reward" in h for h in log) == r["steps"]  # one reward per step: the curve
+    for who in ("simulator", "real"):
+        assert set(r["trained"][who]) >= {"accuracy", "assistant_tokens", "turns"}
+    assert r["policy_tokens"] > 0
+    assert T.train(T.TrainConfig.make(method=method)) == r  # a finished run is reused, not retrained
+
+
+def test_the_same_seed_gives_the_same_trained_policy_and_scores(tmp_path):
+    # the smoke world's LM rarely scores; a token penalty makes rewards differ within every group, so each step moves the weights
+    runs = {k: T.TrainConfig.make(method="oracle", token_penalty=0.01, seed=seed, out_dir=str(tmp_path / k)) for k, seed in (("a", 1), ("b", 1), ("c", 2))}
+    results = {k: T.train(cfg, progress=False) for k, cfg in runs.items()}
+    assert results["a"]["trained"] == results["b"]["trained"]
+    from safetensors.torch import load_file
+
+    a, b, c = (load_file(tmp_path / k / "policy" / "model.safetensors") for k in "abc")
+    base = build_world(WorldConfig.make()).load_model()[0].state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], base[k]) for k in a)  # training moved the weights …
+    assert any(not torch.equal(a[k], c[k]) for k in a)  # … and the seed matters
+
+
+def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
+    cfg = T.TrainConfig.make(method="oracle", steps=4, save_steps=2, out_dir=str(tmp_path / "run"))
+
+    class Stop(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        T.train(cfg, callbacks=[Stop()], progress=False)
+    assert (tmp_path / "run" / "checkpoints" / "checkpoint-2").is_dir() and not (tmp_path / "run" / "eval.json").exists()
+    r = T.train(cfg, progress=False)
+    assert r["resumed_from"].endswith("checkpoint-2") and r["steps"] == 4
+    log = json.loads((tmp_path / "run" / "log.json").read_text())
+    assert [h["step"] for h in log if "reward" in h][-2:] == [3, 4]
+
+
+def test_bench_train_prints_its_figures_as_json(capsys):
+    assert main(["bench", "train", "--steps", "2", "--prompts-per-step", "2", "--group-size", "2", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    for name, budget in (("single_turn", 2), ("multi_turn", WorldConfig.make().max_messages)):
+        assert r[name]["max_messages"] == budget
+        assert r[name]["steps_per_s"] > 0 and r[name]["policy_tok_s"] > 0 and 0 < r[name]["rollout_share"] < 1
+    assert r["single_turn"]["policy_tokens_per_dialogue"] < r["multi_turn"]["policy_tokens_per_dialogue"]
+
+
+def test_a_dialogue_the_user_ended_at_once_gives_trl_one_masked_end_token():
+    from calirl_lite.rollout import RolloutBatch
+
+    d = Dialogue("arith-chat", "x", {}, [Message("user", "bye [[TERMINATE CHAT]]")])
+    out = RolloutBatch([d, d], prompt_ids=[[1], [1]], completion_ids=[[], [5, 7]], logprobs=[[], [-1.0, -2.0]], env_mask=[[], [1, 1]], end_id=7).as_trl()
+    assert out["completion_ids"] == [[7], [5, 7]] and out["env_mask"] == [[0], [1, 1]] and out["logprobs"] == [[0.0], [-1.0, -2.0]]
+
+
+def test_sim_vs_real_plot_puts_base_first_and_one_pair_per_method(tmp_path):
+    from calirl_lite import plots
+
+    def row(method, seed, sim, real):
+        return {"task": "arith-chat", "metric": "accuracy", "method": method, "seed": seed, "base": {"real": {"accuracy": 0.5}},
+                "trained": {"simulator": {"accuracy": sim}, "real": {"accuracy": real}}}
+
+    rows = [row("naive", s, 0.9, 0.2) for s in (0, 1)] + [row("oracle", s, 0.7, 0.7) for s in (0, 1)]
+    fig = plots.plot_sim_vs_real(rows, path=tmp_path / "f.png")
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["base", "naive", "oracle"]
+    assert sorted(round(b.get_height(), 3) for b in ax.patches) == [0.2, 0.5, 0.7, 0.7, 0.9]
+    assert (tmp_path / "f.png").is_file()
+    assert plots.reward_points([{"step": 1, "reward": 0.5}, {"step": 1, "loss": 0.1}, {"step": 2, "reward": 0.7}]) == ([1, 2], [0.5, 0.7])
