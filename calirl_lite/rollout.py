@@ -119,6 +119,7 @@ def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[s
             user.resume(s, h)
     dialogues = [Dialogue(task.name, tid, dict(g), h, user=user.name, policy=policy.name) for tid, g, h in zip(ids, goals, histories)]
     turns_written = [0] * len(dialogues)
+    tokens_written = [0] * len(dialogues)  # the policy's own tokens (an end token the engine had to add is not)
     tok = policy.tokenizer
     batch = RolloutBatch(dialogues, end_id=turn_end_id(tok))
     batch.prompt_ids = [prompt_ids(tok, assistant_messages(d.messages)) for d in dialogues]
@@ -140,6 +141,7 @@ def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[s
             batch.env_mask[i] += [learn] * (len(g.ids) - 1) + [0 if g.forced_end else learn]
             dialogues[i].messages.append(Message("assistant", g.text))
             generated += len(g.ids) - int(g.forced_end)
+            tokens_written[i] += len(g.ids) - int(g.forced_end)
         live_before_user = live
         live = [i for i in live if len(dialogues[i].messages) < max_messages]
         if live:
@@ -164,8 +166,8 @@ def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[s
             live = still
     batch.generated_tokens = generated + user.generated_tokens - user_tokens_before
     batch.seconds = time.perf_counter() - start  # generation only; scoring below is the reward's work
-    for d, mask in zip(dialogues, batch.env_mask):
-        d.scores = {**task.score(d), "assistant_tokens": float(sum(mask)), "turns": float(len(d.messages))}
+    for d, n in zip(dialogues, tokens_written):
+        d.scores = {**task.score(d), "assistant_tokens": float(n), "turns": float(len(d.messages))}
     return batch
 
 

@@ -453,3 +453,39 @@ def format_result(r: dict[str, Any]) -> str:
         b, t = r["base"][who], r["trained"][who]
         lines.append(f"  {m} with {label}: {b[m]:.3f} → {t[m]:.3f}   (assistant tokens {b['assistant_tokens']:.1f} → {t['assistant_tokens']:.1f})")
     return "\n".join(lines)
+
+
+def finished_results(methods: Sequence[str] = tuple(METHODS), tasks: Sequence[str] = ("arith-chat", "docedit-chat"),
+                     seeds: Sequence[int] = (0, 1, 2), **settings: Any) -> list[dict[str, Any]]:
+    """``eval.json`` of every finished run with these settings (nothing is trained; unfinished runs are left out)."""
+    import json
+
+    out = []
+    for method in methods:
+        for task in tasks:
+            for seed in seeds:
+                path = TrainConfig.make(method=method, task=task, seed=seed, **settings).folder() / "eval.json"
+                if path.is_file():
+                    out.append(json.loads(path.read_text()))
+    return out
+
+
+def results_table(results: Sequence[dict[str, Any]]) -> str:
+    """A markdown table: per task and method, the score before and after training, from the training user and
+    from the real users, as mean ± std over seeds (the seeds are listed)."""
+    import numpy as np
+
+    def cell(values: list[float]) -> str:
+        return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
+
+    lines = ["| task | method | seeds | training user | from training user: base → trained | from real users: base → trained |", "|---|---|---|---|---|---|"]
+    for task in sorted({r["task"] for r in results}):
+        for method in METHODS:
+            rows = sorted((r for r in results if r["task"] == task and r["method"] == method), key=lambda r: r["seed"])
+            if not rows:
+                continue
+            m = rows[0]["metric"]
+            get = lambda when, who: [r[when][who][m] for r in rows]  # noqa: E731
+            lines.append(f"| {task} ({m}) | {method} | {', '.join(str(r['seed']) for r in rows)} | {rows[0]['simulator']} | "
+                         f"{cell(get('base', 'simulator'))} → {cell(get('trained', 'simulator'))} | {cell(get('base', 'real'))} → {cell(get('trained', 'real'))} |")
+    return "\n".join(lines)

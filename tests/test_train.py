@@ -43,6 +43,8 @@ def test_a_rollout_from_logged_contexts_trains_only_the_first_policy_turn():
         first_turn = ids.index(end) + 1
         assert all(mask[:first_turn - 1]) and not any(mask[first_turn:])  # only the turn written at the context learns
         assert len(d.messages) > 4 or d.terminated  # the dialogue was completed by the user and the policy
+        if len(d.messages) > 5:  # the policy wrote more than the trained turn: every turn counts in its token count
+            assert d.scores["assistant_tokens"] > sum(mask)
     # the scripted user remembers what it said in the logged context
     state = ScriptedUsers().open(get_task("arith-chat"), goal, np.random.default_rng(0))
     ScriptedUsers().resume(state, context)
@@ -180,3 +182,22 @@ def test_sim_vs_real_plot_puts_base_first_and_one_pair_per_method(tmp_path):
     assert sorted(round(b.get_height(), 3) for b in ax.patches) == [0.2, 0.5, 0.7, 0.7, 0.9]
     assert (tmp_path / "f.png").is_file()
     assert plots.reward_points([{"step": 1, "reward": 0.5}, {"step": 1, "loss": 0.1}, {"step": 2, "reward": 0.7}]) == ([1, 2], [0.5, 0.7])
+
+
+def test_results_table_gives_mean_and_std_over_seeds_per_task_and_method():
+    def row(seed, before, after):
+        return {"task": "arith-chat", "metric": "accuracy", "method": "naive", "seed": seed, "simulator": "naive",
+                "base": {"simulator": {"accuracy": before}, "real": {"accuracy": 0.5}}, "trained": {"simulator": {"accuracy": after}, "real": {"accuracy": 0.25}}}
+
+    table = T.results_table([row(1, 0.2, 0.4), row(0, 0.4, 0.6)])
+    assert "| arith-chat (accuracy) | naive | 0, 1 | naive | 0.300 ± 0.100 → 0.500 ± 0.100 | 0.500 ± 0.000 → 0.250 ± 0.000 |" in table
+
+
+def test_lora_finetuning_saves_an_adapter_and_leaves_the_base_weights_alone(tmp_path):
+    r = T.train(T.TrainConfig.make(method="oracle", finetune="lora", lora_r=4, token_penalty=0.01, out_dir=str(tmp_path / "run")), progress=False)
+    assert (tmp_path / "run" / "policy" / "adapter_config.json").is_file() and not (tmp_path / "run" / "policy" / "model.safetensors").exists()
+    from safetensors.torch import load_file
+
+    adapter = load_file(tmp_path / "run" / "policy" / "adapter_model.safetensors")
+    assert any("lora_B" in k and adapter[k].abs().sum() > 0 for k in adapter)  # the adapter was trained
+    assert r["steps"] == T.TrainConfig.make().steps
