@@ -235,8 +235,9 @@ def plot_sim_vs_real(results: Sequence[dict[str, Any]], path: str | os.PathLike 
                     continue
                 color = "tab:olive" if j == 0 else "tab:blue"
                 label = ("with its training user" if j == 0 else "with the real users") if k == 1 else None
-                ax.bar(k + 0.38 * j, np.mean(values), 0.38, color=color, alpha=0.85, label=label)
-                ax.plot([k + 0.38 * j] * len(values), values, "k.", ms=4)
+                x = k + 0.38 * j if sim is not None else k + 0.19  # a lone bar (base) sits on its tick
+                ax.bar(x, np.mean(values), 0.38, color=color, alpha=0.85, label=label)
+                ax.plot([x] * len(values), values, "k.", ms=4)
         ax.set_xticks(np.arange(len(bars)) + 0.19, [b[0] for b in bars])
         ax.set_ylabel(metric)
         ax.set_title(f"{task}: each policy scored by its training user and by real users", fontsize=9)
