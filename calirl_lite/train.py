@@ -301,6 +301,8 @@ def make_trainer(cfg: TrainConfig, starts: Sequence[Start], user: Any, callbacks
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
     run = cfg.folder()
+    if cfg.report_to == "tensorboard":  # transformers' TensorBoard callback reads its folder from this variable
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(run / "tb")
     args = GRPOConfig(
         output_dir=str(run / "checkpoints"), max_steps=cfg.steps, per_device_train_batch_size=cfg.prompts_per_step * cfg.group_size,
         num_generations=cfg.group_size, learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup",
