@@ -4,6 +4,7 @@ Subcommands:
 
 * ``calirl shift --horizons 5 10 20 40 80 --out DIR`` — notebook 01's sweep: ``DIR/shift.json``, ``DIR/shift.png``
 * ``calirl world build``, ``calirl calibrate``, ``calirl train --method M`` — the stages, one at a time
+* ``calirl evaluate --policy base|RUN`` — a policy against the real users on held-out goals, per seed and mean ± std
 * ``calirl bench rollout|train`` — speed figures
 * ``calirl reproduce`` — the main job: runs every notebook top to bottom and keeps their figures and numbers under ``results/``
 
@@ -52,6 +53,15 @@ def settings_from_args(cls: type[Settings], args: argparse.Namespace) -> Setting
     return cls.make(**{k: v for k, v in vars(args).items() if k in names})
 
 
+def json_or_text(args: argparse.Namespace, compute: Any, text: Any, dumps: Any = None) -> int:
+    """Run ``compute()``; with ``--json`` stdout gets only the JSON of its result (everything else printed goes to
+    stderr), otherwise ``text(result)`` is printed."""
+    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
+        result = compute()
+    print((dumps or (lambda r: json.dumps(r, indent=2)))(result) if args.json else text(result))
+    return 0
+
+
 def cmd_shift(args: argparse.Namespace) -> int:
     from .shift import ShiftConfig, format_slopes, run_shift
 
@@ -84,63 +94,59 @@ def cmd_world_build(args: argparse.Namespace) -> int:
 def cmd_bench_rollout(args: argparse.Namespace) -> int:
     from .bench import bench_rollout
 
-    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):  # with --json, stdout is the JSON only
-        r = bench_rollout(args.profile, args.task, args.dialogues, args.naive_dialogues, args.max_messages, args.max_new_tokens, args.user, args.seed, args.repeats)
-    if args.json:
-        print(json.dumps(r, indent=2))
-    else:
-        print(f"engine   {r['engine_tok_s']:9.1f} tok/s  ({r['n_dialogues']} dialogues in lock step, user: {r['user']}; median of {r['repeats']} runs)")
-        print(f"generate {r['generate_tok_s']:9.1f} tok/s  (plain batched generate of single turns, same prompts and tokens)")
-        print(f"         {r['generate_fixed_length_tok_s']:9.1f} tok/s  (upper bound: generate with no turn ends, every row full length)")
-        print(f"naive    {r['naive_tok_s']:9.1f} tok/s  (one dialogue at a time, {r['n_naive']} dialogues)")
-        print(f"engine / generate = {r['engine_vs_generate']:.2f}   engine / naive = {r['engine_vs_naive']:.1f}")
-    return 0
+    def text(r: dict[str, Any]) -> str:
+        return "\n".join([
+            f"engine   {r['engine_tok_s']:9.1f} tok/s  ({r['n_dialogues']} dialogues in lock step, user: {r['user']}; median of {r['repeats']} runs)",
+            f"generate {r['generate_tok_s']:9.1f} tok/s  (plain batched generate of single turns, same prompts and tokens)",
+            f"         {r['generate_fixed_length_tok_s']:9.1f} tok/s  (upper bound: generate with no turn ends, every row full length)",
+            f"naive    {r['naive_tok_s']:9.1f} tok/s  (one dialogue at a time, {r['n_naive']} dialogues)",
+            f"engine / generate = {r['engine_vs_generate']:.2f}   engine / naive = {r['engine_vs_naive']:.1f}",
+        ])
+
+    return json_or_text(args, lambda: bench_rollout(args.profile, args.task, args.dialogues, args.naive_dialogues, args.max_messages,
+                                                    args.max_new_tokens, args.user, args.seed, args.repeats), text)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibration import CalibrationConfig, calibrate, format_gap, report_json
 
     cfg = settings_from_args(CalibrationConfig, args)
-    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):  # with --json, stdout is the JSON only
-        report = calibrate(cfg)
-    if args.json:
-        print(report_json(report))
-    else:
-        print(format_gap(report))
-        print(f"adapter: {report['adapter']}")
-    return 0
+    return json_or_text(args, lambda: calibrate(cfg), lambda r: f"{format_gap(r)}\nadapter: {r['adapter']}", report_json)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, format_result, train
 
     cfg = settings_from_args(TrainConfig, args)
-    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):  # with --json, stdout is the JSON only
-        result = train(cfg, force=args.force)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        print(format_result(result))
-        print(f"run folder: {result['run']}")
-    return 0
+    return json_or_text(args, lambda: train(cfg, force=args.force), lambda r: f"{format_result(r)}\nrun folder: {r['run']}")
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_seeds
+
+    def text(r: dict[str, Any]) -> str:
+        lines = [f"{r['policy']} on {r['task']} with the {r['user']} users, {r['n_eval']} held-out goals, seeds {r['seeds']}:"]
+        lines += [f"  {k:>17}: {r['mean'][k]:.3f} ± {r['std'][k]:.3f}   per seed: " + ", ".join(f"{v[k]:.3f}" for v in r["per_seed"].values())
+                  for k in r["mean"]]
+        return "\n".join(lines)
+
+    return json_or_text(args, lambda: evaluate_seeds(args.profile, args.task, args.policy, args.user, args.seeds, args.n_eval, args.max_messages), text)
 
 
 def cmd_bench_train(args: argparse.Namespace) -> int:
     from .bench import bench_train
 
-    with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
-        r = bench_train(args.profile, args.task, args.steps, args.prompts_per_step, args.group_size, args.user, args.seed)
-    if args.json:
-        print(json.dumps(r, indent=2))
-        return 0
-    print(f"GRPO on {r['task']} ({r['profile']} profile, user: {r['user']}, {r['prompts_per_step']}×{r['group_size']} dialogues per step, "
-          f"{r['threads']} threads; timed over {r['steps'] - 1} steps after a warm-up)")
-    for name in ("single_turn", "multi_turn"):
-        x = r[name]
-        print(f"{name.replace('_', '-'):>12} ({x['max_messages']:>2} messages): {x['steps_per_s']:6.3f} steps/s  {x['policy_tok_s']:8.1f} policy tok/s  "
-              f"{x['all_tok_s']:9.1f} tok/s in training sequences  rollouts {100 * x['rollout_share']:.0f}% of the time  "
-              f"{x['policy_tokens_per_dialogue']:.1f} policy tokens per dialogue")
-    return 0
+    def text(r: dict[str, Any]) -> str:
+        lines = [f"GRPO on {r['task']} ({r['profile']} profile, user: {r['user']}, {r['prompts_per_step']}×{r['group_size']} dialogues per step, "
+                 f"{r['threads']} threads; timed over {r['steps'] - 1} steps after a warm-up)"]
+        for name in ("single_turn", "multi_turn"):
+            x = r[name]
+            lines.append(f"{name.replace('_', '-'):>12} ({x['max_messages']:>2} messages): {x['steps_per_s']:6.3f} steps/s  {x['policy_tok_s']:8.1f} policy tok/s  "
+                         f"{x['all_tok_s']:9.1f} tok/s in training sequences  rollouts {100 * x['rollout_share']:.0f}% of the time  "
+                         f"{x['policy_tokens_per_dialogue']:.1f} policy tokens per dialogue")
+        return "\n".join(lines)
+
+    return json_or_text(args, lambda: bench_train(args.profile, args.task, args.steps, args.prompts_per_step, args.group_size, args.user, args.seed), text)
 
 
 def bench_parser(bench: Any, name: str, help: str, user: str, func: Any) -> argparse.ArgumentParser:
@@ -203,6 +209,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="train again even if this run has finished before")
     p.add_argument("--json", action="store_true", help="end by printing the run's results as JSON")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="a policy (base, or a trained run) against the real users on held-out goals: scores per seed, mean ± std")
+    p.add_argument("--profile", default="tiny", help="model profile (default: tiny)")
+    p.add_argument("--task", default="arith-chat", help="task family")
+    p.add_argument("--policy", default="base", help="'base', a `calirl train` run folder, or its policy/ folder")
+    p.add_argument("--user", default="real", choices=["real", "naive", "calibrated"], help="who plays the user (default: the real users)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="evaluation seeds")
+    p.add_argument("--n-eval", type=int, default=200, help="held-out goals")
+    p.add_argument("--max-messages", type=int, default=0, help="message budget (0: the world's)")
+    p.add_argument("--json", action="store_true", help="print the results as JSON")
+    p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("reproduce", help="the main job: run the notebooks top to bottom, figures and numbers under results/")
     p.add_argument("--profile", default="tiny", choices=["tiny"], help="model/data profile (only 'tiny' so far)")

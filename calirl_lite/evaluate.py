@@ -37,3 +37,69 @@ def evaluate_policy(policy: Policy, user: User, task: str, goals: Sequence[dict[
     if was_training:
         policy.model.train()
     return mean_scores(dialogues), dialogues
+
+
+def load_policy(profile: str, policy: str) -> Policy:
+    """``'base'`` (the profile's base policy), a trained run folder of ``calirl train``, or its ``policy/`` folder
+    (full weights, or a LoRA adapter that is put on the profile's policy model)."""
+    from pathlib import Path
+
+    from .profiles import get_profile, load_model
+    from .rollout import base_policy
+
+    prof = get_profile(profile)
+    if policy == "base":
+        return base_policy(profile)
+    folder = Path(policy)
+    if (folder / "policy").is_dir():
+        folder = folder / "policy"
+    if (folder / "adapter_config.json").is_file():
+        from peft import PeftModel
+
+        model, tok = load_model(prof.policy_model)
+        model = PeftModel.from_pretrained(model, str(folder))
+        model.eval()
+    elif (folder / "config.json").is_file():
+        model, tok = load_model(str(folder))
+    else:
+        raise FileNotFoundError(f"policy {policy!r} is neither 'base' nor a folder with a trained policy (config.json or adapter_config.json, "
+                                f"or a `calirl train` run folder holding policy/)")
+    return Policy(model, tok, folder.parent.name if folder.name == "policy" else folder.name, prof.policy_temperature, prof.max_new_tokens)
+
+
+def evaluate_seeds(profile: str, task: str, policy: str = "base", user: str = "real", seeds: Sequence[int] = (0, 1, 2),
+                   n_eval: int = 200, max_messages: int = 0, progress: bool = True) -> dict[str, Any]:
+    """``policy`` with ``user`` on the first ``n_eval`` held-out goals, once per seed: scores per seed, mean and std.
+
+    ``user`` is 'real' (the world's real users), 'naive' or 'calibrated' (the simulator of `calirl calibrate`
+    with seed 0 for this profile and task).
+    """
+    import numpy as np
+
+    from .tasks import TASKS
+    from .train import TrainConfig, check_inputs, make_user
+    from .world import WorldConfig, build_world
+
+    if task not in TASKS:
+        raise ValueError(f"task {task!r} has no score to evaluate; tasks: {', '.join(TASKS)}")
+    if not seeds:
+        raise ValueError("give at least one seed")
+    if n_eval < 1:
+        raise ValueError(f"n_eval must be ≥ 1, got {n_eval}")
+    adapter = None
+    if user == "calibrated":
+        adapter = check_inputs(TrainConfig.make(method="calibrated", profile=profile, task=task))["adapter"]
+    elif user not in ("real", "naive"):
+        raise ValueError(f"unknown user {user!r}; use real, naive or calibrated")
+    pol = load_policy(profile, policy)
+    world = build_world(WorldConfig.make())
+    goals = [t["goal"] for t in world.tasks(task, "test")][:n_eval]
+    who = make_user(user, profile, adapter)
+    per_seed = {int(s): evaluate_policy(pol, who, task, goals, max_messages or world.config.max_messages, 50_000 + int(s), progress)[0] for s in seeds}
+    keys = sorted(next(iter(per_seed.values())))
+    return {
+        "profile": profile, "task": task, "policy": policy, "user": user, "n_eval": len(goals), "seeds": [int(s) for s in seeds],
+        "per_seed": per_seed,
+        "mean": {k: float(np.mean([v[k] for v in per_seed.values()])) for k in keys},
+        "std": {k: float(np.std([v[k] for v in per_seed.values()])) for k in keys},
+    }
