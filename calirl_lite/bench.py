@@ -118,7 +118,7 @@ def bench_train(profile: str = "tiny", task: str = "arith-chat", steps: int = 6,
                               group_size=group_size, max_messages=budget, save_steps=steps + 1, out_dir=tmp)
             need = check_inputs(cfg)
             clock = Clock()
-            trainer, stats = make_trainer(cfg, training_starts(cfg, need, world, budget), make_user(SIMULATOR[method], profile), [clock])
+            trainer, stats = make_trainer(cfg, training_starts(cfg, need, world), make_user(SIMULATOR[method], profile), [clock])
             trainer.train()
         seconds = clock.ends[-1] - clock.ends[0]
         timed = slice(1, None)  # the steps after the warm-up

@@ -97,12 +97,12 @@ class Settings:
         """A short hash of the settings (less ``exclude``, plus ``extra``): names cache and run folders, so a changed setting never reuses an old one."""
         d = {k: v for k, v in self.to_dict().items() if k not in exclude}
         d.update(extra or {})
-        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:10]
+        return short_hash(d)
 
-    def run_folder(self, prefix: str, name: str, out_dir: str = "", world: bool = True) -> Path:
+    def run_folder(self, prefix: str, name: str, out_dir: str = "", world: bool = True, exclude: tuple[str, ...] = ("out_dir",)) -> Path:
         """``out_dir`` if given, else ``runs/<prefix>-<name>-<settings hash>`` (under ``$CALIRL_RUNS`` if set).
 
-        The hash covers every setting but ``out_dir`` and, with ``world``, the key of the toy world the
+        The hash covers every setting but those in ``exclude`` and, with ``world``, the key of the toy world the
         run draws goals, traces or models from — so neither a changed setting nor a rebuilt world ever
         resumes or reuses an old run.
         """
@@ -115,7 +115,7 @@ class Settings:
             from .world import WorldConfig
 
             extra["world"] = WorldConfig.make().key()
-        return runs_dir() / f"{prefix}-{name}-{self.digest(exclude=('out_dir', 'report_to'), extra=extra)}"
+        return runs_dir() / f"{prefix}-{name}-{self.digest(exclude=exclude, extra=extra)}"
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain JSON-ready values (tuples become lists)."""
@@ -141,6 +141,11 @@ class Settings:
         if unknown:
             raise ValueError(f"{path}: unknown field(s) {sorted(unknown)} for {cls.__name__}")
         return cls(**data)
+
+
+def short_hash(data: Any) -> str:
+    """Ten hex digits of the SHA-256 of ``data`` as sorted JSON: the name part of cache and run folders."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:10]
 
 
 def _jsonable(x: Any) -> Any:

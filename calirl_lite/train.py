@@ -129,7 +129,13 @@ class TrainConfig(Settings):
 
     def folder(self) -> Path:
         """The run folder; its name carries a hash of the settings, so a changed setting never resumes an old run."""
-        return self.run_folder("train", f"{self.method}-{self.profile}-{self.task}-seed{self.seed}", self.out_dir)
+        return self.run_folder("train", f"{self.method}-{self.profile}-{self.task}-seed{self.seed}", self.out_dir, exclude=("out_dir", "report_to"))
+
+    def budget(self) -> int:
+        """The message budget of a dialogue: ``max_messages``, or the world's when it is 0."""
+        from .world import WorldConfig
+
+        return self.max_messages or WorldConfig.make().max_messages
 
     def lora(self) -> bool:
         from .profiles import get_profile
@@ -292,11 +298,10 @@ def make_trainer(cfg: TrainConfig, starts: Sequence[Start], user: Any, callbacks
     from .profiles import get_profile, load_model
     from .rollout import Policy, rollout
     from .tasks import get_task
-    from .world import WorldConfig
 
     prof = get_profile(cfg.profile)
     task = get_task(cfg.task)
-    max_messages = cfg.max_messages or WorldConfig.make().max_messages
+    max_messages = cfg.budget()
     model, tok = load_model(prof.policy_model)
     cuda = torch.cuda.is_available()
     bf16 = cuda and torch.cuda.is_bf16_supported()
@@ -342,10 +347,10 @@ def make_trainer(cfg: TrainConfig, starts: Sequence[Start], user: Any, callbacks
     return trainer, stats
 
 
-def training_starts(cfg: TrainConfig, need: dict[str, Path], world: Any, max_messages: int) -> list[Start]:
+def training_starts(cfg: TrainConfig, need: dict[str, Path], world: Any) -> list[Start]:
     """Interactive methods start from the world's train goals; Static Context from the logged contexts."""
     if cfg.method == "static":
-        return static_contexts(read_jsonl(need["traces"]), cfg.task, max_messages)
+        return static_contexts(read_jsonl(need["traces"]), cfg.task, cfg.budget())
     return [Start(t["goal"]) for t in world.tasks(cfg.task, "train")]
 
 
@@ -360,18 +365,16 @@ def save_policy(trainer: Any, folder: Path) -> Path:
     return folder
 
 
-def base_eval_path(cfg: TrainConfig, adapter: Path | None, max_messages: int) -> Path:
+def base_eval_path(cfg: TrainConfig, adapter: Path | None) -> Path:
     """Where the base policy's scores for this run's users, goals and seed are kept: every method of a seed
     shares them (the base policy, the real users and the eval goals are the same), so they are computed once."""
-    import hashlib
-    import json
-
     from .paths import runs_dir
+    from .settings import short_hash
     from .world import WorldConfig
 
     key = {"profile": cfg.profile, "task": cfg.task, "user": SIMULATOR[cfg.method], "adapter": str(adapter.resolve()) if adapter else "",
-           "n_eval": cfg.n_eval, "max_messages": max_messages, "seed": cfg.seed, "world": WorldConfig.make().key()}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:10]
+           "n_eval": cfg.n_eval, "max_messages": cfg.budget(), "seed": cfg.seed, "world": WorldConfig.make().key()}
+    digest = short_hash(key)
     return runs_dir() / "base-eval" / f"{cfg.profile}-{cfg.task}-{SIMULATOR[cfg.method]}-seed{cfg.seed}-{digest}.json"
 
 
@@ -404,8 +407,8 @@ def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, 
     set_seed(cfg.seed)
     prof = get_profile(cfg.profile)
     world = build_world(WorldConfig.make())
-    max_messages = cfg.max_messages or world.config.max_messages
-    starts = training_starts(cfg, need, world, max_messages)
+    max_messages = cfg.budget()
+    starts = training_starts(cfg, need, world)
     train_user = make_user(SIMULATOR[cfg.method], cfg.profile, need.get("adapter"))
     real_user = train_user if SIMULATOR[cfg.method] == "real" else make_user("real", cfg.profile)
     bar = [reward_bar(f"GRPO {cfg.method} · {cfg.task} · seed {cfg.seed}")] if progress else []
@@ -421,7 +424,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, 
         return {"simulator": sim[0], "real": real[0]}, {"simulator": sim[1] if sim is not real else [], "real": real[1]}
 
     checkpoint = last_checkpoint(run / "checkpoints")
-    base_path = base_eval_path(cfg, need.get("adapter"), max_messages)  # shared by every method of this seed
+    base_path = base_eval_path(cfg, need.get("adapter"))  # shared by every method of this seed
     if base_path.is_file():
         base = json.loads(base_path.read_text())
     else:
