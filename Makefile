@@ -16,6 +16,7 @@ reproduce: $(STAMP)
 	$(BIN)/calirl reproduce
 
 test: $(STAMP)
+	bash scripts/browser.sh
 	CALIRL_SMOKE=1 $(BIN)/python -m pytest --nbmake tests notebooks
 
 clean-results:

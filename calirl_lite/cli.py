@@ -6,7 +6,8 @@ Subcommands:
 * ``calirl world build``, ``calirl calibrate``, ``calirl train --method M`` — the stages, one at a time
 * ``calirl evaluate --policy base|RUN`` — a policy against the real users on held-out goals, per seed and mean ± std
 * ``calirl bench rollout|train`` — speed figures
-* ``calirl reproduce`` — the main job: runs every notebook top to bottom and keeps their figures and numbers under ``results/``
+* ``calirl reproduce --profile tiny --seeds 0 1 2`` — the main job: the paper's table in the toy world, under ``results/``
+* ``calirl notebooks`` — runs every notebook top to bottom and keeps the executed copies under ``results/notebooks/``
 
 Flags of a subcommand come from the fields of its settings dataclass, with the field's
 docstring as help, so the command line and the notebooks share one set of defaults.
@@ -19,6 +20,7 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 import time
 import typing
@@ -73,6 +75,13 @@ def cmd_shift(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .reproduce import ReproduceConfig, reproduce
+
+    reproduce(settings_from_args(ReproduceConfig, args), out=args.out)
+    return 0
+
+
+def cmd_notebooks(args: argparse.Namespace) -> int:
     from .reproduce import run_notebooks
 
     start = time.perf_counter()
@@ -130,7 +139,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                   for k in r["mean"]]
         return "\n".join(lines)
 
-    return json_or_text(args, lambda: evaluate_seeds(args.profile, args.task, args.policy, args.user, args.seeds, args.n_eval, args.max_messages), text)
+    from .judge import make_judge
+
+    judge = make_judge(args.judge_endpoint, args.judge_model, args.judge_local, os.environ.get("CALIRL_JUDGE_API_KEY", ""))
+    return json_or_text(args, lambda: evaluate_seeds(args.profile, args.task, args.policy, args.user, args.seeds, args.n_eval, args.max_messages,
+                                                     judge=judge), text)
 
 
 def cmd_bench_train(args: argparse.Namespace) -> int:
@@ -218,23 +231,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="evaluation seeds")
     p.add_argument("--n-eval", type=int, default=200, help="held-out goals")
     p.add_argument("--max-messages", type=int, default=0, help="message budget (0: the world's)")
+    p.add_argument("--judge-endpoint", default="", help="optional LLM judge of interactivity: an OpenAI-compatible base URL such as http://127.0.0.1:8000/v1 "
+                   "(API key, if any, from $CALIRL_JUDGE_API_KEY)")
+    p.add_argument("--judge-model", default="", help="the model name the judge endpoint serves")
+    p.add_argument("--judge-local", default="", help="optional LLM judge as a local transformers model (folder or hub id)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("reproduce", help="the main job: run the notebooks top to bottom, figures and numbers under results/")
-    p.add_argument("--profile", default="tiny", choices=["tiny"], help="model/data profile (only 'tiny' so far)")
-    p.add_argument("--notebooks", nargs="*", default=None, help="notebook files to run (default: all under notebooks/)")
+    from .reproduce import ReproduceConfig
+
+    p = sub.add_parser("reproduce", help="the main job: world, calibration, every method × task × seed, the table and figures under results/")
+    add_settings_arguments(p, ReproduceConfig)
     p.add_argument("--out", default=None, help="results folder (default: results/ at the project root, or $CALIRL_RESULTS)")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("notebooks", help="run the numbered notebooks top to bottom; executed copies under results/notebooks/")
+    p.add_argument("--notebooks", nargs="*", default=None, help="notebook files to run (default: all under notebooks/)")
+    p.add_argument("--out", default=None, help="results folder (default: results/ at the project root, or $CALIRL_RESULTS)")
+    p.set_defaults(func=cmd_notebooks)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .users import EndpointError
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, ImportError) as e:
+    except (ValueError, FileNotFoundError, ImportError, EndpointError) as e:
         print(f"calirl {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -68,11 +68,12 @@ def load_policy(profile: str, policy: str) -> Policy:
 
 
 def evaluate_seeds(profile: str, task: str, policy: str = "base", user: str = "real", seeds: Sequence[int] = (0, 1, 2),
-                   n_eval: int = 200, max_messages: int = 0, progress: bool = True) -> dict[str, Any]:
+                   n_eval: int = 200, max_messages: int = 0, progress: bool = True, judge: Any = None) -> dict[str, Any]:
     """``policy`` with ``user`` on the first ``n_eval`` held-out goals, once per seed: scores per seed, mean and std.
 
     ``user`` is 'real' (the world's real users), 'naive' or 'calibrated' (the simulator of `calirl calibrate`
-    with seed 0 for this profile and task).
+    with seed 0 for this profile and task). With a ``judge`` (:func:`calirl_lite.judge.make_judge`) every
+    dialogue is also rated for interactivity, reported as ``interactivity`` in [0, 1].
     """
     import numpy as np
 
@@ -95,7 +96,14 @@ def evaluate_seeds(profile: str, task: str, policy: str = "base", user: str = "r
     world = build_world(WorldConfig.make())
     goals = [t["goal"] for t in world.tasks(task, "test")][:n_eval]
     who = make_user(user, profile, adapter)
-    per_seed = {int(s): evaluate_policy(pol, who, task, goals, max_messages or world.config.max_messages, 50_000 + int(s), progress)[0] for s in seeds}
+    per_seed = {}
+    for s in seeds:
+        scores, dialogues = evaluate_policy(pol, who, task, goals, max_messages or world.config.max_messages, 50_000 + int(s), progress)
+        if judge is not None:
+            from .judge import interactivity
+
+            scores["interactivity"] = interactivity(judge, dialogues)
+        per_seed[int(s)] = scores
     keys = sorted(next(iter(per_seed.values())))
     return {
         "profile": profile, "task": task, "policy": policy, "user": user, "n_eval": len(goals), "seeds": [int(s) for s in seeds],

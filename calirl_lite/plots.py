@@ -245,3 +245,35 @@ def plot_sim_vs_real(results: Sequence[dict[str, Any]], path: str | os.PathLike 
         ax.legend(fontsize=8)
     fig.tight_layout()
     return _finish(fig, path)
+
+
+def plot_gap_vs_drop(rows: Sequence[dict[str, Any]], path: str | os.PathLike | None = None) -> Any:
+    """The gap study (``calirl reproduce``): per task, the drop |J_sim − J_real| of one policy against the
+    measured per-turn behaviour gap ε, a line per horizon (left), and against notebook 01's bound
+    R_max · Σ_i (H − i) · ε (right: every point must lie under the diagonal)."""
+    tasks = sorted({r["task"] for r in rows})
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(10, 3.6 * len(tasks)), squeeze=False)
+    for (left, right), task in zip(axes, tasks):
+        rs = [r for r in rows if r["task"] == task]
+        horizons = sorted({r["horizon"] for r in rs})
+        colors = plt.cm.viridis(np.linspace(0.1, 0.85, len(horizons)))
+        for H, c in zip(horizons, colors):
+            part = sorted((r for r in rs if r["horizon"] == H), key=lambda r: r["eps"])
+            left.plot([r["eps"] for r in part], [r["drop"] for r in part], "o-", color=c, label=f"H = {H} messages")
+            right.plot([max(r["bound"], 1e-3) for r in part], [r["drop"] for r in part], "o", color=c, label=f"H = {H}")
+        left.set_xlabel("measured gap ε (per user turn: mean TV of reveal and accept-wrong rates)")
+        left.set_ylabel(f"drop |J_sim − J_real| ({rs[0]['metric']})")
+        left.set_title(f"{task}: the drop grows with the gap?", fontsize=9)
+        left.legend(fontsize=8)
+        left.grid(True, alpha=0.3)
+        top = max([r["bound"] for r in rs] + [1.0])
+        right.plot([1e-3, top], [1e-3, top], "k--", lw=1, label="bound = drop")
+        right.set_xscale("log")
+        right.set_ylim(0, max(1.0, max(r["drop"] for r in rs)) * 1.05)
+        right.set_xlabel("bound R_max · Σ_i (H − i) · ε  (notebook 01)")
+        right.set_ylabel("drop")
+        right.set_title(f"{task}: every point under the diagonal = the bound holds", fontsize=9)
+        right.legend(fontsize=8)
+        right.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, path)

@@ -58,11 +58,15 @@ class UserPersona:
     """chance of accepting a wrong answer or an imperfect document and ending the chat"""
     patience: int = 99
     """wrong answers (or imperfect drafts) the user rejects before giving up and ending the chat (world format 2)"""
+    p_point_out: float = 1.0
+    """chance that rejecting an answer also says which detail is wrong (world format 3: real users rarely do —
+    a rejected draft then tells the assistant little, so it has to ask)"""
 
 
-REAL_USER = UserPersona("real", reveal_first=0.0, p_answer_when_asked=0.95, p_unprompted_reveal=0.05, p_mistake=0.05, p_accept_wrong=0.05, patience=3)
+REAL_USER = UserPersona("real", reveal_first=0.0, p_answer_when_asked=0.95, p_unprompted_reveal=0.05, p_mistake=0.05, p_accept_wrong=0.05,
+                        patience=3, p_point_out=0.2)
 """The world's real users (and its oracle simulator): they withhold, answer questions, rarely accept a wrong answer,
-and give up after the third wrong one — guessing does not pay with them."""
+seldom say what is wrong with one, and give up after the third wrong one — guessing does not pay with them."""
 
 CORPUS_USERS = {
     "forthcoming": UserPersona("forthcoming", reveal_first=0.9, p_answer_when_asked=1.0, p_unprompted_reveal=0.6, p_mistake=0.0, p_accept_wrong=0.7),
@@ -70,6 +74,21 @@ CORPUS_USERS = {
     "withholding": REAL_USER,
 }
 """User personas of the pre-training corpus; ``WorldConfig.corpus_user_mix`` weighs them."""
+
+
+def graded_persona(w: float, far: UserPersona = CORPUS_USERS["forthcoming"], near: UserPersona = REAL_USER) -> UserPersona:
+    """A simulator of graded quality: its per-turn behaviour moved a fraction ``w`` of the way from the real
+    users' (``w = 0``: the real users themselves) toward ``far``'s (``w = 1``: the forthcoming corpus user) —
+    how often it volunteers details, answers questions, errs, accepts wrong answers, says what is wrong, and its
+    patience. It opens a dialogue as the real users do (``reveal_first`` is theirs), so the two users differ by
+    one per-turn rate, as in notebook 01's bound. The gap-versus-drop study scores one policy with these users
+    and with the real ones."""
+    if not 0.0 <= w <= 1.0:
+        raise ValueError(f"w must be in [0, 1], got {w}")
+    mix = lambda a, b: (1 - w) * a + w * b  # noqa: E731
+    fields = ("p_answer_when_asked", "p_unprompted_reveal", "p_mistake", "p_accept_wrong", "p_point_out")
+    values = {f: mix(getattr(near, f), getattr(far, f)) for f in fields}
+    return UserPersona(f"graded-{w:g}", reveal_first=near.reveal_first, patience=round(mix(near.patience, far.patience)), **values)
 
 
 @dataclass(frozen=True)
@@ -187,14 +206,18 @@ class ArithChat(Task):
 
     def goal_text(self, goal: dict[str, Any]) -> str:
         return f"problem : {self.problem(goal, goal)} answer : {goal['answer']}"
+    # world format 3: each detail is revealed in the words of the hidden problem, key first ("then tom buys 2 apples ."),
+    # so a simulator LM copies the value after the words it has just written (format 2's "2 apples were bought ." put the
+    # number first, and the tiny LM simulators gave a wrong value ~40% of the time)
 
     def first_message(self, goal: dict[str, Any], told: dict[str, Any]) -> str:
         return self.problem(goal, told)
 
     def reveal(self, goal: dict[str, Any], slot: str, value: Any) -> str:
+        n, item = goal["name"], goal["item"]
         if slot == "start":
-            return f"{value} {goal['item']} at the start ."
-        return f"{value} {goal['item']} were {VERBS[goal['verb']][1]} ."
+            return f"at the start {n} has {value} {item} ."
+        return f"then {n} {VERBS[goal['verb']][0]} {value} {item} ."
 
     def wrong_value(self, goal: dict[str, Any], slot: str, rng: np.random.Generator) -> Any:
         return max(1, goal[slot] + int(rng.choice([-2, -1, 1, 2])))
@@ -277,7 +300,10 @@ class DocEditChat(Task):
         return f"hi {v['name']} , want to meet at {v['place']} on {v['day']} ? see you !"
 
     def goal_text(self, goal: dict[str, Any]) -> str:
-        return f"note for {goal['name']} , meet at {goal['place']} on {goal['day']} , {goal['tone']} . document : {goal['target']}"
+        # world format 3: the details in the very words the user reveals them with ("the day is monday ."), so a
+        # simulator LM copies a value after its key; format 2 said "note for tom , meet at paris on monday , formal"
+        details = " ".join(self.reveal(goal, s, goal[s]) for s in self.slots)
+        return f"{details} document : {goal['target']}"
 
     def first_message(self, goal: dict[str, Any], told: dict[str, Any]) -> str:
         parts = ["please write a short note for me ."] + [self.reveal(goal, s, told[s]) for s in self.slots if s in told]
@@ -427,7 +453,8 @@ class ScriptedUser:
             if self.rejected >= self.persona.patience:
                 return f"{REJECT} {GIVE_UP} {TERMINATE}"
             wrong = [s for s in self.task.slots if s in self.told and self.told[s] != self.goal[s]]
-            wrong += [s for s in self.task.wrong_slots(self.goal, intent) if s not in wrong]
+            if self.rng.random() < self.persona.p_point_out:
+                wrong += [s for s in self.task.wrong_slots(self.goal, intent) if s not in wrong]
             if wrong:  # correct a detail: the user's own mistake first, else what the draft got wrong
                 self.told[wrong[0]] = self.goal[wrong[0]]
                 parts.append(self.task.reveal(self.goal, wrong[0], self.goal[wrong[0]]))

@@ -68,14 +68,14 @@ class TrainConfig(Settings):
     """seed of training, rollouts and evaluation"""
     calibration_seed: int = 0
     """seed of the `calirl calibrate` run whose adapter (and, for static, traces) is used: one calibrated simulator serves every training seed"""
-    steps: int = 60
+    steps: int = 40
     """GRPO optimiser steps (the budget, equal for every method)"""
-    prompts_per_step: int = 8
+    prompts_per_step: int = 4
     """distinct starts (goals, or logged contexts for static) per step"""
     group_size: int = 8
     """dialogues per start; their rewards are standardised within the group (GRPO's G)"""
     learning_rate: float = 1e-4
-    """peak learning rate (constant after a short warm-up)"""
+    """peak learning rate (constant after a short warm-up; at ≥ 3e-4 runs collapsed, issue 5)"""
     kl_beta: float = 0.0
     """weight of the KL penalty to the base policy (TRL's beta; 0 = none, and no reference model is kept)"""
     finetune: str = "auto"
@@ -89,7 +89,9 @@ class TrainConfig(Settings):
     token_penalty: float = 0.0
     """subtracted from the reward per assistant token (CollabLLM's efficiency term; 0 = task score only)"""
     n_eval: int = 200
-    """held-out test goals for the before/after evaluation"""
+    """held-out test goals for the before/after evaluation with the real users (the score of the table)"""
+    n_eval_simulator: int = 100
+    """the first this many of them for the score from the training simulator (LM simulators are slow)"""
     save_steps: int = 10
     """checkpoint every this many steps"""
     adapter: str = ""
@@ -101,7 +103,7 @@ class TrainConfig(Settings):
     out_dir: str = ""
     """run folder (default: runs/train-<method>-<profile>-<task>-seed<seed>-<hash of the settings and the world>, under $CALIRL_RUNS if set)"""
 
-    SMOKE = {"steps": 4, "prompts_per_step": 2, "group_size": 4, "n_eval": 8, "save_steps": 2}
+    SMOKE = {"steps": 4, "prompts_per_step": 2, "group_size": 4, "n_eval": 8, "n_eval_simulator": 8, "save_steps": 2}
 
     def __post_init__(self) -> None:
         from .profiles import get_profile
@@ -113,7 +115,7 @@ class TrainConfig(Settings):
         get_task(self.task)
         if self.task not in TASKS:
             raise ValueError(f"task {self.task!r} has no reward to train on; train on one of the world's tasks: {', '.join(TASKS)}")
-        self.require_at_least_one("steps", "prompts_per_step", "n_eval", "save_steps", "lora_r")
+        self.require_at_least_one("steps", "prompts_per_step", "n_eval", "n_eval_simulator", "save_steps", "lora_r")
         if self.group_size < 2:
             raise ValueError(f"group_size must be ≥ 2 (GRPO compares dialogues within a group), got {self.group_size}")
         if self.finetune not in ("auto", "full", "lora"):
@@ -373,7 +375,7 @@ def base_eval_path(cfg: TrainConfig, adapter: Path | None) -> Path:
     from .world import WorldConfig
 
     key = {"profile": cfg.profile, "task": cfg.task, "user": SIMULATOR[cfg.method], "adapter": str(adapter.resolve()) if adapter else "",
-           "n_eval": cfg.n_eval, "max_messages": cfg.budget(), "seed": cfg.seed, "world": WorldConfig.make().key()}
+           "n_eval": cfg.n_eval, "n_eval_simulator": cfg.n_eval_simulator, "max_messages": cfg.budget(), "seed": cfg.seed, "world": WorldConfig.make().key()}
     digest = short_hash(key)
     return runs_dir() / "base-eval" / f"{cfg.profile}-{cfg.task}-{SIMULATOR[cfg.method]}-seed{cfg.seed}-{digest}.json"
 
@@ -420,7 +422,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, 
         policy = Policy(trainer.model, trainer.processing_class, name, prof.policy_temperature, prof.max_new_tokens)
         real = evaluate_policy(policy, real_user, cfg.task, goals, max_messages, eval_seed, progress)
         # the oracle's training user is the real user: same seed, same dialogues, so it is scored once
-        sim = real if train_user is real_user else evaluate_policy(policy, train_user, cfg.task, goals, max_messages, eval_seed, progress)
+        sim = real if train_user is real_user else evaluate_policy(policy, train_user, cfg.task, goals[: cfg.n_eval_simulator], max_messages, eval_seed, progress)
         return {"simulator": sim[0], "real": real[0]}, {"simulator": sim[1] if sim is not real else [], "real": real[1]}
 
     checkpoint = last_checkpoint(run / "checkpoints")

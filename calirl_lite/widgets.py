@@ -132,6 +132,46 @@ class DialogueInspector:
         display(self.widget)
 
 
+class SideBySideInspector:
+    """Two policies on the same task, user, goal and seed, side by side (notebook 05's case studies).
+
+    Task, user and seed are shared (changing one changes both dialogues); each side picks its policy;
+    the step buttons move both dialogues together.
+    """
+
+    def __init__(self, policies: dict[str, Any], users: dict[str, Any], goals: dict[str, list[dict[str, Any]]],
+                 left: str | None = None, right: str | None = None, max_messages: int = 14) -> None:
+        import ipywidgets as w
+
+        names = list(policies)
+        left, right = left or names[0], right or names[min(1, len(names) - 1)]
+        for side, name in (("left", left), ("right", right)):
+            if name not in policies:
+                raise ValueError(f"{side}={name!r} is not one of the policies: {', '.join(names)}")
+        self.left = DialogueInspector(policies, users, goals, max_messages)
+        self.right = DialogueInspector(policies, users, goals, max_messages)
+        self.left.policy.value, self.right.policy.value = left, right
+        self.left.policy.description, self.right.policy.description = "left", "right"
+        for name in ("task", "user", "seed"):
+            w.link((getattr(self.left, name), "value"), (getattr(self.right, name), "value"))
+        sides = (self.left, self.right)
+        self.prev_button = w.Button(description="◀ prev")
+        self.next_button = w.Button(description="next ▶")
+        self.all_button = w.Button(description="whole dialogues")
+        self.prev_button.on_click(lambda _b: [s.show(s.step - 1) for s in sides])
+        self.next_button.on_click(lambda _b: [s.show(s.step + 1) for s in sides])
+        self.all_button.on_click(lambda _b: [s.show(len(s.dialogue.messages)) for s in sides])
+        half = w.Layout(width="50%")
+        self.left.view.layout, self.right.view.layout = half, half
+        self.widget = w.VBox([w.HBox([self.left.task, self.left.user, self.left.seed]), w.HBox([self.left.policy, self.right.policy]),
+                              w.HBox([self.prev_button, self.next_button, self.all_button]), w.HBox([self.left.view, self.right.view])])
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
 class TurnComparer:
     """At the same context of a held-out dialogue: the real user's turn, and what each simulator says there.
 

@@ -36,7 +36,7 @@ from .paths import cache_dir as default_cache_dir
 from .settings import Settings
 from .tasks import CORPUS_ASSISTANTS, CORPUS_USERS, TASKS, ScriptedAssistant, ScriptedUser, Task, get_task, vocabulary
 
-WORLD_FORMAT = 2
+WORLD_FORMAT = 3
 """Bump when a code change alters what ``build_world`` makes, so that caches of older worlds are not reused."""
 
 SPECIAL_TOKENS = ("<|pad|>", "<|unk|>", "<|im_start|>", "<|im_end|>")

@@ -52,18 +52,18 @@ def test_python_dash_m_and_help_show_field_docs(tmp_path):
     assert bad.returncode == 2 and "eps must lie in [0, 1]" in bad.stderr and "Traceback" not in bad.stderr
 
 
-def test_reproduce_runs_notebooks_and_keeps_executed_copies(tmp_path, monkeypatch):
+def test_notebooks_runs_notebooks_and_keeps_executed_copies(tmp_path, monkeypatch):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("from calirl_lite import results_dir\nprint(results_dir('x'))")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = tmp_path / "07_tiny.ipynb"
     nbformat.write(nb, path)
     out = tmp_path / "results"
-    assert main(["reproduce", "--notebooks", str(path), "--out", str(out)]) == 0
+    assert main(["notebooks", "--notebooks", str(path), "--out", str(out)]) == 0
     executed = nbformat.read(out / "notebooks" / "07_tiny.ipynb", as_version=4)
     assert str(out / "x") in executed.cells[0].outputs[0]["text"]  # the kernel wrote under --out
     assert nbformat.read(path, as_version=4).cells[0].outputs == []  # the source stays clean
 
 
-def test_reproduce_names_a_missing_notebook(tmp_path, capsys):
-    assert main(["reproduce", "--notebooks", str(tmp_path / "nope.ipynb"), "--out", str(tmp_path)]) == 2
+def test_notebooks_names_a_missing_notebook(tmp_path, capsys):
+    assert main(["notebooks", "--notebooks", str(tmp_path / "nope.ipynb"), "--out", str(tmp_path)]) == 2
     assert "nope.ipynb" in capsys.readouterr().err

@@ -101,6 +101,31 @@ def test_inspector_steps_through_turns_and_reloads_on_a_new_choice():
     assert insp.dialogue.user == "naive"
 
 
+def test_side_by_side_inspector_shares_task_user_and_seed_and_steps_both():
+    from calirl_lite.rollout import Policy
+    from calirl_lite.users import ScriptedUsers
+    from calirl_lite.widgets import SideBySideInspector
+    from calirl_lite.world import WorldConfig, build_world
+
+    world = build_world(WorldConfig.make())
+    model, tok = world.load_model()
+    goals = {t: [g["goal"] for g in world.tasks(t, "test")[:3]] for t in ("arith-chat", "docedit-chat")}
+    policies = {"a": Policy(model, tok, temperature=1.0), "b": Policy(model, tok, temperature=0.5)}
+    sbs = SideBySideInspector(policies, {"real": ScriptedUsers(), "real too": ScriptedUsers()}, goals, left="a", right="b", max_messages=6)
+    assert (sbs.left.dialogue.policy, sbs.right.dialogue.policy) == ("a", "b")
+    assert sbs.left.dialogue.messages[0] == sbs.right.dialogue.messages[0]  # the same goal, user and seed: the same opening
+    sbs.next_button.click()
+    assert sbs.left.step == sbs.right.step == 2
+    sbs.left.task.value = "docedit-chat"  # one control moves both sides
+    assert sbs.right.task.value == "docedit-chat" and sbs.right.dialogue.task == "docedit-chat" and sbs.right.step == 1
+    sbs.left.seed.value = 2
+    assert sbs.right.dialogue.goal == goals["docedit-chat"][2]
+    sbs.all_button.click()
+    assert sbs.left.step == len(sbs.left.dialogue.messages) and sbs.right.step == len(sbs.right.dialogue.messages)
+    with pytest.raises(ValueError, match="right='c' is not one of the policies: a, b"):
+        SideBySideInspector(policies, {"real": ScriptedUsers()}, goals, right="c")
+
+
 # ----------------------------------------------------------------------------- commands
 
 

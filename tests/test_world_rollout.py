@@ -1,9 +1,7 @@
 """The tiny world (smoke size), the rollout engine, the users, the profiles and the benchmark."""
 
 import hashlib
-import http.server
 import json
-import threading
 
 import numpy as np
 import pytest
@@ -155,35 +153,12 @@ def test_lora_adapter_user_and_missing_adapter(world, lm, tmp_path):
         LMUser(model, tok, adapter=str(tmp_path / "nothing"))
 
 
-@pytest.fixture()
-def stub_endpoint():
+@pytest.fixture
+def stub_endpoint(chat_stub):
     """An OpenAI-compatible chat endpoint on 127.0.0.1 that reveals one detail, then ends the chat."""
-    calls = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            calls.append(body)
-            if self.path != "/v1/chat/completions":
-                self.send_response(404)
-                self.end_headers()
-                return
-            text = "tom has some apples ." if len(calls) == 1 else f"thanks . {TERMINATE}"
-            out = json.dumps({"choices": [{"message": {"role": "assistant", "content": text}}]}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(out)))
-            self.end_headers()
-            self.wfile.write(out)
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}", calls
-    server.shutdown()
+    url, calls, reply = chat_stub
+    reply[0] = lambda body, n: "tom has some apples ." if n == 1 else f"thanks . {TERMINATE}"
+    return url, calls
 
 
 def test_endpoint_user_against_a_local_stub(world, lm, stub_endpoint):

@@ -1,0 +1,106 @@
+"""Scores that need more than the toy world's parser: an LLM judge of interactivity, and math-verify.
+
+* :class:`EndpointJudge` / :class:`LocalJudge` — CollabLLM-style *interactivity* (ITR): a judge model reads a
+  whole dialogue and rates how well the assistant engaged the user (asked for what it needed, did not guess,
+  kept it short) from 0 to 10; the kit reports it divided by 10. The judge is an OpenAI-compatible endpoint
+  (a local vLLM or llama.cpp server, or a hosted one) or a local transformers model, at temperature 0 as in
+  CollabLLM. The reply is *parsed* for a number — never evaluated as code.
+* :func:`math_correct` — is a free-text math answer equal to the reference? (math-verify: LaTeX, fractions,
+  decimals; for real math data such as CollabLLM's MATH-Chat or reasoning-gym's GSM problems, where the toy
+  world's "the answer is N ." parser does not reach.)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Sequence
+
+from .dialogue import Dialogue
+
+JUDGE_PROMPT = (
+    "You are judging a conversation between a user and an AI assistant. The user had a goal the assistant did not "
+    "know at first. Rate the assistant's INTERACTIVITY from 0 to 10: did it ask for the information it needed instead "
+    "of guessing, did it use what the user said, did it avoid needless turns? 10 = ideal, 0 = ignored the user.\n\n"
+    "Conversation:\n{conversation}\n\nAnswer with one line: 'Score: N' (N from 0 to 10)."
+)
+"""The judge's instruction; ``{conversation}`` is filled with one ``role: text`` line per message."""
+
+_SCORE = re.compile(r"score\s*[:=]?\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+
+
+def parse_score(reply: str, where: str = "judge") -> float:
+    """The 0–10 score in a judge's reply ('Score: 7', or a lone number), as a fraction in [0, 1]; a reply without
+    one is an error that quotes it."""
+    m = _SCORE.search(reply)
+    numbers = [m.group(1)] if m else re.findall(r"\b\d+(?:\.\d+)?\b", reply)
+    if len(numbers) != 1 or not 0.0 <= float(numbers[0]) <= 10.0:
+        raise ValueError(f"{where} gave no single score from 0 to 10 in its reply: {reply[:200]!r}")
+    return float(numbers[0]) / 10.0
+
+
+def judge_messages(dialogue: Dialogue) -> list[dict[str, str]]:
+    """The chat a judge sees: one user message with the instruction and the dialogue (no hidden goal)."""
+    convo = "\n".join(f"{m.role}: {m.text}" for m in dialogue.messages)
+    return [{"role": "user", "content": JUDGE_PROMPT.format(conversation=convo)}]
+
+
+class EndpointJudge:
+    """An OpenAI-compatible endpoint as the judge (``base_url`` such as ``http://127.0.0.1:8000/v1``)."""
+
+    def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 60.0) -> None:
+        if not base_url.startswith(("http://", "https://")):
+            raise ValueError(f"judge endpoint must start with http:// or https://, got {base_url!r}")
+        self.base_url, self.model, self.api_key, self.timeout = base_url, model, api_key, timeout
+
+    def score(self, dialogue: Dialogue) -> float:
+        from .users import chat_completion
+
+        reply = chat_completion(self.base_url, self.model, judge_messages(dialogue), 0.0, 32, self.api_key, self.timeout)
+        return parse_score(reply, f"judge endpoint {self.base_url}")
+
+
+class LocalJudge:
+    """A local transformers model as the judge (a folder or hub id; safetensors, no remote code), greedy."""
+
+    def __init__(self, model: str, max_new_tokens: int = 16) -> None:
+        from .profiles import load_model
+
+        self.name = model
+        self.model, self.tokenizer = load_model(model)
+        self.model.eval()
+        self.max_new_tokens = max_new_tokens
+
+    def score(self, dialogue: Dialogue) -> float:
+        import torch
+
+        ids = self.tokenizer.apply_chat_template(judge_messages(dialogue), add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        with torch.no_grad():
+            out = self.model.generate(**ids, max_new_tokens=self.max_new_tokens, do_sample=False, pad_token_id=self.tokenizer.pad_token_id)
+        reply = self.tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+        return parse_score(reply, f"local judge {self.name}")
+
+
+def make_judge(endpoint: str = "", model: str = "", local: str = "", api_key: str = "") -> Any:
+    """``EndpointJudge(endpoint, model)``, ``LocalJudge(local)``, or None when neither is given."""
+    if endpoint and local:
+        raise ValueError("give the judge as an endpoint or as a local model, not both")
+    if endpoint:
+        if not model:
+            raise ValueError("an endpoint judge needs the model name the endpoint serves (--judge-model)")
+        return EndpointJudge(endpoint, model, api_key)
+    return LocalJudge(local) if local else None
+
+
+def interactivity(judge: Any, dialogues: Sequence[Dialogue]) -> float:
+    """The judge's mean interactivity score over ``dialogues``, in [0, 1]."""
+    if not dialogues:
+        raise ValueError("no dialogues to judge")
+    return sum(judge.score(d) for d in dialogues) / len(dialogues)
+
+
+def math_correct(response: str, reference: str) -> bool:
+    r"""Whether the answer in ``response`` (free text, LaTeX, ``\boxed{}``) equals ``reference``, by math-verify."""
+    from math_verify import parse, verify
+
+    gold = parse(reference if "$" in reference or "\\" in reference else f"${reference}$")
+    return bool(gold) and bool(verify(gold, parse(response)))

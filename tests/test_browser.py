@@ -1,0 +1,105 @@
+"""A real browser: JupyterLab served on 127.0.0.1, opened in headless Chromium (Debian's ``chromium``, driven by
+Playwright), runs notebook 02 top to bottom; the dialogue inspector must render and answer a click.
+
+``.ci/run`` (``make test``) installs what this needs: ``scripts/browser.sh`` puts Debian's chromium on the
+machine, and ``playwright`` is in requirements.txt (only its driver is used; no browser is downloaded).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK = "02_users_and_simulators.ipynb"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if not path:
+        raise RuntimeError("this test needs Debian's chromium (/usr/bin/chromium): run `bash scripts/browser.sh` (make test does)")
+    return path
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """JupyterLab on 127.0.0.1 with a token, serving a copy of notebook 02 (the committed one is never touched)."""
+    work = tmp_path / "lab"
+    work.mkdir()
+    shutil.copy(ROOT / "notebooks" / NOTEBOOK, work / NOTEBOOK)
+    token, port = secrets.token_hex(16), free_port()
+    env = dict(os.environ, CALIRL_SMOKE="1", CALIRL_RESULTS=str(tmp_path / "results"), CALIRL_RUNS=str(tmp_path / "runs"),
+               JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"))
+    log = open(tmp_path / "jupyterlab.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+                             f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}", "--LabApp.news_url=",
+                             *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),  # CI runs as root
+                             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.time() > deadline:
+                proc.kill()
+                raise RuntimeError(f"JupyterLab did not start; see {tmp_path / 'jupyterlab.log'}:\n" + (tmp_path / "jupyterlab.log").read_text()[-2000:])
+            time.sleep(0.5)
+    yield url, token
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    log.close()
+
+
+def test_jupyterlab_runs_notebook_02_and_the_inspector_answers_a_click(lab):
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect, sync_playwright
+
+    url, token = lab
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS, headless=True)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
+        expect(page.locator(".jp-Notebook .jp-Cell").first).to_be_visible(timeout=90_000)
+        try:  # a fresh JupyterLab may ask which kernel to start; the notebook's own (python3) is preselected
+            page.get_by_role("dialog").get_by_role("button", name="Select", exact=True).click(timeout=20_000)
+        except PlaywrightTimeout:
+            pass  # it started the notebook's kernel without asking
+        page.get_by_role("menuitem", name="Run", exact=True).click()
+        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        # the inspector: its buttons and its dialogue view, rendered by ipywidgets in the page
+        nxt = page.get_by_role("button", name="next ▶")
+        expect(nxt).to_be_visible(timeout=600_000)
+        inspector = page.locator(".widget-vbox", has=nxt).last
+        messages = inspector.locator(".calirl-dialogue .calirl-user, .calirl-dialogue .calirl-assistant")
+        expect(messages).to_have_count(1, timeout=60_000)  # the inspector opens on the first message
+        nxt.click()
+        expect(messages).to_have_count(2, timeout=60_000)  # a click in the browser reaches the kernel and back
+        page.get_by_role("button", name="whole dialogue").click()
+        expect(inspector.locator(".calirl-dialogue")).to_contain_text("scores", timeout=60_000)
+        assert messages.count() >= 2
+        if os.environ.get("CALIRL_BROWSER_SHOT"):  # a picture of the page, for a person to look at
+            page.screenshot(path=os.environ["CALIRL_BROWSER_SHOT"])
+        browser.close()

@@ -1,0 +1,69 @@
+"""`calirl reproduce`: every stage, the table with the paper's claims checked, the gap study, reuse of finished runs."""
+
+import json
+
+import pytest
+
+from calirl_lite.cli import main
+from calirl_lite.reproduce import ReproduceConfig, gap_trends, reproduce, summarise, table_markdown
+
+
+def fake_result(method, task, seed, real, base=0.5, sim=0.6):
+    metric = "accuracy" if task == "arith-chat" else "bleu"
+    return {"method": method, "task": task, "seed": seed, "metric": metric, "simulator": "x", "run": f"/runs/{method}-{task}-{seed}",
+            "base": {"real": {metric: base}, "simulator": {metric: base}}, "trained": {"real": {metric: real}, "simulator": {metric: sim}}}
+
+
+def test_the_summary_checks_each_claim_on_the_means_and_keeps_every_seed():
+    scores = {"oracle": 0.9, "calibrated": 0.8, "static": 0.7, "naive": 0.4}  # naive below base (0.5): the docedit collapse
+    results = [fake_result(m, t, s, v + 0.01 * s) for m, v in scores.items() for t in ("arith-chat", "docedit-chat") for s in (0, 1, 2)]
+    summary = summarise(results, (0, 1, 2))
+    doc = summary["tasks"]["docedit-chat"]
+    assert doc["methods"]["naive"]["per_seed"] == pytest.approx({"0": 0.4, "1": 0.41, "2": 0.42})
+    assert doc["methods"]["naive"]["mean"] == pytest.approx(0.41) and doc["methods"]["naive"]["std"] == pytest.approx(0.00816, abs=1e-4)
+    assert all(c["holds"] for t in summary["tasks"].values() for c in t["claims"])
+    assert "naive < base" in [c["claim"] for c in doc["claims"]] and "naive < base" not in [c["claim"] for c in summary["tasks"]["arith-chat"]["claims"]]
+    # a world where static beats calibrated: that claim is reported as failing, in the table too
+    results = [r if r["method"] != "static" else fake_result("static", r["task"], r["seed"], 0.95) for r in results]
+    summary = summarise(results, (0, 1, 2))
+    failing = [c["claim"] for c in summary["tasks"]["arith-chat"]["claims"] if not c["holds"]]
+    assert failing == ["oracle > static", "calibrated > static"]
+    assert "calibrated > static — does NOT hold (0.810 vs 0.950)" in table_markdown(summary)
+
+
+def test_gap_trends_count_the_pairs_in_order_and_check_the_bound():
+    rows = [{"task": "t", "w": w, "horizon": h, "eps": w, "drop": w * h / 10, "bound": w * h} for w in (0.0, 0.5, 1.0) for h in (4, 8)]
+    assert gap_trends(rows)["t"] == {"drop_rises_with_gap": "6/6", "drop_rises_with_horizon": "2/2", "under_bound": True}  # w = 0: no drop
+    rows[3]["drop"], rows[5]["drop"] = 0.1, 0.05  # at H = 8: w = 0.5 drops 0.1 (0.2 at H = 4), w = 1 drops 0.05 (0.4 at H = 4)
+    assert gap_trends(rows)["t"] == {"drop_rises_with_gap": "5/6", "drop_rises_with_horizon": "0/2", "under_bound": True}
+    rows[-1]["drop"] = 99.0  # above its bound
+    assert gap_trends(rows)["t"]["under_bound"] is False
+
+
+def test_reproduce_runs_every_stage_writes_the_table_and_reuses_finished_runs(tmp_path):
+    cfg = ReproduceConfig.make(workers=1)  # smoke mode: one seed, tiny runs
+    summary = reproduce(cfg, out=tmp_path)
+    table = json.loads((tmp_path / "table.json").read_text())
+    assert table["seeds"] == [0] and table["seconds"] > 0 and table["workers"] == 1
+    for task in ("arith-chat", "docedit-chat"):
+        methods = table["tasks"][task]["methods"]
+        assert set(methods) == {"base", "static", "naive", "calibrated", "oracle"}
+        assert all(set(m["per_seed"]) == {"0"} and 0.0 <= m["mean"] <= 1.0 for m in methods.values())
+        assert len(table["tasks"][task]["claims"]) == (5 if task == "docedit-chat" else 4)
+    md = (tmp_path / "table.md").read_text()
+    assert "| Calibrated Interactive RL |" in md and "naive < base" in md and "calirl reproduce` took" in md
+    for name in ("table.png", "gap_vs_drop.png", "gap_vs_drop.json"):
+        assert (tmp_path / name).stat().st_size > 0
+    gap = json.loads((tmp_path / "gap_vs_drop.json").read_text())
+    assert {(r["w"], r["horizon"]) for r in gap["rows"] if r["task"] == "arith-chat"} == {(w, h) for w in cfg.gap_mixes for h in cfg.gap_horizons}
+    assert all(r["drop"] == pytest.approx(abs(r["sim"] - r["real"])) for r in gap["rows"])
+    assert all(r["eps"] == 0 and r["drop"] == 0 for r in gap["rows"] if r["w"] == 0)  # w = 0 is the real users themselves
+    again = reproduce(cfg, out=tmp_path)  # every run finished: nothing is trained again, the numbers are the same
+    assert again["tasks"] == summary["tasks"] and again["runs"] == summary["runs"]
+
+
+def test_reproduce_refuses_bad_settings_before_any_work(capsys):
+    assert main(["reproduce", "--profile", "smol"]) == 2
+    assert "toy world of the 'tiny' profile" in capsys.readouterr().err
+    assert main(["reproduce", "--gap-mixes", "0", "1.5"]) == 2
+    assert "gap_mixes must lie in [0, 1]" in capsys.readouterr().err
