@@ -116,18 +116,25 @@ def train_job(profile: str, method: str, task: str, seed: int) -> dict[str, Any]
 
 def gap_job(profile: str, task: str, w: float, horizons: Sequence[int], n_goals: int, seed: int) -> list[dict[str, Any]]:
     """The base policy with the graded simulator ``w`` and with the real users, at each horizon: scores, the
-    behaviour gap ε between the two users (per user turn), and the bound R_max · Σ_i (H − i) · ε."""
+    behaviour gap ε between the two users (per user turn), and the bound R_max · Σ_i (H − i) · ε. Kept under
+    ``runs/gap-study/`` and reused."""
+    import numpy as np
+
     from .evaluate import evaluate_policy
+    from .paths import runs_dir
     from .rollout import base_policy
+    from .settings import short_hash
     from .shift import compounding_bound
     from .stats import behaviour_tv
     from .tasks import get_task, graded_persona
     from .users import ScriptedUsers
     from .world import WorldConfig, build_world
 
-    import numpy as np
-
     world = build_world(WorldConfig.make(), verbose=False)
+    key = {"profile": profile, "task": task, "w": w, "horizons": sorted(horizons), "n_goals": n_goals, "seed": seed, "world": world.config.key()}
+    done = runs_dir() / "gap-study" / f"{profile}-{task}-w{w:g}-{short_hash(key)}.json"
+    if done.is_file():  # finished before: the same policy, users, goals and seed give the same numbers
+        return json.loads(done.read_text())
     goals = [t["goal"] for t in world.tasks(task, "test")][:n_goals]
     policy = base_policy(profile)
     metric = get_task(task).metric
@@ -141,7 +148,9 @@ def gap_job(profile: str, task: str, w: float, horizons: Sequence[int], n_goals:
             eps = float(np.nan_to_num((tv["unprompted_reveal_rate"] + tv["accept_wrong_rate"]) / 2))
         rows.append({"task": task, "w": w, "horizon": H, "metric": metric, "sim": s[metric], "real": r[metric],
                      "drop": abs(s[metric] - r[metric]), "eps": eps, "bound": compounding_bound(eps, (H + 1) // 2)})
-    return sorted(rows, key=lambda x: x["horizon"])
+    rows.sort(key=lambda x: x["horizon"])
+    atomic_write_json(done, rows)
+    return rows
 
 
 def run_pool(jobs: Sequence[tuple[str, Callable[..., Any], tuple]], workers: int, desc: str) -> dict[str, Any]:
