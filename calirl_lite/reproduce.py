@@ -247,7 +247,9 @@ def table_markdown(summary: dict[str, Any]) -> str:
         for c in d["claims"]:
             lines.append(f"- {t}: {c['claim']} — {'holds' if c['holds'] else 'does NOT hold'} ({c['left']:.3f} vs {c['right']:.3f})")
     if "seconds" in summary:
-        lines += ["", f"Measured: the whole `calirl reproduce` took {summary['seconds'] / 60:.1f} min ({summary['workers']} worker processes)."]
+        reused = summary.get("reused_runs", 0)
+        lines += ["", f"Measured: this `calirl reproduce` took {summary['seconds'] / 60:.1f} min ({summary['workers']} worker processes"
+                  + (f"; {reused} of {len(summary.get('runs', {}))} training runs had finished before and were reused)." if reused else ").")]
     return "\n".join(lines) + "\n"
 
 
@@ -278,6 +280,9 @@ def reproduce(cfg: ReproduceConfig | None = None, out: str | os.PathLike | None 
     order = {"calibrated": 0, "static": 1, "naive": 2, "oracle": 3}
     jobs = sorted(((f"{m} · {t} · seed {s}", train_job, (cfg.profile, m, t, s)) for m in METHODS for t in TASK_NAMES for s in cfg.seeds),
                   key=lambda j: (j[2][2] != "docedit-chat", order[j[2][1]], j[2][3]))
+    from .train import TrainConfig
+
+    reused = sum((TrainConfig.make(profile=a[0], method=a[1], task=a[2], seed=a[3]).folder() / "eval.json").is_file() for _, _, a in jobs)
     results = list(run_pool(jobs, workers, "train").values())
     stage("4/5 gap versus drop: the base policy with graded simulators and with the real users, at several horizons")
     gap_jobs = [(f"{t} · w={w:g}", gap_job, (cfg.profile, t, w, cfg.gap_horizons, cfg.gap_goals, cfg.gap_seed)) for t in TASK_NAMES for w in cfg.gap_mixes]
@@ -285,7 +290,7 @@ def reproduce(cfg: ReproduceConfig | None = None, out: str | os.PathLike | None 
     gap_rows.sort(key=lambda r: (r["task"], r["w"], r["horizon"]))
     stage("5/5 table and figures")
     summary = summarise(results, cfg.seeds)
-    summary.update(profile=cfg.profile, workers=workers, seconds=time.perf_counter() - start, settings=cfg.to_dict(),
+    summary.update(profile=cfg.profile, workers=workers, seconds=time.perf_counter() - start, settings=cfg.to_dict(), reused_runs=reused,
                    runs={r["method"] + "/" + r["task"] + "/" + str(r["seed"]): r["run"] for r in results})
     close_figure(plot_sim_vs_real(results, base / "table.png"))
     atomic_write_json(base / "gap_vs_drop.json", json_safe({"rows": gap_rows, "trends": gap_trends(gap_rows)}))
@@ -296,7 +301,8 @@ def reproduce(cfg: ReproduceConfig | None = None, out: str | os.PathLike | None 
     print(table_markdown(summary))
     print(format_trends(gap_trends(gap_rows)))
     print(f"wrote {base / 'table.md'}, table.json, table.png, gap_vs_drop.json, gap_vs_drop.png")
-    print(f"calirl reproduce took {summary['seconds']:.0f} s ({summary['seconds'] / 60:.1f} min) with {workers} worker processes")
+    print(f"calirl reproduce took {summary['seconds']:.0f} s ({summary['seconds'] / 60:.1f} min) with {workers} worker processes"
+          + (f"; {reused} of {len(jobs)} training runs were reused" if reused else ""))
     return summary
 
 

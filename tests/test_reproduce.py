@@ -60,6 +60,8 @@ def test_reproduce_runs_every_stage_writes_the_table_and_reuses_finished_runs(tm
     assert all(r["eps"] == 0 and r["drop"] == 0 for r in gap["rows"] if r["w"] == 0)  # w = 0 is the real users themselves
     again = reproduce(cfg, out=tmp_path)  # every run finished: nothing is trained again, the numbers are the same
     assert again["tasks"] == summary["tasks"] and again["runs"] == summary["runs"]
+    assert again["reused_runs"] == 8  # (the first call may reuse runs other tests trained with the same settings)
+    assert "8 of 8 training runs had finished before and were reused" in (tmp_path / "table.md").read_text()
 
 
 def test_reproduce_refuses_bad_settings_before_any_work(capsys):
