@@ -153,6 +153,12 @@ def gap_job(profile: str, task: str, w: float, horizons: Sequence[int], n_goals:
     return rows
 
 
+def _named(e: Exception, what: str) -> Exception:
+    """``e`` with the failed run named; ValueError and FileNotFoundError keep their type (the CLI prints them in one line)."""
+    kind = type(e) if isinstance(e, (ValueError, FileNotFoundError)) else RuntimeError
+    return kind(f"{what}: {e}")
+
+
 def run_pool(jobs: Sequence[tuple[str, Callable[..., Any], tuple]], workers: int, desc: str) -> dict[str, Any]:
     """Run ``(name, function, args)`` jobs in ``workers`` single-threaded processes (in this process if 1), with a
     progress bar; returns name → result. A failed job stops the stage with its name in the error."""
@@ -163,7 +169,10 @@ def run_pool(jobs: Sequence[tuple[str, Callable[..., Any], tuple]], workers: int
     if workers <= 1:
         for name, fn, args in jobs:
             bar.set_postfix_str(name)
-            out[name] = fn(*args)
+            try:
+                out[name] = fn(*args)
+            except Exception as e:  # noqa: BLE001 - re-raised with the run's name
+                raise _named(e, f"{desc}: {name} failed") from e
             bar.update()
         bar.close()
         return out
@@ -183,7 +192,7 @@ def run_pool(jobs: Sequence[tuple[str, Callable[..., Any], tuple]], workers: int
                 except Exception as e:  # noqa: BLE001 - re-raised with the run's name
                     for f in futures:
                         f.cancel()
-                    raise RuntimeError(f"{desc}: {name} failed: {e}") from e
+                    raise _named(e, f"{desc}: {name} failed") from e
                 bar.set_postfix_str(name)
                 bar.update()
     finally:

@@ -69,3 +69,12 @@ def test_reproduce_refuses_bad_settings_before_any_work(capsys):
     assert "toy world of the 'tiny' profile" in capsys.readouterr().err
     assert main(["reproduce", "--gap-mixes", "0", "1.5"]) == 2
     assert "gap_mixes must lie in [0, 1]" in capsys.readouterr().err
+
+
+def test_a_failed_run_in_a_worker_process_stops_the_stage_with_its_name():
+    from calirl_lite.reproduce import run_pool, train_job
+
+    jobs = [("ppo · arith-chat · seed 0", train_job, ("tiny", "ppo", "arith-chat", 0))]
+    for workers in (1, 2):  # in this process, and in spawned single-threaded workers
+        with pytest.raises(ValueError, match=r"train: ppo · arith-chat · seed 0 failed: unknown method 'ppo'"):
+            run_pool(jobs, workers, "train")
