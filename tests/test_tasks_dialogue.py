@@ -101,3 +101,18 @@ def test_a_bad_row_is_reported_with_file_and_line(tmp_path, row, message):
 def test_missing_dialogue_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.jsonl"):
         dlg.read_jsonl(tmp_path / "nope.jsonl")
+
+
+def test_graded_simulators_move_per_turn_behaviour_from_the_real_users_to_the_forthcoming_one():
+    from dataclasses import replace
+
+    from calirl_lite.tasks import graded_persona
+
+    assert replace(graded_persona(0.0), name="real") == REAL_USER
+    far, half = graded_persona(1.0), graded_persona(0.5)
+    forth = CORPUS_USERS["forthcoming"]
+    assert (far.p_accept_wrong, far.p_unprompted_reveal, far.p_point_out) == (forth.p_accept_wrong, forth.p_unprompted_reveal, forth.p_point_out)
+    assert far.reveal_first == half.reveal_first == REAL_USER.reveal_first  # they open as the real users do
+    assert half.p_accept_wrong == pytest.approx((REAL_USER.p_accept_wrong + forth.p_accept_wrong) / 2)
+    with pytest.raises(ValueError, match="w must be in"):
+        graded_persona(1.5)
