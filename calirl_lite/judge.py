@@ -48,8 +48,9 @@ class EndpointJudge:
     """An OpenAI-compatible endpoint as the judge (``base_url`` such as ``http://127.0.0.1:8000/v1``)."""
 
     def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 60.0) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"judge endpoint must start with http:// or https://, got {base_url!r}")
+        from .users import require_http
+
+        require_http(base_url, "judge endpoint")
         self.base_url, self.model, self.api_key, self.timeout = base_url, model, api_key, timeout
 
     def score(self, dialogue: Dialogue) -> float:

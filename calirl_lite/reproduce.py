@@ -35,8 +35,10 @@ from typing import Any, Callable, Sequence
 from .io import atomic_write_json, atomic_write_text, json_safe
 from .paths import project_root, results_dir
 from .settings import Settings
+from .tasks import TASKS
 
-TASK_NAMES = ("arith-chat", "docedit-chat")
+TASK_NAMES = tuple(TASKS)
+"""The toy world's tasks, each with its own calibrated simulator and its column in the table."""
 
 CLAIMS = (
     ("oracle", ">", "static"), ("calibrated", ">", "static"), ("static", ">", "base"),
@@ -212,6 +214,8 @@ def summarise(results: Sequence[dict[str, Any]], seeds: Sequence[int]) -> dict[s
     """Per task, Base and every method with the real users: mean, std and per-seed values; and the claims."""
     import numpy as np
 
+    from .train import METHODS
+
     tasks: dict[str, Any] = {}
     for task in sorted({r["task"] for r in results}):
         rows = [r for r in results if r["task"] == task]
@@ -222,7 +226,7 @@ def summarise(results: Sequence[dict[str, Any]], seeds: Sequence[int]) -> dict[s
             per.setdefault(r["method"], {})[r["seed"]] = r["trained"]["real"][metric]
             sim.setdefault(r["method"], {})[r["seed"]] = r["trained"]["simulator"][metric]
         methods = {}
-        for name in ("base", "static", "naive", "calibrated", "oracle"):
+        for name in ("base", *METHODS):
             if name not in per:
                 continue
             v = [per[name][s] for s in sorted(per[name])]
@@ -268,7 +272,7 @@ def table_markdown(summary: dict[str, Any]) -> str:
 def reproduce(cfg: ReproduceConfig | None = None, out: str | os.PathLike | None = None) -> dict[str, Any]:
     """Run every stage (reusing finished ones) and write the table and figures; returns table.json's contents."""
     from .plots import close_figure, plot_gap_vs_drop, plot_sim_vs_real
-    from .train import METHODS
+    from .train import METHODS, finished_results
     from .world import WorldConfig, build_world
 
     cfg = cfg or ReproduceConfig.make()
@@ -289,9 +293,7 @@ def reproduce(cfg: ReproduceConfig | None = None, out: str | os.PathLike | None 
     order = {"calibrated": 0, "static": 1, "naive": 2, "oracle": 3}
     jobs = sorted(((f"{m} · {t} · seed {s}", train_job, (cfg.profile, m, t, s)) for m in METHODS for t in TASK_NAMES for s in cfg.seeds),
                   key=lambda j: (j[2][2] != "docedit-chat", order[j[2][1]], j[2][3]))
-    from .train import TrainConfig
-
-    reused = sum((TrainConfig.make(profile=a[0], method=a[1], task=a[2], seed=a[3]).folder() / "eval.json").is_file() for _, _, a in jobs)
+    reused = len(finished_results(METHODS, TASK_NAMES, cfg.seeds, profile=cfg.profile))
     results = list(run_pool(jobs, workers, "train").values())
     stage("4/5 gap versus drop: the base policy with graded simulators and with the real users, at several horizons")
     gap_jobs = [(f"{t} · w={w:g}", gap_job, (cfg.profile, t, w, cfg.gap_horizons, cfg.gap_goals, cfg.gap_seed)) for t in TASK_NAMES for w in cfg.gap_mixes]

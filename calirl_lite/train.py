@@ -41,6 +41,7 @@ from typing import Any, Callable, Sequence
 from .dialogue import Dialogue, Message, read_jsonl, write_jsonl
 from .io import atomic_write_json, json_safe
 from .settings import Settings
+from .tasks import TASKS
 
 METHODS = {
     "static": "Static Context RL: one turn at logged contexts, completed by the calibrated simulator",
@@ -462,7 +463,7 @@ def format_result(r: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def finished_results(methods: Sequence[str] = tuple(METHODS), tasks: Sequence[str] = ("arith-chat", "docedit-chat"),
+def finished_results(methods: Sequence[str] = tuple(METHODS), tasks: Sequence[str] = tuple(TASKS),
                      seeds: Sequence[int] = (0, 1, 2), **settings: Any) -> list[dict[str, Any]]:
     """``eval.json`` of every finished run with these settings (nothing is trained; unfinished runs are left out)."""
     import json

@@ -150,8 +150,7 @@ class EndpointUser(User):
 
     def __init__(self, base_url: str, model: str, api_key: str = "", name: str = "endpoint",
                  temperature: float = 1.0, max_tokens: int = 256, timeout: float = 60.0, workers: int = 8) -> None:
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError(f"base_url must start with http:// or https://, got {base_url!r}")
+        require_http(base_url, "base_url")
         self.base_url, self.model, self.api_key, self.name = base_url.rstrip("/"), model, api_key, name
         self.temperature, self.max_tokens, self.timeout, self.workers = temperature, max_tokens, timeout, workers
 
@@ -165,6 +164,12 @@ class EndpointUser(User):
     def replies(self, states: list[UserState], histories: list[list[Message]]) -> list[str]:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             return list(pool.map(self._ask, states, histories))
+
+
+def require_http(url: str, what: str) -> None:
+    """A clear error unless ``url`` is an http(s) address (endpoint users and judges)."""
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{what} must start with http:// or https://, got {url!r}")
 
 
 class EndpointError(RuntimeError):
