@@ -120,8 +120,8 @@ def plot_monte_carlo(study: dict[str, Any], path: str | os.PathLike | None = Non
 def plot_behaviour(report: dict[str, Any], path: str | os.PathLike | None = None) -> Any:
     """Users' behaviour statistics side by side, one panel per task (rates as bars, words per turn on the right)."""
     tasks = list(report)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), squeeze=False)
-    rates = ("unprompted_reveal_rate", "accept_wrong_rate", "termination_rate")
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 3.8), squeeze=False)
+    rates = ("unprompted_reveal_rate", "accept_wrong_rate", "point_out_rate", "quit_on_question_rate", "termination_rate")
     for ax, task in zip(axes[0], tasks):
         users = list(report[task])
         width = 0.8 / len(users)
@@ -130,7 +130,7 @@ def plot_behaviour(report: dict[str, Any], path: str | os.PathLike | None = None
             s = report[task][user]["stats"]
             vals = [s[r] for r in rates] + [s["mean_user_words"] / 20]
             ax.bar(x + k * width, vals, width, label=user, color=USER_COLORS.get(user))
-        ax.set_xticks(x + width * (len(users) - 1) / 2, ["unprompted\nreveal", "accept\nwrong", "terminates", "words/turn\n(÷20)"], fontsize=8)
+        ax.set_xticks(x + width * (len(users) - 1) / 2, ["unprompted\nreveal", "accept\nwrong", "points\nout", "quits on a\nquestion", "terminates", "words/turn\n(÷20)"], fontsize=7)
         ax.set_ylim(0, 1.05)
         ax.set_title(task, fontsize=10)
         ax.legend(fontsize=8)

@@ -62,7 +62,7 @@ class ReproduceConfig(Settings):
     """graded simulators of the gap study: how far each moves from the real users toward the forthcoming corpus user"""
     gap_horizons: tuple[int, ...] = (2, 4, 8, 14)
     """message budgets of the gap study"""
-    gap_goals: int = 200
+    gap_goals: int = 100
     """held-out goals per point of the gap study"""
     gap_seed: int = 0
     """seed of the gap study's dialogues"""
@@ -92,10 +92,22 @@ class ReproduceConfig(Settings):
 # ----------------------------------------------------------------------------- jobs (run in worker processes)
 
 
-def _one_thread() -> None:
+def _worker_start(parent: int) -> None:
+    """A worker runs one torch thread, and leaves as soon as the process that started it is gone (killed, or
+    interrupted with Ctrl-C) instead of training on for nobody; finished runs are on disk, unfinished ones resume."""
+    import threading
+    import time
+
     import torch
 
     torch.set_num_threads(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 def calibration_job(profile: str, task: str) -> dict[str, Any]:
@@ -127,7 +139,7 @@ def gap_job(profile: str, task: str, w: float, horizons: Sequence[int], n_goals:
     from .rollout import base_policy
     from .settings import short_hash
     from .shift import compounding_bound
-    from .stats import behaviour_tv
+    from .stats import PER_TURN_STATS, behaviour_tv
     from .tasks import get_task, graded_persona
     from .users import ScriptedUsers
     from .world import WorldConfig, build_world
@@ -147,7 +159,7 @@ def gap_job(profile: str, task: str, w: float, horizons: Sequence[int], n_goals:
         r, real_d = evaluate_policy(policy, real, task, goals, H, seed)
         if not rows:  # ε is the simulator's per-turn rate: measured once, on the longest dialogues
             tv = behaviour_tv(sim_d, real_d)
-            eps = float(np.nan_to_num((tv["unprompted_reveal_rate"] + tv["accept_wrong_rate"]) / 2))
+            eps = float(np.mean([np.nan_to_num(tv[k]) for k in PER_TURN_STATS]))
         rows.append({"task": task, "w": w, "horizon": H, "metric": metric, "sim": s[metric], "real": r[metric],
                      "drop": abs(s[metric] - r[metric]), "eps": eps, "bound": compounding_bound(eps, (H + 1) // 2)})
     rows.sort(key=lambda x: x["horizon"])
@@ -185,7 +197,7 @@ def run_pool(jobs: Sequence[tuple[str, Callable[..., Any], tuple]], workers: int
     old = {k: os.environ.get(k) for k in quiet}
     os.environ.update(quiet)
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_one_thread) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_worker_start, initargs=(os.getpid(),)) as pool:
             futures = {pool.submit(fn, *args): name for name, fn, args in jobs}
             for fut in as_completed(futures):
                 name = futures[fut]

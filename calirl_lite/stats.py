@@ -9,6 +9,10 @@ turn before it asked for or answered (``Task.parse_assistant``).
   corrections of a wrong answer or draft are not counted);
 * ``accept_wrong_rate`` — of the wrong answers / imperfect drafts, the share the user accepted
   by ending the chat;
+* ``point_out_rate`` — of the wrong answers / drafts the user rejected, the share whose rejection
+  names a detail (a correction);
+* ``quit_on_question_rate`` — of the questions, the share the user answered by leaving
+  (``never mind , bye .``);
 * ``mean_user_words`` — words per user message;
 * ``termination_rate`` — share of dialogues the user ended with ``[[TERMINATE CHAT]]``;
 * ``mean_messages`` — messages per dialogue (when the chat ended).
@@ -26,13 +30,15 @@ from typing import Any, Sequence
 import numpy as np
 
 from .dialogue import TERMINATE, Dialogue
-from .tasks import REJECT, get_task
+from .tasks import GIVE_UP, REJECT, get_task
 
-RATE_STATS = ("unprompted_reveal_rate", "accept_wrong_rate", "termination_rate")
+RATE_STATS = ("unprompted_reveal_rate", "accept_wrong_rate", "point_out_rate", "quit_on_question_rate", "termination_rate")
+PER_TURN_STATS = ("unprompted_reveal_rate", "accept_wrong_rate", "point_out_rate", "quit_on_question_rate")
+"""The rates of one user turn's behaviour: the gap-versus-drop study's per-turn gap ε is the mean of their TVs."""
 
 
 def _events(dialogues: Sequence[Dialogue]) -> dict[str, list]:
-    ev: dict[str, list] = {"unprompted": [], "accept_wrong": [], "user_words": [], "terminated": [], "messages": []}
+    ev: dict[str, list] = {"unprompted": [], "accept_wrong": [], "point_out": [], "quit": [], "user_words": [], "terminated": [], "messages": []}
     for d in dialogues:
         task = get_task(d.task)
         given: set[str] = set()
@@ -47,7 +53,12 @@ def _events(dialogues: Sequence[Dialogue]) -> dict[str, list]:
                     if prev is None or prev.kind != "answer":  # after an answer it is a correction, not a volunteered detail
                         ev["unprompted"].append(prev is None or slot not in prev.slots)
             if prev is not None and prev.kind == "answer" and not task.answer_is_right(d.goal, prev):
-                ev["accept_wrong"].append(TERMINATE in m.text and REJECT not in m.text)
+                accepted = TERMINATE in m.text and REJECT not in m.text
+                ev["accept_wrong"].append(accepted)
+                if REJECT in m.text and GIVE_UP not in m.text:
+                    ev["point_out"].append(bool(task.parse_user(m.text)))
+            if prev is not None and prev.kind == "ask":
+                ev["quit"].append(GIVE_UP in m.text and TERMINATE in m.text)
         ev["terminated"].append(d.terminated)
         ev["messages"].append(len(d.messages))
     return ev
@@ -63,6 +74,8 @@ def behaviour_stats(dialogues: Sequence[Dialogue]) -> dict[str, float]:
     return {
         "unprompted_reveal_rate": _mean(ev["unprompted"]),
         "accept_wrong_rate": _mean(ev["accept_wrong"]),
+        "point_out_rate": _mean(ev["point_out"]),
+        "quit_on_question_rate": _mean(ev["quit"]),
         "mean_user_words": _mean(ev["user_words"]),
         "termination_rate": _mean(ev["terminated"]),
         "mean_messages": _mean(ev["messages"]),
@@ -82,6 +95,8 @@ def behaviour_tv(dialogues: Sequence[Dialogue], reference: Sequence[Dialogue]) -
     return {
         "unprompted_reveal_rate": abs(_mean(a["unprompted"]) - _mean(b["unprompted"])),
         "accept_wrong_rate": abs(_mean(a["accept_wrong"]) - _mean(b["accept_wrong"])),
+        "point_out_rate": abs(_mean(a["point_out"]) - _mean(b["point_out"])),
+        "quit_on_question_rate": abs(_mean(a["quit"]) - _mean(b["quit"])),
         "user_words": _tv_counts(a["user_words"], b["user_words"]),
         "termination_rate": abs(_mean(a["terminated"]) - _mean(b["terminated"])),
         "messages": _tv_counts(a["messages"], b["messages"]),
@@ -113,6 +128,7 @@ def format_report(report: dict[str, Any], reference: str = "real") -> str:
             metric = "accuracy" if "accuracy" in sc else "bleu"
             lines.append(
                 f"  {name:>11}: unprompted reveal {s['unprompted_reveal_rate']:.2f}  accept wrong {s['accept_wrong_rate']:.2f}  "
+                f"points out {s['point_out_rate']:.2f}  quits on a question {s['quit_on_question_rate']:.2f}  "
                 f"words/turn {s['mean_user_words']:.1f}  terminates {s['termination_rate']:.2f}  | policy {metric} {sc[metric]:.3f}"
             )
             if name != reference:

@@ -12,9 +12,13 @@ All text is lower-case words separated by single spaces, so any tokenizer round-
 **Users** are scripted stochastic programs following CollabLLM's user rules: minimal effort
 (vague first message), reveal a detail when asked, occasionally give a wrong value (and
 correct it when the answer comes out wrong), end with ``[[TERMINATE CHAT]]``. How much they
-reveal unprompted and how easily they accept a wrong answer are :class:`UserPersona` knobs.
-The *real* users of the world are :data:`REAL_USER`; the synthetic pre-training corpus uses a
-different, more forthcoming and more easily satisfied mix (see ``WorldConfig``).
+reveal unprompted, how easily they accept a wrong answer, how much a rejection tells and how
+they take questions are :class:`UserPersona` knobs. The *real* users of the world are
+:data:`REAL_USER`: they answer questions patiently and seldom say what is wrong. The synthetic
+pre-training corpus uses a different mix (:data:`CORPUS_USERS`, weighed in ``WorldConfig``):
+users who volunteer details, name everything wrong in an answer, and — the forthcoming ones —
+would rather leave than be asked. An LM that learned its users there is the *naive simulator*:
+against it, answering first and being corrected pays; with the real users it does not.
 
 **Scripted assistants** of mixed quality (:class:`AssistantPersona`) write the corpus's
 assistant turns; they are not the policy, which is a language model.
@@ -61,6 +65,12 @@ class UserPersona:
     p_point_out: float = 1.0
     """chance that rejecting an answer also says which detail is wrong (world format 3: real users rarely do —
     a rejected draft then tells the assistant little, so it has to ask)"""
+    corrections: int = 1
+    """details a rejection that points out names at most: the real users name one; the corpus's users name every
+    detail the answer got wrong (world format 5)"""
+    p_quit_on_question: float = 0.0
+    """chance that a question makes the user leave ("never mind , bye .") — the real users answer patiently; the
+    corpus's forthcoming users would rather be shown an answer and correct it (world format 5)"""
 
 
 REAL_USER = UserPersona("real", reveal_first=0.0, p_answer_when_asked=0.95, p_unprompted_reveal=0.05, p_mistake=0.05, p_accept_wrong=0.05,
@@ -69,26 +79,32 @@ REAL_USER = UserPersona("real", reveal_first=0.0, p_answer_when_asked=0.95, p_un
 seldom say what is wrong with one, and give up after the third wrong one — guessing does not pay with them."""
 
 CORPUS_USERS = {
-    "forthcoming": UserPersona("forthcoming", reveal_first=0.9, p_answer_when_asked=1.0, p_unprompted_reveal=0.6, p_mistake=0.0, p_accept_wrong=0.7),
-    "cooperative": UserPersona("cooperative", reveal_first=0.5, p_answer_when_asked=1.0, p_unprompted_reveal=0.4, p_mistake=0.02, p_accept_wrong=0.5),
+    "forthcoming": UserPersona("forthcoming", reveal_first=0.3, p_answer_when_asked=0.5, p_unprompted_reveal=0.2, p_mistake=0.0, p_accept_wrong=0.1,
+                               corrections=4, p_quit_on_question=0.9),
+    "cooperative": UserPersona("cooperative", reveal_first=0.3, p_answer_when_asked=1.0, p_unprompted_reveal=0.2, p_mistake=0.02, p_accept_wrong=0.3,
+                               corrections=4),
     "withholding": REAL_USER,
 }
-"""User personas of the pre-training corpus; ``WorldConfig.corpus_user_mix`` weighs them."""
+"""User personas of the pre-training corpus; ``WorldConfig.corpus_user_mix`` weighs them. World format 5 made the
+forthcoming users impatient with questions (``p_quit_on_question``) and both corpus personas name every wrong detail
+of an answer (``corrections``): before, they answered every question, so a policy trained against their LM learned to
+ask just as with the real users, and the naive simulator's lesson never hurt (README, "World format 5")."""
 
 
 def graded_persona(w: float, far: UserPersona = CORPUS_USERS["forthcoming"], near: UserPersona = REAL_USER) -> UserPersona:
     """A simulator of graded quality: its per-turn behaviour moved a fraction ``w`` of the way from the real
     users' (``w = 0``: the real users themselves) toward ``far``'s (``w = 1``: the forthcoming corpus user) —
-    how often it volunteers details, answers questions, errs, accepts wrong answers, says what is wrong, and its
-    patience. It opens a dialogue as the real users do (``reveal_first`` is theirs), so the two users differ by
+    how often it volunteers details, answers questions, leaves at a question, errs, accepts wrong answers, says
+    what is wrong and how much, and its patience. It opens a dialogue as the real users do (``reveal_first`` is theirs), so the two users differ by
     one per-turn rate, as in notebook 01's bound. The gap-versus-drop study scores one policy with these users
     and with the real ones."""
     if not 0.0 <= w <= 1.0:
         raise ValueError(f"w must be in [0, 1], got {w}")
     mix = lambda a, b: (1 - w) * a + w * b  # noqa: E731
-    fields = ("p_answer_when_asked", "p_unprompted_reveal", "p_mistake", "p_accept_wrong", "p_point_out")
+    fields = ("p_answer_when_asked", "p_unprompted_reveal", "p_mistake", "p_accept_wrong", "p_point_out", "p_quit_on_question")
     values = {f: mix(getattr(near, f), getattr(far, f)) for f in fields}
-    return UserPersona(f"graded-{w:g}", reveal_first=near.reveal_first, patience=round(mix(near.patience, far.patience)), **values)
+    return UserPersona(f"graded-{w:g}", reveal_first=near.reveal_first, patience=round(mix(near.patience, far.patience)),
+                       corrections=round(mix(near.corrections, far.corrections)), **values)
 
 
 @dataclass(frozen=True)
@@ -269,6 +285,11 @@ class ArithChat(Task):
 
     def answer_is_right(self, goal: dict[str, Any], intent: Intent) -> bool:
         return intent.value == goal["answer"]
+
+    def wrong_slots(self, goal: dict[str, Any], intent: Intent) -> list[str]:
+        """A wrong answer does not show which number the assistant assumed: a user who points out states the numbers
+        (world format 5; before, rejecting a wrong answer never named one)."""
+        return list(self.slots)
 
     def score(self, dialogue: Dialogue) -> dict[str, float]:
         answers = [self.parse_assistant(m.text) for m in dialogue.messages if m.role == "assistant"]
@@ -454,11 +475,14 @@ class ScriptedUser:
                 return f"{REJECT} {GIVE_UP} {TERMINATE}"
             wrong = [s for s in self.task.slots if s in self.told and self.told[s] != self.goal[s]]
             if self.rng.random() < self.persona.p_point_out:
-                wrong += [s for s in self.task.wrong_slots(self.goal, intent) if s not in wrong]
-            if wrong:  # correct a detail: the user's own mistake first, else what the draft got wrong
-                self.told[wrong[0]] = self.goal[wrong[0]]
-                parts.append(self.task.reveal(self.goal, wrong[0], self.goal[wrong[0]]))
+                pointed = [s for s in self.task.wrong_slots(self.goal, intent) if s not in wrong]
+                wrong += sorted(pointed, key=lambda s: s in self.told)  # what the assistant could not know first
+            for slot in wrong[: max(1, self.persona.corrections)]:  # the user's own mistake first, then what the answer got wrong
+                self.told[slot] = self.goal[slot]
+                parts.append(self.task.reveal(self.goal, slot, self.goal[slot]))
         elif intent.kind == "ask":
+            if self.persona.p_quit_on_question and self.rng.random() < self.persona.p_quit_on_question:
+                return f"{GIVE_UP} {TERMINATE}"
             asked = intent.slots
             for slot in asked:
                 parts.append(self._give(slot) if self.rng.random() < self.persona.p_answer_when_asked else NOT_SURE)

@@ -16,7 +16,7 @@ def test_calibration_lowers_the_nll_of_held_out_real_user_turns(tmp_path):
     assert report["calibrated"]["nll"] < report["naive"]["nll"]
     assert (tmp_path / "adapter" / "adapter_config.json").is_file() and (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     gap = json.loads((tmp_path / "gap.json").read_text())
-    assert set(gap["naive"]["tv_to_real"]) == {"unprompted_reveal_rate", "accept_wrong_rate", "user_words", "termination_rate", "messages"}
+    assert set(gap["naive"]["tv_to_real"]) == {"unprompted_reveal_rate", "accept_wrong_rate", "point_out_rate", "quit_on_question_rate", "user_words", "termination_rate", "messages"}
     assert cal.CalibrationConfig.load(tmp_path / "config.json") == cfg
     train, held = (cal.read_jsonl(tmp_path / n) for n in ("traces.jsonl", "heldout.jsonl"))
     assert {json.dumps(d.goal, sort_keys=True) for d in train}.isdisjoint({json.dumps(d.goal, sort_keys=True) for d in held})

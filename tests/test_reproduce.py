@@ -78,3 +78,51 @@ def test_a_failed_run_in_a_worker_process_stops_the_stage_with_its_name():
     for workers in (1, 2):  # in this process, and in spawned single-threaded workers
         with pytest.raises(ValueError, match=r"train: ppo · arith-chat · seed 0 failed: unknown method 'ppo'"):
             run_pool(jobs, workers, "train")
+
+
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="reads worker processes from /proc")
+def test_workers_leave_when_the_reproduce_process_is_killed():
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    script = "import time; from calirl_lite.reproduce import run_pool; run_pool([('a', time.sleep, (120,)), ('b', time.sleep, (120,))], 2, 'sleep')"
+    parent = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.DEVNULL)
+
+    def children() -> list[int]:
+        pids = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent.pid:  # the parent pid, after the "(name)" field
+                pids.append(int(stat.parent.name))
+        return pids
+
+    def cmdline(pid: int) -> bytes:
+        try:
+            return Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:  # it has just ended
+            return b""
+
+    def running(pid: int) -> bool:
+        try:
+            return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return False
+
+    try:
+        deadline = time.time() + 60
+        while len(workers := [p for p in children() if b"spawn_main" in cmdline(p)]) < 2:
+            assert time.time() < deadline, "the two workers did not start"
+            time.sleep(0.2)
+    finally:
+        parent.send_signal(signal.SIGKILL)  # no clean-up of its own: the workers must notice
+        parent.wait()
+    deadline = time.time() + 15
+    while any(running(p) for p in workers):
+        assert time.time() < deadline, f"workers {workers} still run after their parent was killed"
+        time.sleep(0.2)
