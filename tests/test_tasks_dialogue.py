@@ -58,7 +58,7 @@ def test_behaviour_statistics_follow_the_personas():
     real = stats.behaviour_stats(dialogues("arith-chat", REAL_USER, "sloppy", n=400))
     forth = stats.behaviour_stats(dialogues("arith-chat", CORPUS_USERS["forthcoming"], "sloppy", n=400))
     assert real["unprompted_reveal_rate"] < 0.2 < 0.6 < forth["unprompted_reveal_rate"]
-    assert real["accept_wrong_rate"] < 0.15 < 0.25 < forth["accept_wrong_rate"]
+    assert real["accept_wrong_rate"] < 0.08 < forth["accept_wrong_rate"] < 0.2  # 0.05 and 0.1: both seldom
     assert real["point_out_rate"] < 0.4 and forth["point_out_rate"] == 1.0
     assert real["quit_on_question_rate"] == 0.0 and forth["quit_on_question_rate"] > 0.7
     same = dialogues("docedit-chat", REAL_USER, n=50)
@@ -67,7 +67,7 @@ def test_behaviour_statistics_follow_the_personas():
     assert tv["unprompted_reveal_rate"] > 0.5 and 0 < tv["messages"] <= 1
 
 
-def test_forthcoming_users_leave_at_a_second_question_and_name_every_wrong_detail_real_ones_do_neither():
+def test_forthcoming_users_leave_at_a_question_and_name_every_wrong_detail_real_ones_do_neither():
     from calirl_lite.tasks import GIVE_UP, REJECT
 
     task = get_task("docedit-chat")
@@ -75,14 +75,8 @@ def test_forthcoming_users_leave_at_a_second_question_and_name_every_wrong_detai
     wrong = {s: task.wrong_value(goal, s, np.random.default_rng(1)) for s in task.slots}
     draft = f"here is the note : {task.document(wrong)}"
     forth = CORPUS_USERS["forthcoming"]
-    leaves = sum(GIVE_UP in ScriptedUser(task, goal, forth, np.random.default_rng(i)).reply("which day ?") for i in range(50))
-    assert leaves == 0  # the first question is answered (or shrugged off) ...
-    second = []
-    for i in range(200):
-        u = ScriptedUser(task, goal, forth, np.random.default_rng(i))
-        u.reply("who is the note for ?")
-        second.append(GIVE_UP in u.reply("which day ?"))
-    assert 0.8 < np.mean(second) < 1.0  # ... the second makes them leave (p_quit_on_question 0.9)
+    leaves = [GIVE_UP in ScriptedUser(task, goal, forth, np.random.default_rng(i)).reply("which day ?") for i in range(400)]
+    assert 0.85 < np.mean(leaves) < 0.95  # p_quit_on_question 0.9
     real = [ScriptedUser(task, goal, REAL_USER, np.random.default_rng(i)) for i in range(200)]
     assert not any(GIVE_UP in u.reply("who is the note for ?") or GIVE_UP in u.reply("which day ?") for u in real)
     corrected = task.parse_user(ScriptedUser(task, goal, rejecting(forth), np.random.default_rng(0)).reply(draft))
