@@ -95,8 +95,8 @@ def graded_persona(w: float, far: UserPersona = CORPUS_USERS["forthcoming"], nea
     """A simulator of graded quality: its per-turn behaviour moved a fraction ``w`` of the way from the real
     users' (``w = 0``: the real users themselves) toward ``far``'s (``w = 1``: the forthcoming corpus user) —
     how often it volunteers details, answers questions, leaves at a question, errs, accepts wrong answers, says
-    what is wrong and how much, and its patience. It opens a dialogue as the real users do (``reveal_first`` is theirs), so the two users differ by
-    one per-turn rate, as in notebook 01's bound. The gap-versus-drop study scores one policy with these users
+    what is wrong and how much, and its patience. It opens a dialogue as the real users do (``reveal_first`` is
+    theirs), so the two users differ in per-turn rates only, as in notebook 01's bound. The gap-versus-drop study scores one policy with these users
     and with the real ones."""
     if not 0.0 <= w <= 1.0:
         raise ValueError(f"w must be in [0, 1], got {w}")

@@ -5,7 +5,8 @@
 1. **task splits** — disjoint train and test goals of both tasks (``tasks/<task>-<split>.jsonl``);
 2. **a synthetic corpus** — dialogues between scripted corpus users and scripted assistants of
    mixed quality (:mod:`calirl_lite.tasks`). Its users are *not* the real users: by default
-   they are more forthcoming and more easily satisfied (``corpus_user_mix``). Each dialogue
+   they volunteer details, name everything wrong in an answer, and the forthcoming ones leave when
+   they are asked questions (``corpus_user_mix``, ``tasks.CORPUS_USERS``). Each dialogue
    appears twice, once as the assistant sees it and once as the user sees it (hidden goal in
    the system prompt, CollabLLM style);
 3. **a tokenizer** trained on that corpus (word level, ChatML special tokens, a chat template
