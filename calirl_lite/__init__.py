@@ -7,7 +7,7 @@ or two of its public functions. Modules, one per idea of the paper:
 * :mod:`calirl_lite.tasks` — the toy tasks (arith-chat, docedit-chat), scripted real users and corpus assistants
 * :mod:`calirl_lite.world` — the ``tiny`` world: task splits, corpus, tokenizer, tiny LM (notebook 02)
 * :mod:`calirl_lite.users` — one user-simulator interface: scripted, LM-prompted (naive), LoRA (calibrated), endpoint
-* :mod:`calirl_lite.chat`, :mod:`calirl_lite.rollout` — chat templates ↔ token ids, the batched rollout engine
+* :mod:`calirl_lite.chat`, :mod:`calirl_lite.decode`, :mod:`calirl_lite.rollout` — chat templates ↔ token ids, fast batched sampling, the rollout engine
 * :mod:`calirl_lite.calibration` — phase 1: real-user traces, LoRA SFT of the simulator, the sim-to-real gap (notebook 03)
 * :mod:`calirl_lite.train` — phase 2: GRPO (static, naive, calibrated, oracle) by one code path (notebook 04)
 * :mod:`calirl_lite.evaluate` — a policy's scores with a user on held-out goals
@@ -22,8 +22,15 @@ or two of its public functions. Modules, one per idea of the paper:
 * :mod:`calirl_lite.cli` — the ``calirl`` command
 """
 
-from .settings import Settings, field_docs, set_seed, smoke_mode
-from .paths import results_dir
+import warnings
+
+# Library notices that the kit's own calls cause and that a user of the kit cannot act on: TRL reads a property
+# transformers has renamed, and TRL marks its rollout_func API — which the kit pins and tests — as experimental.
+warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+warnings.filterwarnings("ignore", message=r"You are using 'rollout_func'", category=UserWarning)
+
+from .settings import Settings, field_docs, set_seed, smoke_mode  # noqa: E402
+from .paths import results_dir  # noqa: E402
 
 __version__ = "0.1.0"
 

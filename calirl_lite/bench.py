@@ -2,76 +2,107 @@
 
 ``calirl bench rollout``: tokens per second, all on the same model, of
 
-* the batched rollout engine (whole dialogues, all in lock step);
-* plain batched ``generate`` of single turns on the same first prompts, each row stopping at
-  its turn end as a dialogue turn does, repeated until it has sampled as many tokens as the
-  engine (``generate_tok_s``); and, as an upper bound no dialogue reaches, one ``generate``
-  call in which every row runs the full length without stopping (``generate_fixed_length_tok_s``);
+* the batched rollout engine (whole dialogues, all in lock step; :mod:`calirl_lite.decode`);
+* plain batched transformers ``generate`` of single turns on the same first prompts, each row stopping
+  at its turn end as a dialogue turn does, repeated until it has sampled as many tokens as the engine
+  (``generate_tok_s``); and, as an upper bound no dialogue reaches, one ``generate`` call in which every
+  row runs the full length without stopping (``generate_fixed_length_tok_s``);
+* the kit's own sampling loop on exactly those single turns (``stream_tok_s``: the lean forward where the
+  model is a plain Llama, else the transformers forward) — the decode path alone, without users;
 * a naive loop that runs one dialogue at a time through the same engine.
 """
 
 from __future__ import annotations
 
+import statistics
+import tempfile
 import time
 from typing import Any
 
+import numpy as np
+import torch
+
+from .chat import turn_end_id
+from .decode import generate, make_forward
+from .profiles import get_profile
+from .rollout import Policy, base_policy, rollout, rollout_one_at_a_time
+from .tasks import UserPersona, get_task
+from .users import LMUser, ScriptedUsers
+
+
+def hf_generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new_tokens: int, temperature: float, fixed_length: bool = False) -> int:
+    """Sample one turn per prompt with transformers' ``generate`` (left-padded batch); returns the tokens sampled,
+    each row counted up to its turn-end token (all of them with ``fixed_length``, where no row stops)."""
+    end, pad = turn_end_id(tokenizer), tokenizer.pad_token_id
+    width = max(map(len, prompts))
+    ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+    sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if temperature > 0 else {"do_sample": False}
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, min_new_tokens=max_new_tokens if fixed_length else 0,
+                             eos_token_id=None if fixed_length else end, pad_token_id=pad, **sampling)
+    rows = out[:, width:].tolist()
+    return sum(len(r) if fixed_length or end not in r else r.index(end) for r in rows)
+
 
 def bench_rollout(profile: str = "tiny", task: str = "arith-chat", n_dialogues: int = 32, n_naive: int = 8,
-                  max_messages: int = 8, max_new_tokens: int = 24, user: str = "naive", seed: int = 0, repeats: int = 3) -> dict[str, Any]:
-    """Measure the three rates (engine and generate: median of ``repeats`` runs); returns
-    ``engine_tok_s``, ``generate_tok_s``, ``naive_tok_s``, the upper bound and the ratios."""
-    import statistics
-
-    import torch
-
-    from .chat import generate
-    from .profiles import get_profile
-    from .rollout import base_policy, rollout, rollout_one_at_a_time
-    from .tasks import get_task
-    from .users import LMUser, ScriptedUsers
-    from .world import WorldConfig, build_world
-
+                  max_messages: int = 8, max_new_tokens: int = 24, user: str = "naive", seed: int = 0, repeats: int = 3,
+                  world: Any = None) -> dict[str, Any]:
+    """Measure the rates (engine, generate and stream: median of ``repeats`` runs); returns ``engine_tok_s``,
+    ``generate_tok_s``, ``stream_tok_s``, ``naive_tok_s``, the upper bound and the ratios. ``world``: the toy
+    world whose test goals are used (default: the world of the default settings)."""
     prof = get_profile(profile)
     get_task(task)
     if user not in ("naive", "real"):
         raise ValueError(f"user must be 'naive' (the LM plays the user) or 'real' (scripted), got {user!r}")
     if repeats < 1:
         raise ValueError(f"repeats must be ≥ 1, got {repeats}")
-    goals = [t["goal"] for t in build_world(WorldConfig.make()).tasks(task, "test")]
+    if world is None:
+        from .world import WorldConfig, build_world
+
+        world = build_world(WorldConfig.make())
+    goals = [t["goal"] for t in world.tasks(task, "test")]
     goals = (goals * (n_dialogues // max(1, len(goals)) + 1))[:n_dialogues]
     policy = base_policy(profile, max_new_tokens)
     model, tok = policy.model, policy.tokenizer
     sim = LMUser(model, tok, max_new_tokens=max_new_tokens, prompt_style=prof.user_prompt_style) if user == "naive" else ScriptedUsers()
     rollout(policy, sim, task, goals[:2], max_messages, seed=seed)  # warm-up
-    engine_rates, generate_rates, fixed_rates, engine_tokens = [], [], [], []
+    hf_generate(model, tok, [[tok.pad_token_id]], 2, prof.policy_temperature)
+    rates: dict[str, list[float]] = {"engine": [], "generate": [], "fixed": [], "stream": []}
+    engine_tokens = []
     for r in range(repeats):
+        torch.manual_seed(seed + r)
         engine = rollout(policy, sim, task, goals, max_messages, seed=seed + r)
-        engine_rates.append(engine.generated_tokens / engine.seconds)
+        rates["engine"].append(engine.generated_tokens / engine.seconds)
         engine_tokens.append(engine.generated_tokens)
-        # Plain batched generate of single turns on the same prompts (stopping at the turn end, as a
-        # dialogue turn does), repeated until it has sampled as many tokens as the engine did.
-        start, gen_tokens = time.perf_counter(), 0
-        while gen_tokens < engine.generated_tokens:
-            outs = generate(model, tok, engine.prompt_ids, max_new_tokens, prof.policy_temperature)
-            gen_tokens += sum(len(o.ids) - int(o.forced_end) for o in outs)
-        generate_rates.append(gen_tokens / (time.perf_counter() - start))
+        # Single turns on the same prompts (stopping at the turn end, as a dialogue turn does), repeated until
+        # as many tokens as the engine sampled: by transformers' generate, then by the kit's own sampling loop.
+        for name, sample in (("generate", lambda: hf_generate(model, tok, engine.prompt_ids, max_new_tokens, prof.policy_temperature)),
+                             ("stream", lambda: sum(len(o.ids) - int(o.forced_end) for o in generate(model, tok, engine.prompt_ids, max_new_tokens, prof.policy_temperature)))):
+            start, n = time.perf_counter(), 0
+            while n < engine.generated_tokens:
+                n += sample()
+            rates[name].append(n / (time.perf_counter() - start))
         # The same, with no turn ends at all (every row runs the full length): an upper bound no dialogue reaches.
         per_seq = max(1, round(engine.generated_tokens / len(goals)))
         start = time.perf_counter()
-        generate(model, tok, engine.prompt_ids, per_seq, prof.policy_temperature, min_new_tokens=per_seq)
-        fixed_rates.append(per_seq * len(goals) / (time.perf_counter() - start))
+        n = hf_generate(model, tok, engine.prompt_ids, per_seq, prof.policy_temperature, fixed_length=True)
+        rates["fixed"].append(n / (time.perf_counter() - start))
     naive = rollout_one_at_a_time(policy, sim, task, goals[:n_naive], max_messages, seed=seed)
     result = {
         "profile": profile, "task": task, "user": user, "n_dialogues": len(goals), "n_naive": n_naive, "max_messages": max_messages,
         "max_new_tokens": max_new_tokens, "repeats": repeats, "threads": torch.get_num_threads(),
+        "forward": type(make_forward(model, 1)).__name__,
         "engine_tokens": int(statistics.median(engine_tokens)),
-        "engine_tok_s": statistics.median(engine_rates),
-        "generate_tok_s": statistics.median(generate_rates),
-        "generate_fixed_length_tok_s": statistics.median(fixed_rates),
+        "engine_tok_s": statistics.median(rates["engine"]),
+        "generate_tok_s": statistics.median(rates["generate"]),
+        "stream_tok_s": statistics.median(rates["stream"]),
+        "generate_fixed_length_tok_s": statistics.median(rates["fixed"]),
         "naive_tok_s": naive.generated_tokens / naive.seconds,
-        "engine_vs_generate_each_run": [e / g for e, g in zip(engine_rates, generate_rates)],
+        "engine_vs_generate_each_run": [e / g for e, g in zip(rates["engine"], rates["generate"])],
     }
     result["engine_vs_generate"] = result["engine_tok_s"] / result["generate_tok_s"]
+    result["stream_vs_generate"] = result["stream_tok_s"] / result["generate_tok_s"]
     result["engine_vs_naive"] = result["engine_tok_s"] / result["naive_tok_s"]
     return result
 
@@ -86,9 +117,6 @@ def bench_train(profile: str = "tiny", task: str = "arith-chat", steps: int = 6,
     counts the tokens the policy wrote and trained on (env_mask 1), ``all_tok_s`` every token of the
     training sequences (prompt, policy and user), ``rollout_share`` the part of the time spent in rollouts.
     """
-    import tempfile
-
-    import torch
     from transformers import TrainerCallback
 
     from .train import SIMULATOR, TrainConfig, check_inputs, make_trainer, make_user, training_starts
@@ -130,3 +158,50 @@ def bench_train(profile: str = "tiny", task: str = "arith-chat", steps: int = 6,
         }
     return result
 
+
+
+TOLD_ALL = UserPersona("told-all", reveal_first=1.0, p_answer_when_asked=1.0, p_unprompted_reveal=0.0, p_mistake=0.0, p_accept_wrong=0.0)
+"""A user whose first message states every detail, correctly: what the base policy then answers shows what it can copy."""
+
+
+def copy_rates(world: Any, n_goals: int = 200, seed: int = 0) -> dict[str, float]:
+    """How well the world's base policy uses details it has been told: every detail in the first message, one turn.
+
+    Among first turns that answer (arith-chat) or draft (docedit-chat): the share with the right number
+    (``arith_right``) and with each slot of the note right (``name``, ``place``, ``day``, ``tone``); and how
+    often the first turn answers at all (``arith_answers``, ``docedit_drafts``).
+    """
+    from .tasks import get_task
+
+    policy = Policy(*world.load_model(), "base", get_profile("tiny").policy_temperature, get_profile("tiny").max_new_tokens)
+    out: dict[str, float] = {}
+    for name in ("arith-chat", "docedit-chat"):
+        task = get_task(name)
+        goals = [t["goal"] for t in world.tasks(name, "test")][:n_goals]
+        turns = [d.messages[1].text for d in rollout(policy, ScriptedUsers(TOLD_ALL), task, goals, 2, seed=seed).dialogues]
+        intents = [task.parse_assistant(t) for t in turns]
+        answered = [(g, i) for g, i in zip(goals, intents) if i.kind == "answer"]
+        if name == "arith-chat":
+            out["arith_answers"] = len(answered) / len(goals)
+            out["arith_right"] = float(np.mean([task.answer_is_right(g, i) for g, i in answered])) if answered else 0.0
+        else:
+            out["docedit_drafts"] = len(answered) / len(goals)
+            drafts = [(g, task.parse_draft(i.value)) for g, i in answered]
+            for slot in ("name", "tone", "place", "day"):
+                out[slot] = float(np.mean([d.get(slot) == g[slot] for g, d in drafts])) if drafts else 0.0
+    return out
+
+
+def bench_world(seed: int = 0, n_goals: int = 200, **overrides: Any) -> dict[str, Any]:
+    """Build the toy world afresh (in a temporary cache; ``overrides`` are WorldConfig fields) and time it, then
+    measure what its LM can copy (:func:`copy_rates`)."""
+    from .world import WorldConfig, build_world
+
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = WorldConfig.make(seed=seed, cache_dir=tmp, **overrides)
+        start = time.perf_counter()
+        world = build_world(cfg, force=True)
+        seconds = time.perf_counter() - start
+        loss = world.manifest["train_loss"]
+        return {"seed": seed, "build_seconds": seconds, "pretrain_steps": cfg.train_steps, "final_loss": loss[-1]["loss"] if loss else None,
+                "threads": torch.get_num_threads(), "n_goals": n_goals, **copy_rates(world, n_goals, seed)}

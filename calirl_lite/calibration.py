@@ -28,6 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .chat import encode, next_segment_ids, opening, turn_end_id, user_prompt_ids
+from .checkpoints import train_or_resume
 from .dialogue import Dialogue, Message, read_jsonl, write_jsonl
 from .io import atomic_write_json, json_safe
 from .settings import Settings
@@ -110,16 +111,17 @@ def validate_traces(dialogues: Sequence[Dialogue], where: str = "traces") -> Non
                 raise ValueError(f"{name}: message {k} is an empty user turn")
 
 
-def collect_traces(policy: Any, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int) -> list[Dialogue]:
-    """Dialogues of ``policy`` with the real users on ``goals`` (the oracle's interaction traces)."""
+def collect_traces(policy: Any, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int, batch_size: int = 64) -> list[Dialogue]:
+    """Dialogues of ``policy`` with the real users on ``goals`` (the oracle's interaction traces), ``batch_size`` at a time
+    (a profile's ``eval_batch``: batches keep memory flat)."""
     from .rollout import rollout
     from .users import ScriptedUsers
 
     from tqdm.auto import tqdm
 
     dialogues = []
-    for start in tqdm(range(0, len(goals), 64), desc=f"{task} traces", unit="batch of 64"):  # batches keep memory flat
-        part = goals[start : start + 64]
+    for start in tqdm(range(0, len(goals), batch_size), desc=f"{task} traces", unit=f"batch of {batch_size}"):
+        part = goals[start : start + batch_size]
         ids = [f"{task}-trace-{seed}-{start + i}" for i in range(len(part))]
         dialogues += rollout(policy, ScriptedUsers(), task, part, max_messages, seed=seed + start, task_ids=ids).dialogues
     return dialogues
@@ -217,12 +219,6 @@ def lora_config(cfg: CalibrationConfig) -> Any:
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
 
 
-def last_checkpoint(folder: Path) -> str | None:
-    """The newest ``checkpoint-N`` folder that is complete (has trainer_state.json), or None."""
-    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
-
-
 def train_simulator(cfg: CalibrationConfig, model: Any, tokenizer: Any, traces: Sequence[Dialogue], style: str,
                     callbacks: list[Any] | None = None) -> tuple[Path, list[dict[str, float]]]:
     """LoRA (or QLoRA) SFT of ``model`` on the users' turns of ``traces``; returns (adapter folder, loss log).
@@ -244,10 +240,11 @@ def train_simulator(cfg: CalibrationConfig, model: Any, tokenizer: Any, traces: 
         seed=cfg.seed, data_seed=cfg.seed, bf16=bf16, fp16=cuda and not bf16, use_cpu=not cuda,
         completion_only_loss=True, eos_token=tokenizer.convert_ids_to_tokens(turn_end_id(tokenizer)),
         max_length=cfg.max_length, dataloader_num_workers=0,
+        activation_checkpointing=cuda, gradient_checkpointing=None,  # TRL's default is on: GPU memory for a second forward pass
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
                          peft_config=lora_config(cfg), callbacks=callbacks)
-    trainer.train(resume_from_checkpoint=last_checkpoint(run / "checkpoints"))
+    train_or_resume(trainer, run / "checkpoints", cfg.steps)
     adapter = run / "adapter"
     tmp = run / "adapter.saving"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -295,9 +292,11 @@ def traces_for(cfg: CalibrationConfig) -> tuple[list[Dialogue], list[Dialogue]]:
         if cfg.n_traces > len(train_goals) or cfg.n_heldout > len(test_goals):
             raise ValueError(f"{cfg.task}: asked for {cfg.n_traces} train / {cfg.n_heldout} held-out traces, "
                              f"the world has {len(train_goals)} train and {len(test_goals)} test goals")
-        policy = base_policy(cfg.profile)
-        train = collect_traces(policy, cfg.task, train_goals[: cfg.n_traces], world.config.max_messages, cfg.seed)
-        held = collect_traces(policy, cfg.task, test_goals[: cfg.n_heldout], world.config.max_messages, cfg.seed + 10_000)
+        from .profiles import get_profile
+
+        policy, batch = base_policy(cfg.profile), get_profile(cfg.profile).eval_batch
+        train = collect_traces(policy, cfg.task, train_goals[: cfg.n_traces], world.config.max_messages, cfg.seed, batch)
+        held = collect_traces(policy, cfg.task, test_goals[: cfg.n_heldout], world.config.max_messages, cfg.seed + 10_000, batch)
     validate_traces(train, str(train_path))
     validate_traces(held, str(held_path))
     if len(held) < 2:
@@ -345,20 +344,24 @@ def calibrate(cfg: CalibrationConfig) -> dict[str, Any]:
         from .profiles import quantization_config
 
         quantization_config(True)  # a clear error before any work where 4-bit cannot run
+    from filelock import FileLock
+
     run = cfg.folder()
-    run.mkdir(parents=True, exist_ok=True)
-    cfg.save(run)
-    set_seed(cfg.seed)
-    style = get_profile(cfg.profile).user_prompt_style
-    train, held = traces_for(cfg)
-    naive = load_base(cfg)
-    base_model, tok = load_base(cfg)
-    adapter, log = train_simulator(cfg, base_model, tok, train, style)
-    calibrated = load_calibrated(cfg, adapter)
-    report = gap_metrics(cfg, {"naive": naive, "calibrated": calibrated}, held, style)
-    report["sft_log"] = log
-    report["adapter"] = str(adapter)
-    atomic_write_json(run / "gap.json", json_safe(report))
+    run.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(run) + ".lock"):  # a second calibration of the same run waits for the first
+        run.mkdir(parents=True, exist_ok=True)
+        cfg.save(run)
+        set_seed(cfg.seed)
+        style = get_profile(cfg.profile).user_prompt_style
+        train, held = traces_for(cfg)
+        naive = load_base(cfg)
+        base_model, tok = load_base(cfg)
+        adapter, log = train_simulator(cfg, base_model, tok, train, style)
+        calibrated = load_calibrated(cfg, adapter)
+        report = gap_metrics(cfg, {"naive": naive, "calibrated": calibrated}, held, style)
+        report["sft_log"] = log
+        report["adapter"] = str(adapter)
+        atomic_write_json(run / "gap.json", json_safe(report))
     return report
 
 

@@ -1,4 +1,4 @@
-"""Messages ↔ token ids for any chat template, and batched sampling.
+"""Messages ↔ token ids for any chat template.
 
 Multi-turn RL must train on exactly the tokens the policy saw and wrote. So the rollout engine
 never re-tokenises a whole conversation: it keeps each dialogue's token ids and appends the
@@ -10,10 +10,10 @@ that turn (end of the assistant turn, the user message, the start of the next as
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 MARK = "\u2063CALIRL\u2063"  # a string no template changes, used to cut renderings
+SLOT = "\u2064CONTENT\u2064"  # another one, standing for a message's content while its wrapping is learned
 
 TURN_END_TOKENS = ("<|im_end|>", "<end_of_turn>", "<|eot_id|>", "<|end|>")
 
@@ -85,134 +85,12 @@ def next_segment_ids(tokenizer: Any, messages: list[dict[str, str]], new: dict[s
     content = new["content"]
     key = (tokenizer.chat_template, turn_end_id(tokenizer), messages[-1]["role"], new["role"], next_role, min(len(messages), 3))
     if key not in _SEGMENT_PARTS:
-        marked = _segment_text(tokenizer, messages, {**new, "content": MARK}, next_role)
-        head, _, tail = marked.partition(MARK)
+        marked = _segment_text(tokenizer, messages, {**new, "content": SLOT}, next_role)
+        head, _, tail = marked.partition(SLOT)
         probe = "probe words ."
-        regular = MARK in marked and _segment_text(tokenizer, messages, {**new, "content": probe}, next_role) == head + probe + tail
+        regular = SLOT in marked and _segment_text(tokenizer, messages, {**new, "content": probe}, next_role) == head + probe + tail
         _SEGMENT_PARTS[key] = (head, tail) if regular else None
     parts = _SEGMENT_PARTS[key]
-    if parts is None or content != content.strip() or MARK in content:
+    if parts is None or content != content.strip() or MARK in content or SLOT in content:
         return encode(tokenizer, _segment_text(tokenizer, messages, new, next_role))
     return encode(tokenizer, parts[0] + content + parts[1])
-
-
-@dataclass
-class Generation:
-    """One sampled turn: ids (ending with the turn-end token), their log-probs, and the text."""
-
-    ids: list[int]
-    logprobs: list[float]
-    text: str
-    forced_end: bool  # True when the turn-end token was appended because max_new_tokens ran out
-
-
-class TokenStream:
-    """Many token sequences in one left-padded batch with a KV cache, extended turn by turn.
-
-    A multi-turn rollout would otherwise re-encode every dialogue's whole history at every turn.
-    Here each turn only runs the new tokens through the model: :meth:`extend` appends per-row
-    segments (a user turn and the opening of the next assistant turn), :meth:`sample` samples a
-    turn for every row, and :meth:`keep` drops the rows of finished dialogues. Padding inside a
-    row (after a turn that ended early, before a shorter segment) is masked out, and position
-    ids come from the attention mask, so each row sees exactly the positions it would see alone.
-    """
-
-    def __init__(self, model: Any, tokenizer: Any, prompts: list[list[int]]) -> None:
-        import torch
-
-        if not prompts:
-            raise ValueError("a token stream needs at least one prompt")
-        self.model, self.tokenizer = model, tokenizer
-        self.end_id = turn_end_id(tokenizer)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.end_id
-        # A turn may not contain chat-structure tokens (turn starts, padding …): only its end token.
-        self.suppress = sorted(set(tokenizer.all_special_ids) - {self.end_id}) or None
-        self.device = next(model.parameters()).device
-        self.ids = torch.empty((len(prompts), 0), dtype=torch.long, device=self.device)
-        self.mask = torch.empty((len(prompts), 0), dtype=torch.long, device=self.device)
-        self.cache: Any = None
-        self.pending: list[list[int]] = [[] for _ in prompts]  # forced end tokens not yet in the batch
-        self.extend(prompts)
-
-    def __len__(self) -> int:
-        return self.ids.shape[0]
-
-    def extend(self, segments: list[list[int]]) -> None:
-        """Append ``segments[i]`` to row i (left-padded to a common length inside the new chunk)."""
-        import torch
-
-        if len(segments) != len(self):
-            raise ValueError(f"{len(segments)} segments for {len(self)} rows")
-        segments = [p + seg for p, seg in zip(self.pending, segments)]
-        self.pending = [[] for _ in segments]
-        width = max(len(seg) for seg in segments)
-        chunk = torch.full((len(self), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(self), width), dtype=torch.long)
-        for i, seg in enumerate(segments):
-            if seg:
-                chunk[i, width - len(seg) :] = torch.tensor(seg, dtype=torch.long)
-                mask[i, width - len(seg) :] = 1
-        self.ids = torch.cat([self.ids, chunk.to(self.device)], dim=1)
-        self.mask = torch.cat([self.mask, mask.to(self.device)], dim=1)
-
-    def keep(self, rows: list[int]) -> None:
-        """Keep only these rows (in this order); the cache follows."""
-        import torch
-
-        if rows == list(range(len(self))):
-            return
-        index = torch.tensor(rows, dtype=torch.long, device=self.device)
-        self.ids, self.mask = self.ids[index], self.mask[index]
-        self.pending = [self.pending[r] for r in rows]
-        if self.cache is not None:
-            self.cache.batch_select_indices(index)
-
-    def sample(self, max_new_tokens: int, temperature: float = 1.0, min_new_tokens: int = 0, with_logprobs: bool = True) -> list[Generation]:
-        """Sample one turn per row, each stopping at the turn-end token (or after ``max_new_tokens``).
-
-        ``min_new_tokens`` > 0 disables stopping (every row gets exactly that many tokens; benchmark only).
-        Without ``with_logprobs`` the log-probs are zeros (cheaper, for model-played users).
-        """
-        import torch
-        from transformers import DynamicCache
-
-        sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} if temperature > 0 else {"do_sample": False}
-        width = self.ids.shape[1]
-        with torch.inference_mode():
-            out = self.model.generate(
-                input_ids=self.ids, attention_mask=self.mask, cache=self.cache if self.cache is not None else DynamicCache(),
-                use_cache=True, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-                eos_token_id=None if min_new_tokens else self.end_id, pad_token_id=self.pad_id,
-                return_dict_in_generate=True, output_scores=with_logprobs, suppress_tokens=self.suppress, **sampling,
-            )
-        new = out.sequences[:, width:]
-        if with_logprobs:
-            scores = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
-        else:
-            scores = torch.zeros(new.shape)
-        results, new_mask = [], torch.zeros(new.shape, dtype=torch.long)
-        for i, (row, lp) in enumerate(zip(new.tolist(), scores.tolist())):
-            n = row.index(self.end_id) + 1 if self.end_id in row and not min_new_tokens else len(row)
-            new_mask[i, :n] = 1
-            ids, lps = row[:n], lp[:n]
-            forced = not ids or ids[-1] != self.end_id
-            if forced and not min_new_tokens:
-                ids, lps = ids + [self.end_id], lps + [0.0]
-            text = self.tokenizer.decode(ids, skip_special_tokens=True).strip()
-            results.append(Generation(ids, [float(x) for x in lps], text, forced and not min_new_tokens))
-        self.ids, self.cache = out.sequences, out.cache
-        self.mask = torch.cat([self.mask, new_mask.to(self.device)], dim=1)
-        # a forced end token joins the context in front of the row's next segment
-        self.pending = [[self.end_id] if g.forced_end else [] for g in results]
-        return results
-
-
-def generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new_tokens: int, temperature: float = 1.0,
-             min_new_tokens: int = 0, with_logprobs: bool = True) -> list[Generation]:
-    """Sample one turn for each prompt in a single left-padded batch (a one-turn :class:`TokenStream`).
-
-    Seed torch (``calirl_lite.set_seed``) beforehand for repeatable samples.
-    """
-    if not prompts:
-        return []
-    return TokenStream(model, tokenizer, prompts).sample(max_new_tokens, temperature, min_new_tokens, with_logprobs)

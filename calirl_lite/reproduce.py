@@ -134,9 +134,11 @@ def gap_job(profile: str, task: str, w: float, horizons: Sequence[int], n_goals:
     ``runs/gap-study/`` and reused."""
     import numpy as np
 
+    from .dialogue import read_jsonl, write_jsonl
     from .evaluate import evaluate_policy
     from .paths import runs_dir
-    from .rollout import base_policy
+    from .profiles import get_profile
+    from .rollout import base_policy, mean_scores
     from .settings import short_hash
     from .shift import compounding_bound
     from .stats import PER_TURN_STATS, behaviour_tv
@@ -152,11 +154,21 @@ def gap_job(profile: str, task: str, w: float, horizons: Sequence[int], n_goals:
     goals = [t["goal"] for t in world.tasks(task, "test")][:n_goals]
     policy = base_policy(profile)
     metric = get_task(task).metric
-    sim, real = ScriptedUsers(graded_persona(w)), ScriptedUsers()
+    batch = get_profile(profile).eval_batch
+    sim = ScriptedUsers(graded_persona(w))
+
+    def with_real_users(H: int) -> tuple[dict[str, float], list[Any]]:
+        """The real users' side, the same for every simulator: once per task and horizon, kept beside the points."""
+        path = done.parent / f"{profile}-{task}-real-H{H}-{short_hash({**key, 'w': None, 'horizon': H})}.jsonl"
+        if not path.is_file():
+            write_jsonl(path, evaluate_policy(policy, ScriptedUsers(), task, goals, H, seed, batch_size=batch)[1])
+        dialogues = read_jsonl(path)
+        return mean_scores(dialogues), dialogues
+
     rows, eps = [], 0.0
     for H in sorted(horizons, reverse=True):
-        s, sim_d = evaluate_policy(policy, sim, task, goals, H, seed)
-        r, real_d = evaluate_policy(policy, real, task, goals, H, seed)
+        s, sim_d = evaluate_policy(policy, sim, task, goals, H, seed, batch_size=batch)
+        r, real_d = with_real_users(H)
         if not rows:  # ε is the simulator's per-turn rate: measured once, on the longest dialogues
             tv = behaviour_tv(sim_d, real_d)
             eps = float(np.mean([np.nan_to_num(tv[k]) for k in PER_TURN_STATS]))

@@ -19,7 +19,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from .chat import TokenStream, next_segment_ids, prompt_ids, turn_end_id
+from .chat import next_segment_ids, prompt_ids, turn_end_id
+from .decode import TokenStream
 from .dialogue import TERMINATE, Dialogue, Message
 from .tasks import Task, get_task
 from .users import User

@@ -85,7 +85,7 @@ class Settings:
             raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}; fields are {sorted(field_docs(cls))}")
         values = dict(cls.SMOKE) if smoke_mode() else {}
         values.update(overrides)
-        return cls(**values)
+        return cls(**_finite(cls, values))
 
     def require_at_least_one(self, *names: str) -> None:
         """Raise a ValueError naming the first of these fields that is below 1 (counts, sizes, steps)."""
@@ -140,7 +140,29 @@ class Settings:
         unknown = set(data) - names
         if unknown:
             raise ValueError(f"{path}: unknown field(s) {sorted(unknown)} for {cls.__name__}")
-        return cls(**data)
+        try:
+            return cls(**_finite(cls, data))
+        except ValueError as e:
+            raise ValueError(f"{path}: {e}") from None
+
+
+def _finite(cls: type, values: dict[str, Any]) -> dict[str, Any]:
+    """``values``, after checking that no number among them (nested ones included) is NaN or infinite."""
+    import math
+
+    def bad(x: Any) -> bool:
+        if isinstance(x, float):
+            return not math.isfinite(x)
+        if isinstance(x, dict):
+            return any(bad(v) for v in x.values())
+        if isinstance(x, (list, tuple)):
+            return any(bad(v) for v in x)
+        return False
+
+    for name, value in values.items():
+        if bad(value):
+            raise ValueError(f"{cls.__name__}.{name} must be a finite number, got {value!r}")
+    return values
 
 
 def short_hash(data: Any) -> str:

@@ -88,7 +88,7 @@ CORPUS_USERS = {
 """User personas of the pre-training corpus; ``WorldConfig.corpus_user_mix`` weighs them. World format 5 made the
 forthcoming users impatient with questions (``p_quit_on_question``) and both corpus personas name every wrong detail
 of an answer (``corrections``): before, they answered every question, so a policy trained against their LM learned to
-ask just as with the real users, and the naive simulator's lesson never hurt (README, "World format 5")."""
+ask just as with the real users, and the naive simulator's lesson never hurt (CHANGELOG.md, "Format 5")."""
 
 
 def graded_persona(w: float, far: UserPersona = CORPUS_USERS["forthcoming"], near: UserPersona = REAL_USER) -> UserPersona:

@@ -70,14 +70,13 @@ class TrainConfig(Settings):
     calibration_seed: int = 0
     """seed of the `calirl calibrate` run whose adapter (and, for static, traces) is used: one calibrated simulator serves every training seed"""
     steps: int = 30
-    """GRPO optimiser steps (the budget, equal for every method; world format 5: was 40 — the world's LM grew its
-    pre-training to learn copying, and `calirl reproduce` has to stay under 20 minutes on 2 cores)"""
+    """GRPO optimiser steps (the budget, equal for every method)"""
     prompts_per_step: int = 4
     """distinct starts (goals, or logged contexts for static) per step"""
     group_size: int = 8
     """dialogues per start; their rewards are standardised within the group (GRPO's G)"""
     learning_rate: float = 1e-4
-    """peak learning rate (constant after a short warm-up; at ≥ 3e-4 runs collapsed, issue 5)"""
+    """peak learning rate (constant after a short warm-up; at ≥ 3e-4 runs collapse)"""
     kl_beta: float = 0.0
     """weight of the KL penalty to the base policy (TRL's beta; 0 = none, and no reference model is kept)"""
     finetune: str = "auto"
@@ -319,6 +318,9 @@ def make_trainer(cfg: TrainConfig, starts: Sequence[Start], user: Any, callbacks
         max_completion_length=max_messages * prof.max_new_tokens * 2, logging_steps=1, save_steps=cfg.save_steps, save_total_limit=2,
         report_to=[] if cfg.report_to == "none" else [cfg.report_to], seed=cfg.seed, data_seed=cfg.seed,
         bf16=bf16, fp16=cuda and not bf16, use_cpu=not cuda, dataloader_num_workers=0, disable_tqdm=True,  # RewardBar instead
+        # TRL turns checkpointing on by default (under its deprecated name): it saves GPU memory, and on a CPU only
+        # costs a second forward pass
+        activation_checkpointing=cuda, gradient_checkpointing=None,
     )
     stats = RolloutStats([], [], [])
     learn_turns = 1 if cfg.method == "static" else None
@@ -369,17 +371,29 @@ def save_policy(trainer: Any, folder: Path) -> Path:
     return folder
 
 
-def base_eval_path(cfg: TrainConfig, adapter: Path | None) -> Path:
-    """Where the base policy's scores for this run's users, goals and seed are kept: every method of a seed
-    shares them (the base policy, the real users and the eval goals are the same), so they are computed once."""
+def base_eval_path(cfg: TrainConfig, who: str, adapter: Path | None) -> Path:
+    """Where the base policy's scores with one user (``who``: 'real', 'naive' or 'calibrated') are kept. The base
+    policy, the goals and the seed do not depend on the method, so the real users' scores are computed once per
+    task and seed for every method, and a simulator's once for every method trained against it."""
     from .paths import runs_dir
     from .settings import short_hash
     from .world import WorldConfig
 
-    key = {"profile": cfg.profile, "task": cfg.task, "user": SIMULATOR[cfg.method], "adapter": str(adapter.resolve()) if adapter else "",
-           "n_eval": cfg.n_eval, "n_eval_simulator": cfg.n_eval_simulator, "max_messages": cfg.budget(), "seed": cfg.seed, "world": WorldConfig.make().key()}
-    digest = short_hash(key)
-    return runs_dir() / "base-eval" / f"{cfg.profile}-{cfg.task}-{SIMULATOR[cfg.method]}-seed{cfg.seed}-{digest}.json"
+    key = {"profile": cfg.profile, "task": cfg.task, "user": who, "adapter": str(adapter.resolve()) if adapter and who == "calibrated" else "",
+           "n_eval": cfg.n_eval if who == "real" else cfg.n_eval_simulator, "max_messages": cfg.budget(), "seed": cfg.seed,
+           "world": WorldConfig.make().key()}
+    return runs_dir() / "base-eval" / f"{cfg.profile}-{cfg.task}-{who}-seed{cfg.seed}-{short_hash(key)}.json"
+
+
+def cached_scores(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """The scores in ``path``, or ``compute()``'s, written there (atomically) for the next run."""
+    import json
+
+    if path.is_file():
+        return json.loads(path.read_text())
+    scores = compute()
+    atomic_write_json(path, scores)
+    return scores
 
 
 def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, progress: bool = True) -> dict[str, Any]:
@@ -390,7 +404,24 @@ def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, 
     """
     import json
 
-    from .calibration import last_checkpoint
+    from filelock import FileLock
+
+    need = check_inputs(cfg)  # clear errors before any compute
+    run = cfg.folder()
+    run.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(run) + ".lock"):  # a second `train` of the same run waits for the first, then finds it finished
+        done = run / "eval.json"
+        if done.is_file() and not force:
+            return json.loads(done.read_text())
+        if force and run.exists():
+            shutil.rmtree(run)  # train again from scratch: no old checkpoint may be resumed
+        run.mkdir(parents=True, exist_ok=True)
+        cfg.save(run)
+        return _train_and_evaluate(cfg, need, run, callbacks, progress)
+
+
+def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Path], run: Path, callbacks: Sequence[Any], progress: bool) -> dict[str, Any]:
+    from .checkpoints import train_or_resume
     from .evaluate import evaluate_policy
     from .plots import reward_curve
     from .profiles import get_profile
@@ -399,15 +430,6 @@ def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, 
     from .tasks import get_task
     from .world import WorldConfig, build_world
 
-    need = check_inputs(cfg)  # clear errors before any compute
-    run = cfg.folder()
-    done = run / "eval.json"
-    if done.is_file() and not force:
-        return json.loads(done.read_text())
-    if force and run.exists():
-        shutil.rmtree(run)  # train again from scratch: no old checkpoint may be resumed
-    run.mkdir(parents=True, exist_ok=True)
-    cfg.save(run)
     set_seed(cfg.seed)
     prof = get_profile(cfg.profile)
     world = build_world(WorldConfig.make())
@@ -420,28 +442,26 @@ def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, 
     goals = [t["goal"] for t in world.tasks(cfg.task, "test")][: cfg.n_eval]
     eval_seed = 50_000 + cfg.seed
 
-    def evaluate(name: str) -> tuple[dict[str, Any], dict[str, list[Dialogue]]]:
+    def evaluate(name: str, user: Any) -> tuple[dict[str, float], list[Dialogue]]:
         policy = Policy(trainer.model, trainer.processing_class, name, prof.policy_temperature, prof.max_new_tokens)
-        real = evaluate_policy(policy, real_user, cfg.task, goals, max_messages, eval_seed, progress)
-        # the oracle's training user is the real user: same seed, same dialogues, so it is scored once
-        sim = real if train_user is real_user else evaluate_policy(policy, train_user, cfg.task, goals[: cfg.n_eval_simulator], max_messages, eval_seed, progress)
-        return {"simulator": sim[0], "real": real[0]}, {"simulator": sim[1] if sim is not real else [], "real": real[1]}
+        n = cfg.n_eval if user is real_user else cfg.n_eval_simulator
+        return evaluate_policy(policy, user, cfg.task, goals[:n], max_messages, eval_seed, progress, prof.eval_batch)
 
-    checkpoint = last_checkpoint(run / "checkpoints")
-    base_path = base_eval_path(cfg, need.get("adapter"))  # shared by every method of this seed
-    if base_path.is_file():
-        base = json.loads(base_path.read_text())
-    else:
-        base, _ = evaluate("base")
-        atomic_write_json(base_path, base)
+    # the base policy's scores, shared with the other methods of this seed (the oracle's training user is the
+    # real user: same seed, same dialogues, so it is scored once)
+    base = {"real": cached_scores(base_eval_path(cfg, "real", None), lambda: evaluate("base", real_user)[0])}
+    base["simulator"] = base["real"] if train_user is real_user else cached_scores(
+        base_eval_path(cfg, SIMULATOR[cfg.method], need.get("adapter")), lambda: evaluate("base", train_user)[0])
     start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=checkpoint)
+    checkpoint = train_or_resume(trainer, run / "checkpoints", cfg.steps)  # a finished run is loaded, not trained again
     seconds = time.perf_counter() - start
     save_policy(trainer, run / "policy")
     log = [json_safe(h) for h in trainer.state.log_history]
     atomic_write_json(run / "log.json", log)
-    trained, dialogues = evaluate(f"{cfg.method}")
-    write_jsonl(run / "eval_dialogues.jsonl", [d for k in dialogues for d in dialogues[k]])
+    real, real_dialogues = evaluate(cfg.method, real_user)
+    sim, sim_dialogues = (real, []) if train_user is real_user else evaluate(cfg.method, train_user)
+    trained = {"simulator": sim, "real": real}
+    write_jsonl(run / "eval_dialogues.jsonl", sim_dialogues + real_dialogues)
     metric = get_task(cfg.task).metric
     result = {
         "method": cfg.method, "profile": cfg.profile, "task": cfg.task, "seed": cfg.seed, "metric": metric,
@@ -450,7 +470,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, 
         "base": base, "trained": trained, "run": str(run),
     }
     reward_curve(log, metric, f"{cfg.method} on {cfg.task} (seed {cfg.seed})", run / "rewards.png")
-    atomic_write_json(done, json_safe(result))
+    atomic_write_json(run / "eval.json", json_safe(result))
     return result
 
 

@@ -26,7 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .chat import TokenStream, next_segment_ids, user_prompt_ids
+from .chat import next_segment_ids, user_prompt_ids
+from .decode import TokenStream
 from .dialogue import Message
 from .tasks import REAL_USER, ScriptedUser, Task, UserPersona
 from .world import user_messages
@@ -123,7 +124,7 @@ class LMUser(User):
         """Sample the next user message of each dialogue.
 
         While the engine drives the same dialogues turn by turn (each history one assistant message
-        longer than last time) the user's view stays in a :class:`~calirl_lite.chat.TokenStream` and
+        longer than last time) the user's view stays in a :class:`~calirl_lite.decode.TokenStream` and
         only the new tokens are encoded; anything else starts a fresh stream.
         """
         keys = [s.key for s in states]

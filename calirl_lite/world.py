@@ -37,7 +37,7 @@ from .paths import cache_dir as default_cache_dir
 from .settings import Settings
 from .tasks import CORPUS_ASSISTANTS, CORPUS_USERS, TASKS, ScriptedAssistant, ScriptedUser, Task, get_task, vocabulary
 
-WORLD_FORMAT = 5
+WORLD_FORMAT = 6
 """Bump when a code change alters what ``build_world`` makes, so that caches of older worlds are not reused."""
 
 SPECIAL_TOKENS = ("<|pad|>", "<|unk|>", "<|im_start|>", "<|im_end|>")
@@ -113,19 +113,17 @@ class WorldConfig(Settings):
     hidden_size: int = 128
     """width of the tiny Llama"""
     num_layers: int = 2
-    """transformer blocks of the tiny Llama (world format 5: was 3 — see ``train_steps``)"""
+    """transformer blocks of the tiny Llama"""
     num_heads: int = 4
     """attention heads"""
     max_length: int = 256
-    """longest token sequence in pre-training (longer corpus samples are cut; world format 5: was 384 — 99% of the
-    samples are shorter than 235 tokens, and the longest one sets the padded length of its whole batch)"""
+    """tokens per pre-training row: whole corpus samples are packed into rows of this length (a longer sample is cut;
+    99% are shorter than 235 tokens)"""
     train_steps: int = 1200
-    """pre-training steps (world format 5: was 800, after which the 3-layer LM could not yet copy a detail from the
-    chat into its answer — a name it had been given it wrote 5% of the time, chance level. Copying appears in a sudden
-    drop of the loss after a few hundred steps; this 2-layer LM copies names, and answers sums right, after 1,200 steps
-    as well as after 1,600 — README, "World format 5")"""
-    batch_size: int = 32
-    """sequences per pre-training step"""
+    """pre-training steps. The LM learns to copy a detail from the chat into its answer in a sudden drop of the loss
+    after a few hundred steps; arithmetic needs the full 1,200 (600 steps: sums right 0.27 instead of 0.76)"""
+    batch_size: int = 18
+    """packed rows per pre-training step (about 32 corpus samples)"""
     learning_rate: float = 3e-3
     """peak learning rate (cosine schedule, 5% warm-up)"""
     cache_dir: str = ""
@@ -272,24 +270,58 @@ def tiny_llama(cfg: WorldConfig, tokenizer: Any) -> Any:
     return LlamaForCausalLM(config)
 
 
-def pretrain(model: Any, tokenizer: Any, texts: list[str], cfg: WorldConfig, out_dir: Path) -> list[dict[str, float]]:
-    """Causal-LM pre-training with ``transformers.Trainer`` (CPU: fp32, no gradient checkpointing)."""
-    from datasets import Dataset
-    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+def pack(samples: list[list[int]], length: int, pad_id: int, rng: np.random.Generator) -> dict[str, list[list[int]]]:
+    """Pack token sequences into rows of ``length`` tokens for pre-training without padding waste.
 
-    ds = Dataset.from_dict({"text": texts}).map(
-        lambda b: tokenizer(b["text"], truncation=True, max_length=cfg.max_length, add_special_tokens=False),
-        batched=True, remove_columns=["text"],
-    )
+    Samples (cut at ``length``) are taken in a random order and each goes into the first open row with room
+    for it (first fit), never split. In a row every sample restarts its position ids at 0, which is how
+    transformers recognises packed sequences and keeps each sample's attention inside itself; the first
+    token of a sample is not predicted from the one before (label -100), nor is padding.
+    """
+    rows: list[list[list[int]]] = []
+    free: list[int] = []
+    for i in rng.permutation(len(samples)):
+        ids = samples[i][:length]
+        r = next((k for k in range(max(0, len(rows) - 64), len(rows)) if free[k] >= len(ids)), None)  # the last 64 rows are open
+        if r is None:
+            rows.append([])
+            free.append(length)
+            r = len(rows) - 1
+        rows[r].append(ids)
+        free[r] -= len(ids)
+    out: dict[str, list[list[int]]] = {"input_ids": [], "labels": [], "position_ids": []}
+    for row in rows:
+        ids = [t for sample in row for t in sample]
+        labels = [t if k else -100 for sample in row for k, t in enumerate(sample)]
+        positions = [k for sample in row for k in range(len(sample))]
+        n = length - len(ids)  # padding: a block of its own, never a target
+        out["input_ids"].append(ids + [pad_id] * n)
+        out["labels"].append(labels + [-100] * n)
+        out["position_ids"].append(positions + list(range(n)))
+    return out
+
+
+def pretrain(model: Any, tokenizer: Any, texts: list[str], cfg: WorldConfig, out_dir: Path) -> list[dict[str, float]]:
+    """Causal-LM pre-training with ``transformers.Trainer`` on packed rows (CPU: fp32, no gradient checkpointing).
+
+    ``train_steps`` steps of ``batch_size`` rows of ``max_length`` tokens, each row several whole samples
+    (:func:`pack`), in random order over as many epochs as the steps need.
+    """
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments, default_data_collator
+
+    samples = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    ds = Dataset.from_dict(pack(samples, cfg.max_length, tokenizer.pad_token_id, np.random.default_rng([cfg.seed, 3])))
     args = TrainingArguments(
         output_dir=str(out_dir), max_steps=cfg.train_steps, per_device_train_batch_size=cfg.batch_size,
         learning_rate=cfg.learning_rate, lr_scheduler_type="cosine", warmup_steps=max(1, cfg.train_steps // 20), weight_decay=0.01,
         logging_steps=max(1, cfg.train_steps // 20), save_strategy="no", report_to=[], seed=cfg.seed, data_seed=cfg.seed,
         bf16=False, fp16=False, use_cpu=True, dataloader_num_workers=0, disable_tqdm=False,
     )
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm=False)
-    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=collator)
+    model.config.use_cache = False  # with a cache, transformers would not keep packed samples apart
+    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=default_data_collator)
     trainer.train()
+    model.config.use_cache = True
     return [h for h in trainer.state.log_history if "loss" in h]
 
 
@@ -317,31 +349,65 @@ class World:
         return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
     def load_model(self) -> tuple[Any, Any]:
-        """(model, tokenizer) from the world's safetensors folder, in eval mode."""
+        """(model, tokenizer) from the world's safetensors folder, in eval mode: a fresh copy at every call (the
+        caller may train it), the files read once per process."""
+        import copy
+
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        tok = AutoTokenizer.from_pretrained(self.model_dir)
-        model = AutoModelForCausalLM.from_pretrained(self.model_dir, use_safetensors=True)
-        model.eval()
-        return model, tok
+        weights = self.model_dir / "model.safetensors"
+        key = (str(weights.resolve()), weights.stat().st_mtime_ns)
+        if key not in _LOADED:
+            tok = AutoTokenizer.from_pretrained(self.model_dir)
+            model = AutoModelForCausalLM.from_pretrained(self.model_dir, use_safetensors=True)
+            _LOADED[key] = (model.eval(), tok)
+        model, tok = _LOADED[key]
+        return copy.deepcopy(model), copy.deepcopy(tok)
+
+
+_LOADED: dict[tuple[str, int], tuple[Any, Any]] = {}
+"""The toy LMs this process has read, by weights file and its modification time."""
 
 
 def build_world(cfg: WorldConfig | None = None, force: bool = False, verbose: bool = True) -> World:
     """Build (or load from the cache) the toy world for ``cfg``. Deterministic for a given seed.
 
-    The world is built in a temporary folder and renamed into place when complete, so an
-    interrupted build never leaves a half world in the cache.
+    The world is built in a temporary folder and renamed into place when complete, so an interrupted build never
+    leaves a half world in the cache; a lock file beside it makes builds of the same world wait for each other
+    (the second one then loads what the first built), and a cached world is used only when every file its manifest
+    lists is there.
     """
-    from .settings import set_seed
+    from filelock import FileLock
 
     cfg = cfg or WorldConfig.make()
     folder = cfg.folder()
-    if (folder / "world.json").is_file() and not force:
-        return World(folder, cfg, json.loads((folder / "world.json").read_text()))
+    if not force and (world := _load_complete(folder, cfg)) is not None:
+        return world
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(folder) + ".lock"):
+        if not force and (world := _load_complete(folder, cfg)) is not None:  # built by another process meanwhile
+            return world
+        for stale in folder.parent.glob(folder.name + ".building-*"):  # only the lock holder builds: these are leftovers
+            shutil.rmtree(stale, ignore_errors=True)
+        return _build(cfg, folder, verbose)
+
+
+def _load_complete(folder: Path, cfg: WorldConfig) -> World | None:
+    """The world in ``folder`` if its manifest and every file it lists are there, else None."""
+    try:
+        manifest = json.loads((folder / "world.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not all((folder / f).is_file() for f in manifest.get("files", ["missing-list"])):
+        return None
+    return World(folder, cfg, manifest)
+
+
+def _build(cfg: WorldConfig, folder: Path, verbose: bool) -> World:
+    from .settings import set_seed
+
     start = time.perf_counter()
     set_seed(cfg.seed)
-    for stale in folder.parent.glob(folder.name + ".building-*"):  # left by an interrupted build
-        shutil.rmtree(stale, ignore_errors=True)
     tmp = folder.with_name(folder.name + f".building-{os.getpid()}")
     (tmp / "tasks").mkdir(parents=True)
     splits = make_splits(cfg)
@@ -363,11 +429,12 @@ def build_world(cfg: WorldConfig | None = None, force: bool = False, verbose: bo
     model.save_pretrained(tmp / "model", safe_serialization=True)
     tokenizer.save_pretrained(tmp / "model")
     seconds = time.perf_counter() - start
+    cfg.save(tmp)
     manifest = {
         "config": cfg.to_dict(), "key": cfg.key(), "build_seconds": seconds, "parameters": model.num_parameters(),
         "vocab_size": len(tokenizer), "corpus_dialogues": len(corpus), "train_loss": log,
+        "files": sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()),
     }
-    cfg.save(tmp)
     atomic_write_json(tmp / "world.json", manifest)
     if folder.exists():
         shutil.rmtree(folder)

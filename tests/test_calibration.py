@@ -49,7 +49,9 @@ def test_an_interrupted_calibration_resumes_from_its_last_checkpoint(tmp_path):
     model, tok = cal.load_base(cfg)
     with pytest.raises(KeyboardInterrupt):
         cal.train_simulator(cfg, model, tok, train, "tiny", callbacks=[Stop()])
-    assert cal.last_checkpoint(tmp_path / "checkpoints").endswith("checkpoint-4")
+    from calirl_lite.checkpoints import last_checkpoint
+
+    assert last_checkpoint(tmp_path / "checkpoints").endswith("checkpoint-4")
     model, tok = cal.load_base(cfg)
     adapter, log = cal.train_simulator(cfg, model, tok, train, "tiny")
     state = json.loads((tmp_path / "checkpoints" / "checkpoint-8" / "trainer_state.json").read_text())
@@ -139,3 +141,18 @@ def test_turn_comparer_shows_the_real_turn_and_each_simulator(tmp_path):
     k = comparer.user_turns()[comparer.turn.value]
     assert got["real"] == held[0].messages[k].text and isinstance(got["naive"], str)
     assert "naive" in comparer.view.value
+
+
+def test_a_finished_calibration_run_again_is_not_trained_further(tmp_path):
+    import torch
+    from safetensors.torch import load_file
+
+    cfg = cal.CalibrationConfig.make(task="arith-chat", out_dir=str(tmp_path), steps=4, save_steps=2)
+    train, _ = cal.traces_for(cfg)
+    adapter, _ = cal.train_simulator(cfg, *cal.load_base(cfg), train, "tiny")
+    weights = load_file(adapter / "adapter_model.safetensors")
+    for _ in range(3):
+        adapter, _ = cal.train_simulator(cfg, *cal.load_base(cfg), train, "tiny")
+        now = load_file(adapter / "adapter_model.safetensors")
+        assert all(torch.equal(weights[k], now[k]) for k in weights)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]  # no step past the budget

@@ -70,3 +70,30 @@ def test_a_local_judge_model_that_gives_no_score_is_named(tmp_path):
 ])
 def test_math_answers_are_checked_by_math_verify(response, reference, right):
     assert math_correct(response, reference) is right
+
+
+@pytest.mark.parametrize("reply", ["-5", "Score: -5", "Score: 1e1", "Score: 7\nScore: 3", "7 and 7", "Score: 10.5"])
+def test_a_reply_with_no_single_score_in_range_is_refused(reply):
+    with pytest.raises(ValueError, match="no single score"):
+        parse_score(reply)
+
+
+def test_the_score_parser_takes_linear_time_on_hostile_replies():
+    import time
+
+    start = time.perf_counter()
+    for reply in ("Score" + " " * 200_000 + "x", "score " * 100_000, "1" * 1_000_000):
+        with pytest.raises(ValueError):
+            parse_score(reply)
+    assert parse_score("Score: 7.0, that is Score: 7") == pytest.approx(0.7)
+    assert time.perf_counter() - start < 5  # the old pattern took 9 s on 20,000 spaces alone
+
+
+def test_an_answer_is_checked_from_any_thread():
+    import threading
+
+    out = []
+    worker = threading.Thread(target=lambda: out.extend([math_correct("so it is \\boxed{12}", "12"), math_correct("it is 13", "12")]))
+    worker.start()
+    worker.join(timeout=120)
+    assert out == [True, False]

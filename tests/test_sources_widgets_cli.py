@@ -134,7 +134,7 @@ def test_world_build_command_reuses_the_cache(tmp_path, capsys):
     assert main(args) == 0
     first = capsys.readouterr().out
     assert "build took" in first and str(tmp_path) in first
-    folder = next(tmp_path.iterdir())
+    folder = next(p for p in tmp_path.iterdir() if p.is_dir())  # beside it: the build's lock file
     stamp = (folder / "world.json").stat().st_mtime_ns
     assert main(args) == 0
     assert (folder / "world.json").stat().st_mtime_ns == stamp  # reused, not rebuilt
@@ -149,6 +149,14 @@ def test_bench_rollout_json(capsys):
     assert main(["bench", "rollout", "--json", "--dialogues", "3", "--naive-dialogues", "1", "--max-messages", "4", "--max-new-tokens", "6"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert {"engine_tok_s", "generate_tok_s", "naive_tok_s"} <= set(out)
+
+
+def test_bench_world_times_a_fresh_build_and_reports_copy_rates(capsys):
+    assert main(["bench", "world", "--json", "--goals", "4"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["build_seconds"] > 0 and out["n_goals"] == 4
+    for key in ("arith_answers", "arith_right", "docedit_drafts", "name", "tone", "place", "day"):
+        assert 0.0 <= out[key] <= 1.0
 
 
 def test_bench_rejects_unknown_profile(capsys):

@@ -201,3 +201,49 @@ def test_lora_finetuning_saves_an_adapter_and_leaves_the_base_weights_alone(tmp_
     adapter = load_file(tmp_path / "run" / "policy" / "adapter_model.safetensors")
     assert any("lora_B" in k and adapter[k].abs().sum() > 0 for k in adapter)  # the adapter was trained
     assert r["steps"] == T.TrainConfig.make().steps
+
+
+def test_a_run_stopped_after_its_last_checkpoint_is_finished_not_trained_further(tmp_path):
+    from safetensors.torch import load_file
+
+    cfg = T.TrainConfig.make(method="oracle", steps=4, save_steps=2, out_dir=str(tmp_path / "run"))
+    first = T.train(cfg, progress=False)
+    weights = load_file(tmp_path / "run" / "policy" / "model.safetensors")
+    for _ in range(3):  # stopped during the final evaluation (or while saving the policy), then run again
+        (tmp_path / "run" / "eval.json").unlink()
+        again = T.train(cfg, progress=False)
+        assert again["steps"] == 4 and again["resumed_from"].endswith("checkpoint-4")
+        assert again["trained"] == first["trained"]
+        now = load_file(tmp_path / "run" / "policy" / "model.safetensors")
+        assert all(torch.equal(weights[k], now[k]) for k in weights)
+
+
+def test_a_torn_checkpoint_is_skipped_for_the_one_before_it(tmp_path):
+    from safetensors.torch import load_file
+
+    cfg = T.TrainConfig.make(method="oracle", steps=4, save_steps=2, out_dir=str(tmp_path / "run"))
+    first = T.train(cfg, progress=False)
+    weights = load_file(tmp_path / "run" / "policy" / "model.safetensors")
+    (tmp_path / "run" / "eval.json").unlink()
+    state = tmp_path / "run" / "checkpoints" / "checkpoint-4" / "trainer_state.json"
+    state.write_text(state.read_text()[:200])  # killed while transformers wrote it in place
+    with pytest.warns(UserWarning, match="checkpoint-4"):
+        again = T.train(cfg, progress=False)
+    assert again["resumed_from"].endswith("checkpoint-2") and again["steps"] == 4
+    now = load_file(tmp_path / "run" / "policy" / "model.safetensors")
+    assert all(torch.equal(weights[k], now[k]) for k in weights) and again["trained"] == first["trained"]
+
+
+def test_a_nan_setting_is_named_before_anything_is_written(tmp_path, capsys):
+    assert main(["train", "--method", "oracle", "--learning-rate", "nan", "--out-dir", str(tmp_path / "run")]) == 2
+    assert "learning_rate" in capsys.readouterr().err and not (tmp_path / "run").exists()
+    with pytest.raises(ValueError, match="kl_beta"):
+        T.TrainConfig.make(kl_beta=float("inf"))
+
+
+def test_a_path_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["train", "--method", "oracle", "--out-dir", str(blocker / "run")]) == 2
+    err = capsys.readouterr().err
+    assert str(blocker) in err and "Traceback" not in err

