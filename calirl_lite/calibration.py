@@ -252,7 +252,8 @@ def train_simulator(cfg: CalibrationConfig, model: Any, tokenizer: Any, traces: 
     if adapter.exists():
         shutil.rmtree(adapter)
     os.replace(tmp, adapter)
-    log = [h for h in trainer.state.log_history if "loss" in h]
+    # TRL's running token count restarts with the process, so a resumed run's would differ: the log keeps what training did
+    log = [{k: v for k, v in h.items() if k != "num_tokens"} for h in trainer.state.log_history if "loss" in h]
     atomic_write_json(run / "sft_log.json", log)
     return adapter, log
 

@@ -287,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as e:
         if e.filename is None:  # not about a path: a bug or the machine, so the traceback helps
             raise
-        print(f"calirl {args.command}: error: {e.strerror or e}: {e.filename}", file=sys.stderr)
+        why = " (a file stands where a folder is needed)" if isinstance(e, (FileExistsError, NotADirectoryError)) else ""
+        print(f"calirl {args.command}: error: {e.strerror or e}: {e.filename}{why}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"calirl {args.command}: interrupted; finished outputs are kept", file=sys.stderr)

@@ -241,9 +241,14 @@ def test_a_nan_setting_is_named_before_anything_is_written(tmp_path, capsys):
         T.TrainConfig.make(kl_beta=float("inf"))
 
 
-def test_a_path_that_is_a_file_is_a_one_line_error(tmp_path, capsys):
+@pytest.mark.parametrize("command", [["shift", "--out"], ["world", "build", "--cache-dir"], ["calibrate", "--out-dir"],
+                                     ["train", "--method", "oracle", "--out-dir"], ["reproduce", "--out"], ["notebooks", "--out"]])
+def test_a_path_through_a_file_is_a_one_line_error(tmp_path, capsys, monkeypatch, command):
+    import os
+
+    monkeypatch.setenv("CALIRL_RESULTS", os.environ["CALIRL_RESULTS"])  # `notebooks --out` sets it for its kernels
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    assert main(["train", "--method", "oracle", "--out-dir", str(blocker / "run")]) == 2
+    assert main([*command, str(blocker / "x")]) == 2
     err = capsys.readouterr().err
-    assert str(blocker) in err and "Traceback" not in err
+    assert str(blocker) in err and "folder" in err and len(err.strip().splitlines()) == 1
