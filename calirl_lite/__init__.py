@@ -18,6 +18,8 @@ or two of its public functions. Modules, one per idea of the paper:
 * :mod:`calirl_lite.bench` — ``calirl bench …``
 * :mod:`calirl_lite.plots`, :mod:`calirl_lite.widgets` — figures, sliders and the dialogue inspector
 * :mod:`calirl_lite.settings` — ``set_seed``, the ``CALIRL_SMOKE`` switch, settings dataclasses
+* :mod:`calirl_lite.checkpoints` — resuming training exactly (never past the budget, never from a torn checkpoint)
+* :mod:`calirl_lite.endpoints` — the HTTP client for OpenAI-compatible endpoints (endpoint users, LLM judges)
 * :mod:`calirl_lite.io`, :mod:`calirl_lite.paths` — atomic writes, where results go
 * :mod:`calirl_lite.cli` — the ``calirl`` command
 """

@@ -275,7 +275,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .users import EndpointError
+    from .endpoints import EndpointError
 
     parser = build_parser()
     args = parser.parse_args(argv)

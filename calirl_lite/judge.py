@@ -57,13 +57,13 @@ class EndpointJudge:
     """An OpenAI-compatible endpoint as the judge (``base_url`` such as ``http://127.0.0.1:8000/v1``)."""
 
     def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 60.0) -> None:
-        from .users import require_http
+        from .endpoints import require_http
 
         require_http(base_url, "judge endpoint")
         self.base_url, self.model, self.api_key, self.timeout = base_url, model, api_key, timeout
 
     def score(self, dialogue: Dialogue) -> float:
-        from .users import chat_completion
+        from .endpoints import chat_completion
 
         reply = chat_completion(self.base_url, self.model, judge_messages(dialogue), 0.0, 32, self.api_key, self.timeout)
         return parse_score(reply, f"judge endpoint {self.base_url}")
