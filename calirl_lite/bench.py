@@ -27,7 +27,7 @@ from .decode import generate, make_forward
 from .profiles import get_profile
 from .rollout import Policy, base_policy, rollout, rollout_one_at_a_time
 from .tasks import UserPersona, get_task
-from .users import LMUser, ScriptedUsers
+from .users import LMUser, ScriptedUsers, make_user
 
 
 def hf_generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new_tokens: int, temperature: float, fixed_length: bool = False) -> int:
@@ -119,7 +119,7 @@ def bench_train(profile: str = "tiny", task: str = "arith-chat", steps: int = 6,
     """
     from transformers import TrainerCallback
 
-    from .train import SIMULATOR, TrainConfig, check_inputs, make_trainer, make_user, training_starts
+    from .train import SIMULATOR, TrainConfig, check_inputs, make_trainer, training_starts
     from .world import WorldConfig, build_world
 
     if steps < 2:

@@ -33,7 +33,7 @@ from .dialogue import Dialogue, Message, read_jsonl, write_jsonl
 from .io import atomic_write_json, json_safe
 from .settings import Settings
 from .tasks import get_task
-from .world import user_messages
+from .world import WorldConfig, user_messages
 
 
 @dataclass
@@ -86,8 +86,34 @@ class CalibrationConfig(Settings):
 
     def folder(self) -> Path:
         """The run folder; its name carries a hash of the settings, so a changed setting never resumes an old run."""
-        toy = self.task != "chitchat"  # the toy tasks' traces come from the world
-        return self.run_folder("calibrate", f"{self.profile}-{self.task}-seed{self.seed}", self.out_dir, world=toy or self.profile == "tiny")
+        toy = self.task != "chitchat" or self.profile == "tiny"  # the toy tasks' traces (and the tiny profile's model) come from the world
+        return self.run_folder("calibrate", f"{self.profile}-{self.task}-seed{self.seed}", self.out_dir,
+                               world_key=WorldConfig.make().key() if toy else "")
+
+
+def calibrate_hint(cfg: CalibrationConfig) -> str:
+    """What to run to make the calibration run ``cfg``."""
+    return f"run `calirl calibrate --profile {cfg.profile} --task {cfg.task} --seed {cfg.seed}` first"
+
+
+def calibrated_adapter(cfg: CalibrationConfig, adapter: str = "", why: str = "this needs the calibrated simulator") -> Path:
+    """The LoRA adapter of the calibrated simulator: ``adapter`` if given, else the one calibration run ``cfg`` saved.
+
+    Clear errors for a missing adapter and for one calibrated for another task or profile (read from the
+    ``config.json`` beside it).
+    """
+    path = Path(adapter) if adapter else cfg.folder() / "adapter"
+    if not (path / "adapter_config.json").is_file():
+        raise FileNotFoundError(f"{why}, but there is no LoRA adapter at {path} (adapter_config.json missing); "
+                                f"{calibrate_hint(cfg)}, or pass --adapter")
+    made_by = path.parent / "config.json"
+    if made_by.is_file():
+        settings = json.loads(made_by.read_text())
+        for key in ("task", "profile"):
+            if settings.get(key) != getattr(cfg, key):
+                raise ValueError(f"the adapter at {path} was calibrated for {key} {settings.get(key)!r}, "
+                                 f"not {getattr(cfg, key)!r} ({made_by}); {calibrate_hint(cfg)}")
+    return path
 
 
 # ----------------------------------------------------------------------------- traces

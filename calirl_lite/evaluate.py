@@ -78,7 +78,8 @@ def evaluate_seeds(profile: str, task: str, policy: str = "base", user: str = "r
 
     from .profiles import get_profile
     from .tasks import TASKS
-    from .train import TrainConfig, check_inputs, make_user
+    from .calibration import CalibrationConfig, calibrated_adapter
+    from .users import make_user
     from .world import WorldConfig, build_world
 
     if task not in TASKS:
@@ -89,7 +90,7 @@ def evaluate_seeds(profile: str, task: str, policy: str = "base", user: str = "r
         raise ValueError(f"n_eval must be ≥ 1, got {n_eval}")
     adapter = None
     if user == "calibrated":
-        adapter = check_inputs(TrainConfig.make(method="calibrated", profile=profile, task=task))["adapter"]
+        adapter = calibrated_adapter(CalibrationConfig.make(profile=profile, task=task), why="the calibrated user")
     elif user not in ("real", "naive"):
         raise ValueError(f"unknown user {user!r}; use real, naive or calibrated")
     pol = load_policy(profile, policy)

@@ -99,22 +99,18 @@ class Settings:
         d.update(extra or {})
         return short_hash(d)
 
-    def run_folder(self, prefix: str, name: str, out_dir: str = "", world: bool = True, exclude: tuple[str, ...] = ("out_dir",)) -> Path:
+    def run_folder(self, prefix: str, name: str, out_dir: str = "", world_key: str = "", exclude: tuple[str, ...] = ("out_dir",)) -> Path:
         """``out_dir`` if given, else ``runs/<prefix>-<name>-<settings hash>`` (under ``$CALIRL_RUNS`` if set).
 
-        The hash covers every setting but those in ``exclude`` and, with ``world``, the key of the toy world the
-        run draws goals, traces or models from — so neither a changed setting nor a rebuilt world ever
-        resumes or reuses an old run.
+        The hash covers every setting but those in ``exclude`` and ``world_key``, the key of the toy world the run
+        draws goals, traces or models from (``WorldConfig.key()``; empty for runs that use none) — so neither a
+        changed setting nor a rebuilt world ever resumes or reuses an old run.
         """
         from .paths import runs_dir
 
         if out_dir:
             return Path(out_dir)
-        extra = {}
-        if world:
-            from .world import WorldConfig
-
-            extra["world"] = WorldConfig.make().key()
+        extra = {"world": world_key} if world_key else {}
         return runs_dir() / f"{prefix}-{name}-{self.digest(exclude=exclude, extra=extra)}"
 
     def to_dict(self) -> dict[str, Any]:

@@ -132,7 +132,10 @@ class TrainConfig(Settings):
 
     def folder(self) -> Path:
         """The run folder; its name carries a hash of the settings, so a changed setting never resumes an old run."""
-        return self.run_folder("train", f"{self.method}-{self.profile}-{self.task}-seed{self.seed}", self.out_dir, exclude=("out_dir", "report_to"))
+        from .world import WorldConfig
+
+        return self.run_folder("train", f"{self.method}-{self.profile}-{self.task}-seed{self.seed}", self.out_dir,
+                               world_key=WorldConfig.make().key(), exclude=("out_dir", "report_to"))
 
     def budget(self) -> int:
         """The message budget of a dialogue: ``max_messages``, or the world's when it is 0."""
@@ -161,9 +164,9 @@ def check_inputs(cfg: TrainConfig) -> dict[str, Path]:
     Stops with a clear message for a GPU profile without CUDA, a missing calibrated adapter, an
     adapter calibrated for another task or profile, or missing logged dialogues for Static Context.
     """
-    import json
-
     import torch
+
+    from .calibration import calibrate_hint, calibrated_adapter
 
     from .profiles import get_profile
 
@@ -175,26 +178,14 @@ def check_inputs(cfg: TrainConfig) -> dict[str, Path]:
 
         require("tensorboard", "pip install tensorboard")
     need: dict[str, Path] = {}
-    calib = cfg.calibration().folder()
-    hint = f"run `calirl calibrate --profile {cfg.profile} --task {cfg.task} --seed {cfg.calibration_seed}` first"
+    calib = cfg.calibration()
     if SIMULATOR[cfg.method] == "calibrated":
-        adapter = Path(cfg.adapter) if cfg.adapter else calib / "adapter"
-        if not (adapter / "adapter_config.json").is_file():
-            raise FileNotFoundError(f"method {cfg.method!r} needs the calibrated simulator, but there is no LoRA adapter at {adapter} "
-                                    f"(adapter_config.json missing); {hint}, or pass --adapter")
-        made_by = adapter.parent / "config.json"
-        if made_by.is_file():
-            settings = json.loads(made_by.read_text())
-            for key in ("task", "profile"):
-                if settings.get(key) != getattr(cfg, key):
-                    raise ValueError(f"the adapter at {adapter} was calibrated for {key} {settings.get(key)!r}, "
-                                     f"not {getattr(cfg, key)!r} ({made_by}); {hint}")
-        need["adapter"] = adapter
+        need["adapter"] = calibrated_adapter(calib, cfg.adapter, f"method {cfg.method!r} needs the calibrated simulator")
     if cfg.method == "static":
-        traces = Path(cfg.traces) if cfg.traces else calib / "traces.jsonl"
+        traces = Path(cfg.traces) if cfg.traces else calib.folder() / "traces.jsonl"
         if not traces.is_file():
             raise FileNotFoundError(f"Static Context needs logged dialogues of the base policy with the real users, and {traces} "
-                                    f"does not exist; {hint} (it logs them), or pass --traces")
+                                    f"does not exist; {calibrate_hint(calib)} (it logs them), or pass --traces")
         need["traces"] = traces
     return need
 
@@ -222,22 +213,6 @@ def static_contexts(dialogues: Sequence[Dialogue], task: str, max_messages: int)
     if not starts:
         raise ValueError("the logged dialogues hold no assistant turn to train at")
     return starts
-
-
-def make_user(kind: str, profile: str, adapter: Path | None = None) -> Any:
-    """The user of a role: 'real' (the world's scripted users), 'naive' (the prompted LM) or 'calibrated' (LM + LoRA adapter)."""
-    from .profiles import get_profile, load_model
-    from .users import LMUser, ScriptedUsers
-
-    if kind == "real":
-        return ScriptedUsers()
-    prof = get_profile(profile)
-    if kind not in ("naive", "calibrated"):
-        raise ValueError(f"unknown user {kind!r}; use real, naive or calibrated")
-    if kind == "calibrated" and adapter is None:
-        raise ValueError("the calibrated user needs its adapter folder")
-    model, tok = load_model(prof.user_model, load_in_4bit=prof.user_in_4bit)
-    return LMUser(model, tok, kind, str(adapter) if kind == "calibrated" else None, prof.user_temperature, prof.max_new_tokens, prof.user_prompt_style)
 
 
 def task_reward(metric: str, token_penalty: float) -> Callable[..., list[float]]:
@@ -428,6 +403,7 @@ def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Path], run: Path, call
     from .rollout import Policy
     from .settings import set_seed
     from .tasks import get_task
+    from .users import make_user
     from .world import WorldConfig, build_world
 
     set_seed(cfg.seed)

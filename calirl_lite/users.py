@@ -163,3 +163,18 @@ class EndpointUser(User):
     def replies(self, states: list[UserState], histories: list[list[Message]]) -> list[str]:
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
             return list(pool.map(self._ask, states, histories))
+
+
+def make_user(kind: str, profile: str, adapter: str | Path | None = None) -> Any:
+    """The user of a role: 'real' (the world's scripted users), 'naive' (the prompted LM) or 'calibrated' (LM + LoRA adapter)."""
+    from .profiles import get_profile, load_model
+
+    if kind == "real":
+        return ScriptedUsers()
+    prof = get_profile(profile)
+    if kind not in ("naive", "calibrated"):
+        raise ValueError(f"unknown user {kind!r}; use real, naive or calibrated")
+    if kind == "calibrated" and adapter is None:
+        raise ValueError("the calibrated user needs its adapter folder")
+    model, tok = load_model(prof.user_model, load_in_4bit=prof.user_in_4bit)
+    return LMUser(model, tok, kind, str(adapter) if kind == "calibrated" else None, prof.user_temperature, prof.max_new_tokens, prof.user_prompt_style)

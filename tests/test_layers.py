@@ -1,0 +1,75 @@
+"""The package's import graph: no cycle, and every module imports only from layers below its own.
+
+The graph is read from the source (every ``import`` of the package's own modules, at the top of a module or inside
+a function), so a lazy import cannot hide a cycle. A new module has to be placed in a layer here.
+"""
+
+import ast
+from pathlib import Path
+
+import calirl_lite
+
+LAYERS = [
+    {"io", "paths", "chat", "endpoints", "checkpoints", "grpo"},  # foundations: no import of the package
+    {"dialogue", "settings", "plots"},  # the currency, settings dataclasses, figures
+    {"tasks", "shift", "__init__"},  # the toy tasks and their scripted people; notebook 01's exact MDPs
+    {"world", "exercises"},  # the toy world (tasks, corpus, tokenizer, LM); checked exercises
+    {"profiles", "decode", "tiny_models"},  # where models come from; fast sampling
+    {"users", "judge", "sources"},  # who talks to the policy, who judges it; data of the real-model profiles
+    {"rollout"},  # the batched rollout engine
+    {"stats"},  # behaviour statistics of dialogues
+    {"calibration"},  # phase 1: traces, SFT of the simulator, the gap
+    {"evaluate"},  # a policy's scores with a user
+    {"train", "widgets"},  # phase 2: GRPO by one code path; notebook widgets
+    {"bench", "reproduce"},  # benchmarks; the whole pipeline
+    {"cli"},
+    {"__main__"},
+]
+
+
+def import_graph() -> dict[str, set[str]]:
+    folder = Path(calirl_lite.__file__).parent
+    modules = {p.stem for p in folder.glob("*.py")}
+    graph = {}
+    for path in folder.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                deps |= {node.module.split(".")[0]} if node.module else {a.name for a in node.names if a.name in modules}
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("calirl_lite."):
+                deps.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                deps |= {a.name.split(".")[1] for a in node.names if a.name.startswith("calirl_lite.")}
+        graph[path.stem] = deps - {path.stem}
+    return graph
+
+
+def test_every_module_has_a_layer():
+    placed = set().union(*LAYERS)
+    assert set(import_graph()) == placed, "place new modules in LAYERS (and remove gone ones)"
+    assert sum(map(len, LAYERS)) == len(placed), "a module stands in two layers"
+
+
+def test_the_import_graph_has_no_cycle():
+    graph, done, path = import_graph(), set(), []
+
+    def visit(m):
+        if m in path:
+            raise AssertionError("import cycle: " + " → ".join(path[path.index(m):] + [m]))
+        if m in done:
+            return
+        path.append(m)
+        for d in sorted(graph[m]):
+            visit(d)
+        path.pop()
+        done.add(m)
+
+    for m in sorted(graph):
+        visit(m)
+
+
+def test_no_module_imports_a_layer_above_or_beside_its_own():
+    layer = {m: i for i, tier in enumerate(LAYERS) for m in tier}
+    upward = sorted(f"{m} (layer {layer[m]}) imports {d} (layer {layer[d]})"
+                    for m, deps in import_graph().items() for d in deps if layer[d] >= layer[m])
+    assert not upward, "\n".join(upward)
