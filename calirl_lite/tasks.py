@@ -61,16 +61,16 @@ class UserPersona:
     p_accept_wrong: float
     """chance of accepting a wrong answer or an imperfect document and ending the chat"""
     patience: int = 99
-    """wrong answers (or imperfect drafts) the user rejects before giving up and ending the chat (world format 2)"""
+    """wrong answers (or imperfect drafts) the user rejects before giving up and ending the chat"""
     p_point_out: float = 1.0
-    """chance that rejecting an answer also says which detail is wrong (world format 3: real users rarely do —
-    a rejected draft then tells the assistant little, so it has to ask)"""
+    """chance that rejecting an answer also says which detail is wrong (real users rarely do: a rejected draft then
+    tells the assistant little, so it has to ask)"""
     corrections: int = 1
     """details a rejection that points out names at most: the real users name one; the corpus's users name every
-    detail the answer got wrong (world format 5)"""
+    detail the answer got wrong"""
     p_quit_on_question: float = 0.0
     """chance that a question makes the user leave ("never mind , bye .") — the real users answer patiently; the
-    corpus's forthcoming users would rather be shown an answer and correct it (world format 5)"""
+    corpus's forthcoming users would rather be shown an answer and correct it"""
 
 
 REAL_USER = UserPersona("real", reveal_first=0.0, p_answer_when_asked=0.95, p_unprompted_reveal=0.05, p_mistake=0.05, p_accept_wrong=0.05,
@@ -85,10 +85,10 @@ CORPUS_USERS = {
                                corrections=4),
     "withholding": REAL_USER,
 }
-"""User personas of the pre-training corpus; ``WorldConfig.corpus_user_mix`` weighs them. World format 5 made the
-forthcoming users impatient with questions (``p_quit_on_question``) and both corpus personas name every wrong detail
-of an answer (``corrections``): before, they answered every question, so a policy trained against their LM learned to
-ask just as with the real users, and the naive simulator's lesson never hurt (CHANGELOG.md, "Format 5")."""
+"""User personas of the pre-training corpus; ``WorldConfig.corpus_user_mix`` weighs them. The forthcoming users are
+impatient with questions (``p_quit_on_question``) and both corpus personas name every wrong detail of an answer
+(``corrections``), so against the LM that learned them answering first and being corrected pays — a lesson that fails
+with the real users (CHANGELOG.md, "Format 5", says why the corpus is so)."""
 
 
 def graded_persona(w: float, far: UserPersona = CORPUS_USERS["forthcoming"], near: UserPersona = REAL_USER) -> UserPersona:
@@ -201,10 +201,9 @@ class ArithChat(Task):
     slots = ("start", "change")
     metric = "accuracy"
     START = (2, 7)
-    """smallest and largest starting quantity (world format 2: was 5–30 — with 700 sums to memorise the tiny LM
-    answered right only ~40% of the time even when it knew both numbers, and RL could not lift it)"""
+    """smallest and largest starting quantity (small enough for the tiny LM to learn every sum)"""
     CHANGE_MAX = 3
-    """largest change (world format 2: was 15); a loss never takes the quantity below 1"""
+    """largest change; a loss never takes the quantity below 1"""
 
     def sample_goal(self, rng: np.random.Generator) -> dict[str, Any]:
         verb = int(rng.integers(len(VERBS)))
@@ -222,9 +221,8 @@ class ArithChat(Task):
 
     def goal_text(self, goal: dict[str, Any]) -> str:
         return f"problem : {self.problem(goal, goal)} answer : {goal['answer']}"
-    # world format 3: each detail is revealed in the words of the hidden problem, key first ("then tom buys 2 apples ."),
-    # so a simulator LM copies the value after the words it has just written (format 2's "2 apples were bought ." put the
-    # number first, and the tiny LM simulators gave a wrong value ~40% of the time)
+    # each detail is revealed in the words of the hidden problem, key first ("then tom buys 2 apples ."), so a
+    # simulator LM copies the value after the words it has just written
 
     def first_message(self, goal: dict[str, Any], told: dict[str, Any]) -> str:
         return self.problem(goal, told)
@@ -287,8 +285,7 @@ class ArithChat(Task):
         return intent.value == goal["answer"]
 
     def wrong_slots(self, goal: dict[str, Any], intent: Intent) -> list[str]:
-        """A wrong answer does not show which number the assistant assumed: a user who points out states the numbers
-        (world format 5; before, rejecting a wrong answer never named one)."""
+        """A wrong answer does not show which number the assistant assumed: a user who points out states the numbers."""
         return list(self.slots)
 
     def score(self, dialogue: Dialogue) -> dict[str, float]:
@@ -321,8 +318,8 @@ class DocEditChat(Task):
         return f"hi {v['name']} , want to meet at {v['place']} on {v['day']} ? see you !"
 
     def goal_text(self, goal: dict[str, Any]) -> str:
-        # world format 3: the details in the very words the user reveals them with ("the day is monday ."), so a
-        # simulator LM copies a value after its key; format 2 said "note for tom , meet at paris on monday , formal"
+        # the details in the very words the user reveals them with ("the day is monday ."), so a simulator LM copies
+        # a value after its key
         details = " ".join(self.reveal(goal, s, goal[s]) for s in self.slots)
         return f"{details} document : {goal['target']}"
 
