@@ -20,18 +20,15 @@ or two of its public functions. Modules, one per idea of the paper:
 * :mod:`calirl_lite.settings` — ``set_seed``, the ``CALIRL_SMOKE`` switch, settings dataclasses
 * :mod:`calirl_lite.checkpoints` — resuming training exactly (never past the budget, never from a torn checkpoint)
 * :mod:`calirl_lite.endpoints` — the HTTP client for OpenAI-compatible endpoints (endpoint users, LLM judges)
-* :mod:`calirl_lite.io`, :mod:`calirl_lite.paths` — atomic writes, where results go
+* :mod:`calirl_lite.io`, :mod:`calirl_lite.paths`, :mod:`calirl_lite.quiet` — atomic writes, where results go, library noise silenced
 * :mod:`calirl_lite.cli` — the ``calirl`` command
 """
 
-import warnings
+from .quiet import filter_library_warnings
 
-# Library notices that the kit's own calls cause and that a user of the kit cannot act on: TRL reads a property
-# transformers has renamed, and TRL marks its rollout_func API — which the kit pins and tests — as experimental.
-warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-warnings.filterwarnings("ignore", message=r"You are using 'rollout_func'", category=UserWarning)
+filter_library_warnings()
 
-from .settings import Settings, field_docs, set_seed, smoke_mode  # noqa: E402
+from .settings import Settings, field_docs, set_seed, smoke_mode  # noqa: E402 - after the filters
 from .paths import results_dir  # noqa: E402
 
 __version__ = "0.1.0"

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from .paths import cache_dir
+from .quiet import no_library_bars
 
 SMOL_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -188,8 +189,9 @@ def load_model(name: str, load_in_4bit: bool = False, device: str | None = None)
     if quant is not None:
         kwargs.update(quantization_config=quant, device_map={"": 0})
     try:
-        tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=False)
-        model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
+        with no_library_bars():
+            tokenizer = AutoTokenizer.from_pretrained(where, trust_remote_code=False)
+            model = AutoModelForCausalLM.from_pretrained(where, **kwargs)
     except OSError as e:
         raise ValueError(
             f"could not load model {name!r} ({family}): {str(e).splitlines()[0]} — offline, use a local folder or the 'tiny'/'smol' profiles"

@@ -337,9 +337,12 @@ def training_starts(cfg: TrainConfig, need: dict[str, Path], world: Any) -> list
 
 def save_policy(trainer: Any, folder: Path) -> Path:
     """The trained weights (or LoRA adapter) with the tokenizer, written to a temp folder and renamed."""
+    from .quiet import no_library_bars
+
     tmp = folder.with_name(folder.name + ".saving")
     shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))
+    with no_library_bars():
+        trainer.save_model(str(tmp))
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)

@@ -34,6 +34,7 @@ import numpy as np
 from .dialogue import TERMINATE, Dialogue, Message, write_jsonl
 from .io import atomic_write_json, atomic_write_text
 from .paths import cache_dir as default_cache_dir
+from .quiet import no_library_bars
 from .settings import Settings
 from .tasks import CORPUS_ASSISTANTS, CORPUS_USERS, TASKS, ScriptedAssistant, ScriptedUser, Task, get_task, vocabulary
 
@@ -358,8 +359,9 @@ class World:
         weights = self.model_dir / "model.safetensors"
         key = (str(weights.resolve()), weights.stat().st_mtime_ns)
         if key not in _LOADED:
-            tok = AutoTokenizer.from_pretrained(self.model_dir)
-            model = AutoModelForCausalLM.from_pretrained(self.model_dir, use_safetensors=True)
+            with no_library_bars():
+                tok = AutoTokenizer.from_pretrained(self.model_dir)
+                model = AutoModelForCausalLM.from_pretrained(self.model_dir, use_safetensors=True)
             _LOADED[key] = (model.eval(), tok)
         model, tok = _LOADED[key]
         return copy.deepcopy(model), copy.deepcopy(tok)

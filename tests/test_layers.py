@@ -10,7 +10,7 @@ from pathlib import Path
 import calirl_lite
 
 LAYERS = [
-    {"io", "paths", "chat", "endpoints", "checkpoints", "grpo"},  # foundations: no import of the package
+    {"io", "paths", "quiet", "chat", "endpoints", "checkpoints", "grpo"},  # foundations: no import of the package
     {"dialogue", "settings", "plots"},  # the currency, settings dataclasses, figures
     {"tasks", "shift", "__init__"},  # the toy tasks and their scripted people; notebook 01's exact MDPs
     {"world", "exercises"},  # the toy world (tasks, corpus, tokenizer, LM); checked exercises
