@@ -64,6 +64,12 @@ class RolloutBatch:
     end_id: int = 0
     """the turn-end token id of the policy's tokenizer"""
 
+    def add(self, i: int, ids: list[int], logprobs: list[float], mask: list[int]) -> None:
+        """Append tokens to dialogue ``i``'s completion, with their log-probs and env_mask."""
+        self.completion_ids[i] += ids
+        self.logprobs[i] += logprobs
+        self.env_mask[i] += mask
+
     def as_trl(self) -> dict[str, Any]:
         """The dict a TRL ``rollout_func`` returns (extra keys reach the reward functions).
 
@@ -97,13 +103,49 @@ def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[s
     task = get_task(task) if isinstance(task, str) else task
     if max_messages < 2:
         raise ValueError(f"max_messages must be ≥ 2, got {max_messages}")
-    if contexts is not None and len(contexts) != len(goals):
-        raise ValueError(f"{len(contexts)} contexts for {len(goals)} goals")
     if learn_turns is not None and learn_turns < 1:
         raise ValueError(f"learn_turns must be ≥ 1 or None, got {learn_turns}")
     start = time.perf_counter()
     torch.manual_seed(seed)
     user_tokens_before = user.generated_tokens
+    states, dialogues = _open(policy, user, task, goals, max_messages, seed, task_ids, contexts)
+    tok = policy.tokenizer
+    batch = RolloutBatch(dialogues, end_id=turn_end_id(tok))
+    batch.prompt_ids = [prompt_ids(tok, assistant_messages(d.messages)) for d in dialogues]
+    batch.completion_ids, batch.logprobs, batch.env_mask = [[] for _ in dialogues], [[] for _ in dialogues], [[] for _ in dialogues]
+    turns_written = [0] * len(dialogues)
+    tokens_written = [0] * len(dialogues)  # the policy's own tokens (an end token the engine had to add is not)
+    live = [i for i, d in enumerate(dialogues) if TERMINATE not in d.messages[-1].text]
+    for i in set(range(len(dialogues))) - set(live):
+        dialogues[i].terminated = True
+    stream = TokenStream(policy.model, tok, [batch.prompt_ids[i] for i in live]) if live else None
+    while live:
+        for i, g in zip(live, stream.sample(policy.max_new_tokens, policy.temperature)):  # type: ignore[union-attr]
+            learn = int(learn_turns is None or turns_written[i] < learn_turns)
+            turns_written[i] += 1
+            tokens_written[i] += len(g.ids) - int(g.forced_end)
+            batch.add(i, g.ids, g.logprobs, [learn] * (len(g.ids) - 1) + [0 if g.forced_end else learn])
+            dialogues[i].messages.append(Message("assistant", g.text))
+        answering = [i for i in live if len(dialogues[i].messages) < max_messages]
+        still, segments = _user_turns(user, states, batch, answering, tok, max_messages) if answering else ([], [])
+        if answering:
+            rows = {i: r for r, i in enumerate(live)}
+            stream.keep([rows[i] for i in still])  # type: ignore[union-attr]
+            if still:
+                stream.extend(segments)  # type: ignore[union-attr]
+        live = still
+    batch.generated_tokens = sum(tokens_written) + user.generated_tokens - user_tokens_before
+    batch.seconds = time.perf_counter() - start  # generation only; scoring below is the reward's work
+    for d, n in zip(dialogues, tokens_written):
+        d.scores = {**task.score(d), "assistant_tokens": float(n), "turns": float(len(d.messages))}
+    return batch
+
+
+def _open(policy: Policy, user: User, task: Task, goals: Sequence[dict[str, Any]], max_messages: int, seed: int,
+          task_ids: Sequence[str] | None, contexts: Sequence[Sequence[Message]] | None) -> tuple[list[Any], list[Dialogue]]:
+    """The user's state and the opened Dialogue of every goal: the user's first message, or the logged context."""
+    if contexts is not None and len(contexts) != len(goals):
+        raise ValueError(f"{len(contexts)} contexts for {len(goals)} goals")
     rngs = [np.random.default_rng([seed, i]) for i in range(len(goals))]
     states = [user.open(task, g, r) for g, r in zip(goals, rngs)]
     ids = list(task_ids) if task_ids is not None else [f"{task.name}-{i}" for i in range(len(goals))]
@@ -118,58 +160,27 @@ def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[s
                 raise ValueError(f"context {n} has {len(h)} messages, the budget is {max_messages}: no turn is left to write")
         for s, h in zip(states, histories):
             user.resume(s, h)
-    dialogues = [Dialogue(task.name, tid, dict(g), h, user=user.name, policy=policy.name) for tid, g, h in zip(ids, goals, histories)]
-    turns_written = [0] * len(dialogues)
-    tokens_written = [0] * len(dialogues)  # the policy's own tokens (an end token the engine had to add is not)
-    tok = policy.tokenizer
-    batch = RolloutBatch(dialogues, end_id=turn_end_id(tok))
-    batch.prompt_ids = [prompt_ids(tok, assistant_messages(d.messages)) for d in dialogues]
-    batch.completion_ids = [[] for _ in dialogues]
-    batch.logprobs = [[] for _ in dialogues]
-    batch.env_mask = [[] for _ in dialogues]
-    generated = 0
-    live = [i for i, d in enumerate(dialogues) if TERMINATE not in d.messages[-1].text]
-    for i in set(range(len(dialogues))) - set(live):
-        dialogues[i].terminated = True
-    stream = TokenStream(policy.model, tok, [batch.prompt_ids[i] for i in live]) if live else None
-    while live:
-        outs = stream.sample(policy.max_new_tokens, policy.temperature)  # type: ignore[union-attr]
-        for i, g in zip(live, outs):
-            batch.completion_ids[i] += g.ids
-            batch.logprobs[i] += g.logprobs
-            learn = int(learn_turns is None or turns_written[i] < learn_turns)
-            turns_written[i] += 1
-            batch.env_mask[i] += [learn] * (len(g.ids) - 1) + [0 if g.forced_end else learn]
-            dialogues[i].messages.append(Message("assistant", g.text))
-            generated += len(g.ids) - int(g.forced_end)
-            tokens_written[i] += len(g.ids) - int(g.forced_end)
-        live_before_user = live
-        live = [i for i in live if len(dialogues[i].messages) < max_messages]
-        if live:
-            texts = user.replies([states[i] for i in live], [dialogues[i].messages for i in live])
-            still, segments = [], []
-            for i, text in zip(live, texts):
-                d = dialogues[i]
-                d.messages.append(Message("user", text))
-                if TERMINATE in text:
-                    d.terminated = True
-                elif len(d.messages) < max_messages:
-                    seg = next_segment_ids(tok, assistant_messages(d.messages[:-1]), {"role": "user", "content": text}, "assistant")
-                    batch.completion_ids[i] += seg
-                    batch.logprobs[i] += [0.0] * len(seg)
-                    batch.env_mask[i] += [0] * len(seg)
-                    still.append(i)
-                    segments.append(seg)
-            rows = {i: r for r, i in enumerate(live_before_user)}
-            stream.keep([rows[i] for i in still])  # type: ignore[union-attr]
-            if still:
-                stream.extend(segments)  # type: ignore[union-attr]
-            live = still
-    batch.generated_tokens = generated + user.generated_tokens - user_tokens_before
-    batch.seconds = time.perf_counter() - start  # generation only; scoring below is the reward's work
-    for d, n in zip(dialogues, tokens_written):
-        d.scores = {**task.score(d), "assistant_tokens": float(n), "turns": float(len(d.messages))}
-    return batch
+    return states, [Dialogue(task.name, tid, dict(g), h, user=user.name, policy=policy.name) for tid, g, h in zip(ids, goals, histories)]
+
+
+def _user_turns(user: User, states: list[Any], batch: RolloutBatch, answering: list[int], tok: Any,
+                max_messages: int) -> tuple[list[int], list[list[int]]]:
+    """The user's reply in every dialogue of ``answering``; returns the dialogues that go on and, for each, the token
+    segment the policy reads next (the reply and the opening of its own turn), which is recorded with mask 0."""
+    dialogues = batch.dialogues
+    texts = user.replies([states[i] for i in answering], [dialogues[i].messages for i in answering])
+    still, segments = [], []
+    for i, text in zip(answering, texts):
+        d = dialogues[i]
+        d.messages.append(Message("user", text))
+        if TERMINATE in text:
+            d.terminated = True
+        elif len(d.messages) < max_messages:
+            seg = next_segment_ids(tok, assistant_messages(d.messages[:-1]), {"role": "user", "content": text}, "assistant")
+            batch.add(i, seg, [0.0] * len(seg), [0] * len(seg))
+            still.append(i)
+            segments.append(seg)
+    return still, segments
 
 
 def rollout_one_at_a_time(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[str, Any]], max_messages: int = 14, seed: int = 0) -> RolloutBatch:
