@@ -28,6 +28,7 @@ from .profiles import get_profile
 from .rollout import Policy, base_policy, rollout, rollout_one_at_a_time
 from .tasks import UserPersona, get_task
 from .users import LMUser, ScriptedUsers, make_user
+from .world import WorldConfig, build_world
 
 
 def hf_generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new_tokens: int, temperature: float, fixed_length: bool = False) -> int:
@@ -45,6 +46,14 @@ def hf_generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new_to
     return sum(len(r) if fixed_length or end not in r else r.index(end) for r in rows)
 
 
+def _rate(sample: Any, tokens: int) -> float:
+    """Tokens per second of calling ``sample()`` (which returns the tokens it sampled) until ``tokens`` are sampled."""
+    start, n = time.perf_counter(), 0
+    while n < tokens:
+        n += sample()
+    return n / (time.perf_counter() - start)
+
+
 def bench_rollout(profile: str = "tiny", task: str = "arith-chat", n_dialogues: int = 32, n_naive: int = 8,
                   max_messages: int = 8, max_new_tokens: int = 24, user: str = "naive", seed: int = 0, repeats: int = 3,
                   world: Any = None) -> dict[str, Any]:
@@ -57,18 +66,14 @@ def bench_rollout(profile: str = "tiny", task: str = "arith-chat", n_dialogues: 
         raise ValueError(f"user must be 'naive' (the LM plays the user) or 'real' (scripted), got {user!r}")
     if repeats < 1:
         raise ValueError(f"repeats must be ≥ 1, got {repeats}")
-    if world is None:
-        from .world import WorldConfig, build_world
-
-        world = build_world(WorldConfig.make())
-    goals = [t["goal"] for t in world.tasks(task, "test")]
+    goals = [t["goal"] for t in (world or build_world(WorldConfig.make())).tasks(task, "test")]
     goals = (goals * (n_dialogues // max(1, len(goals)) + 1))[:n_dialogues]
     policy = base_policy(profile, max_new_tokens)
     model, tok = policy.model, policy.tokenizer
     sim = LMUser(model, tok, max_new_tokens=max_new_tokens, prompt_style=prof.user_prompt_style) if user == "naive" else ScriptedUsers()
-    rollout(policy, sim, task, goals[:2], max_messages, seed=seed)  # warm-up
+    rollout(policy, sim, task, goals[:2], max_messages, seed=seed)  # warm-ups
     hf_generate(model, tok, [[tok.pad_token_id]], 2, prof.policy_temperature)
-    rates: dict[str, list[float]] = {"engine": [], "generate": [], "fixed": [], "stream": []}
+    rates: dict[str, list[float]] = {"engine": [], "generate": [], "generate_fixed_length": [], "stream": []}
     engine_tokens = []
     for r in range(repeats):
         torch.manual_seed(seed + r)
@@ -77,27 +82,18 @@ def bench_rollout(profile: str = "tiny", task: str = "arith-chat", n_dialogues: 
         engine_tokens.append(engine.generated_tokens)
         # Single turns on the same prompts (stopping at the turn end, as a dialogue turn does), repeated until
         # as many tokens as the engine sampled: by transformers' generate, then by the kit's own sampling loop.
-        for name, sample in (("generate", lambda: hf_generate(model, tok, engine.prompt_ids, max_new_tokens, prof.policy_temperature)),
-                             ("stream", lambda: sum(len(o.ids) - int(o.forced_end) for o in generate(model, tok, engine.prompt_ids, max_new_tokens, prof.policy_temperature)))):
-            start, n = time.perf_counter(), 0
-            while n < engine.generated_tokens:
-                n += sample()
-            rates[name].append(n / (time.perf_counter() - start))
+        rates["generate"].append(_rate(lambda: hf_generate(model, tok, engine.prompt_ids, max_new_tokens, prof.policy_temperature), engine.generated_tokens))
+        rates["stream"].append(_rate(lambda: sum(len(o.ids) - int(o.forced_end) for o in generate(model, tok, engine.prompt_ids, max_new_tokens,
+                                                                                             prof.policy_temperature)), engine.generated_tokens))
         # The same, with no turn ends at all (every row runs the full length): an upper bound no dialogue reaches.
         per_seq = max(1, round(engine.generated_tokens / len(goals)))
-        start = time.perf_counter()
-        n = hf_generate(model, tok, engine.prompt_ids, per_seq, prof.policy_temperature, fixed_length=True)
-        rates["fixed"].append(n / (time.perf_counter() - start))
+        rates["generate_fixed_length"].append(_rate(lambda: hf_generate(model, tok, engine.prompt_ids, per_seq, prof.policy_temperature, True), 1))
     naive = rollout_one_at_a_time(policy, sim, task, goals[:n_naive], max_messages, seed=seed)
     result = {
         "profile": profile, "task": task, "user": user, "n_dialogues": len(goals), "n_naive": n_naive, "max_messages": max_messages,
         "max_new_tokens": max_new_tokens, "repeats": repeats, "threads": torch.get_num_threads(),
         "forward": type(make_forward(model, 1)).__name__,
-        "engine_tokens": int(statistics.median(engine_tokens)),
-        "engine_tok_s": statistics.median(rates["engine"]),
-        "generate_tok_s": statistics.median(rates["generate"]),
-        "stream_tok_s": statistics.median(rates["stream"]),
-        "generate_fixed_length_tok_s": statistics.median(rates["fixed"]),
+        "engine_tokens": int(statistics.median(engine_tokens)), **{f"{k}_tok_s": statistics.median(v) for k, v in rates.items()},
         "naive_tok_s": naive.generated_tokens / naive.seconds,
         "engine_vs_generate_each_run": [e / g for e, g in zip(rates["engine"], rates["generate"])],
     }
@@ -120,7 +116,6 @@ def bench_train(profile: str = "tiny", task: str = "arith-chat", steps: int = 6,
     from transformers import TrainerCallback
 
     from .train import SIMULATOR, TrainConfig, check_inputs, make_trainer, training_starts
-    from .world import WorldConfig, build_world
 
     if steps < 2:
         raise ValueError(f"steps must be ≥ 2 (the first is a warm-up), got {steps}")
@@ -195,8 +190,6 @@ def copy_rates(world: Any, n_goals: int = 200, seed: int = 0) -> dict[str, float
 def bench_world(seed: int = 0, n_goals: int = 200, **overrides: Any) -> dict[str, Any]:
     """Build the toy world afresh (in a temporary cache; ``overrides`` are WorldConfig fields) and time it, then
     measure what its LM can copy (:func:`copy_rates`)."""
-    from .world import WorldConfig, build_world
-
     with tempfile.TemporaryDirectory() as tmp:
         cfg = WorldConfig.make(seed=seed, cache_dir=tmp, **overrides)
         start = time.perf_counter()

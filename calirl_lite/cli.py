@@ -202,7 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_settings_arguments(p, ShiftConfig, skip=("seed", "n_random_mdps"))
     p.add_argument("--out", required=True, help="folder for shift.json, shift.png and config.json")
     p.set_defaults(func=cmd_shift)
+    add_world_and_bench_commands(sub)
+    add_stage_commands(sub)
+    return parser
 
+
+def add_world_and_bench_commands(sub: Any) -> None:
+    """``calirl world build`` and ``calirl bench rollout|train|world``."""
     from .world import WorldConfig
 
     world = sub.add_parser("world", help="the toy dialogue world of the tiny profile").add_subparsers(dest="world_command", required=True, metavar="ACTION")
@@ -230,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=cmd_bench_world)
 
+
+def add_stage_commands(sub: Any) -> None:
+    """``calirl calibrate``, ``train``, ``evaluate``, ``reproduce`` and ``notebooks``."""
     from .calibration import CalibrationConfig
 
     p = sub.add_parser("calibrate", help="phase 1: LoRA-SFT a user simulator on real-user traces; gap metrics naive vs calibrated")
@@ -271,7 +280,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--notebooks", nargs="*", default=None, help="notebook files to run (default: all under notebooks/)")
     p.add_argument("--out", default=None, help="results folder (default: results/ at the project root, or $CALIRL_RESULTS)")
     p.set_defaults(func=cmd_notebooks)
-    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import numpy as np
+import torch
 
 from .chat import next_segment_ids, prompt_ids, turn_end_id
 from .decode import TokenStream
@@ -98,8 +99,6 @@ def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[s
     policy's first ``learn_turns`` turns: Static Context RL trains the one turn written at the logged
     context, and the later turns only complete the dialogue for its reward (CollabLLM's forward sampling).
     """
-    import torch
-
     task = get_task(task) if isinstance(task, str) else task
     if max_messages < 2:
         raise ValueError(f"max_messages must be ≥ 2, got {max_messages}")
@@ -113,11 +112,10 @@ def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[s
     batch = RolloutBatch(dialogues, end_id=turn_end_id(tok))
     batch.prompt_ids = [prompt_ids(tok, assistant_messages(d.messages)) for d in dialogues]
     batch.completion_ids, batch.logprobs, batch.env_mask = [[] for _ in dialogues], [[] for _ in dialogues], [[] for _ in dialogues]
-    turns_written = [0] * len(dialogues)
-    tokens_written = [0] * len(dialogues)  # the policy's own tokens (an end token the engine had to add is not)
-    live = [i for i, d in enumerate(dialogues) if TERMINATE not in d.messages[-1].text]
-    for i in set(range(len(dialogues))) - set(live):
-        dialogues[i].terminated = True
+    turns_written, tokens_written = [0] * len(dialogues), [0] * len(dialogues)  # tokens_written: the policy's own (not a forced end)
+    for d in dialogues:
+        d.terminated = TERMINATE in d.messages[-1].text  # the user ended the chat in its first message or the context
+    live = [i for i, d in enumerate(dialogues) if not d.terminated]
     stream = TokenStream(policy.model, tok, [batch.prompt_ids[i] for i in live]) if live else None
     while live:
         for i, g in zip(live, stream.sample(policy.max_new_tokens, policy.temperature)):  # type: ignore[union-attr]

@@ -266,12 +266,36 @@ def reward_bar(desc: str) -> Any:
     return RewardBar()
 
 
+def grpo_args(cfg: TrainConfig) -> Any:
+    """TRL's ``GRPOConfig`` for ``cfg``: the same for every method."""
+    import torch
+    from trl import GRPOConfig
+
+    from .profiles import get_profile
+
+    prof, run = get_profile(cfg.profile), cfg.folder()
+    cuda = torch.cuda.is_available()
+    bf16 = cuda and torch.cuda.is_bf16_supported()
+    if cfg.report_to == "tensorboard":  # transformers' TensorBoard callback reads its folder from this variable
+        os.environ["TENSORBOARD_LOGGING_DIR"] = str(run / "tb")
+    return GRPOConfig(
+        output_dir=str(run / "checkpoints"), max_steps=cfg.steps, per_device_train_batch_size=cfg.prompts_per_step * cfg.group_size,
+        num_generations=cfg.group_size, learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup",
+        warmup_steps=max(1, cfg.steps // 20), beta=cfg.kl_beta, loss_type="bnpo", temperature=prof.policy_temperature,
+        max_completion_length=cfg.budget() * prof.max_new_tokens * 2, logging_steps=1, save_steps=cfg.save_steps, save_total_limit=2,
+        report_to=[] if cfg.report_to == "none" else [cfg.report_to], seed=cfg.seed, data_seed=cfg.seed,
+        bf16=bf16, fp16=cuda and not bf16, use_cpu=not cuda, dataloader_num_workers=0, disable_tqdm=True,  # RewardBar instead
+        # TRL turns checkpointing on by default (under its deprecated name): it saves GPU memory, and on a CPU only
+        # costs a second forward pass
+        activation_checkpointing=cuda, gradient_checkpointing=None,
+    )
+
+
 def make_trainer(cfg: TrainConfig, starts: Sequence[Start], user: Any, callbacks: Sequence[Any] = ()) -> tuple[Any, RolloutStats]:
     """TRL's GRPOTrainer with the rollout engine as its ``rollout_func``; nothing is trained yet."""
-    import torch
     from datasets import Dataset
     from transformers import PrinterCallback
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     from .profiles import get_profile, load_model
     from .rollout import Policy, rollout
@@ -281,22 +305,7 @@ def make_trainer(cfg: TrainConfig, starts: Sequence[Start], user: Any, callbacks
     task = get_task(cfg.task)
     max_messages = cfg.budget()
     model, tok = load_model(prof.policy_model)
-    cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
-    run = cfg.folder()
-    if cfg.report_to == "tensorboard":  # transformers' TensorBoard callback reads its folder from this variable
-        os.environ["TENSORBOARD_LOGGING_DIR"] = str(run / "tb")
-    args = GRPOConfig(
-        output_dir=str(run / "checkpoints"), max_steps=cfg.steps, per_device_train_batch_size=cfg.prompts_per_step * cfg.group_size,
-        num_generations=cfg.group_size, learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup",
-        warmup_steps=max(1, cfg.steps // 20), beta=cfg.kl_beta, loss_type="bnpo", temperature=prof.policy_temperature,
-        max_completion_length=max_messages * prof.max_new_tokens * 2, logging_steps=1, save_steps=cfg.save_steps, save_total_limit=2,
-        report_to=[] if cfg.report_to == "none" else [cfg.report_to], seed=cfg.seed, data_seed=cfg.seed,
-        bf16=bf16, fp16=cuda and not bf16, use_cpu=not cuda, dataloader_num_workers=0, disable_tqdm=True,  # RewardBar instead
-        # TRL turns checkpointing on by default (under its deprecated name): it saves GPU memory, and on a CPU only
-        # costs a second forward pass
-        activation_checkpointing=cuda, gradient_checkpointing=None,
-    )
+    args = grpo_args(cfg)
     stats = RolloutStats([], [], [])
     learn_turns = 1 if cfg.method == "static" else None
 
@@ -401,7 +410,6 @@ def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, 
 def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Path], run: Path, callbacks: Sequence[Any], progress: bool) -> dict[str, Any]:
     from .checkpoints import train_or_resume
     from .evaluate import evaluate_policy
-    from .plots import reward_curve
     from .profiles import get_profile
     from .rollout import Policy
     from .settings import set_seed
@@ -434,23 +442,30 @@ def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Path], run: Path, call
     start = time.perf_counter()
     checkpoint = train_or_resume(trainer, run / "checkpoints", cfg.steps)  # a finished run is loaded, not trained again
     seconds = time.perf_counter() - start
-    save_policy(trainer, run / "policy")
-    log = [json_safe(h) for h in trainer.state.log_history]
-    atomic_write_json(run / "log.json", log)
+    metric = get_task(cfg.task).metric
+    save_training(trainer, run, metric, f"{cfg.method} on {cfg.task} (seed {cfg.seed})")
     real, real_dialogues = evaluate(cfg.method, real_user)
     sim, sim_dialogues = (real, []) if train_user is real_user else evaluate(cfg.method, train_user)
     trained = {"simulator": sim, "real": real}
     write_jsonl(run / "eval_dialogues.jsonl", sim_dialogues + real_dialogues)
-    metric = get_task(cfg.task).metric
     result = {
         "method": cfg.method, "profile": cfg.profile, "task": cfg.task, "seed": cfg.seed, "metric": metric,
         "simulator": SIMULATOR[cfg.method], "steps": trainer.state.global_step, "resumed_from": checkpoint,
         "train_seconds": seconds, "rollout_seconds": sum(stats.seconds), "policy_tokens": sum(stats.policy_tokens),
         "base": base, "trained": trained, "run": str(run),
     }
-    reward_curve(log, metric, f"{cfg.method} on {cfg.task} (seed {cfg.seed})", run / "rewards.png")
     atomic_write_json(run / "eval.json", json_safe(result))
     return result
+
+
+def save_training(trainer: Any, run: Path, metric: str, title: str) -> None:
+    """The trained policy (``policy/``), the trainer's log (``log.json``) and its reward curve (``rewards.png``)."""
+    from .plots import reward_curve
+
+    save_policy(trainer, run / "policy")
+    log = [json_safe(h) for h in trainer.state.log_history]
+    atomic_write_json(run / "log.json", log)
+    reward_curve(log, metric, title, run / "rewards.png")
 
 
 def format_result(r: dict[str, Any]) -> str:
