@@ -109,9 +109,8 @@ def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[s
     user_tokens_before = user.generated_tokens
     states, dialogues = _open(policy, user, task, goals, max_messages, seed, task_ids, contexts)
     tok = policy.tokenizer
-    batch = RolloutBatch(dialogues, end_id=turn_end_id(tok))
-    batch.prompt_ids = [prompt_ids(tok, assistant_messages(d.messages)) for d in dialogues]
-    batch.completion_ids, batch.logprobs, batch.env_mask = [[] for _ in dialogues], [[] for _ in dialogues], [[] for _ in dialogues]
+    batch = RolloutBatch(dialogues, [prompt_ids(tok, assistant_messages(d.messages)) for d in dialogues], [[] for _ in dialogues],
+                         [[] for _ in dialogues], [[] for _ in dialogues], end_id=turn_end_id(tok))  # the completions fill in below
     turns_written, tokens_written = [0] * len(dialogues), [0] * len(dialogues)  # tokens_written: the policy's own (not a forced end)
     for d in dialogues:
         d.terminated = TERMINATE in d.messages[-1].text  # the user ended the chat in its first message or the context
