@@ -28,8 +28,8 @@ from .quiet import filter_library_warnings
 
 filter_library_warnings()
 
-from .settings import Settings, field_docs, set_seed, smoke_mode  # noqa: E402 - after the filters
 from .paths import results_dir  # noqa: E402
+from .settings import Settings, field_docs, set_seed, smoke_mode  # noqa: E402 - after the filters
 
 __version__ = "0.1.0"
 

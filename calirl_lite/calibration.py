@@ -140,10 +140,10 @@ def validate_traces(dialogues: Sequence[Dialogue], where: str = "traces") -> Non
 def collect_traces(policy: Any, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int, batch_size: int = 64) -> list[Dialogue]:
     """Dialogues of ``policy`` with the real users on ``goals`` (the oracle's interaction traces), ``batch_size`` at a time
     (a profile's ``eval_batch``: batches keep memory flat)."""
+    from tqdm.auto import tqdm
+
     from .rollout import rollout
     from .users import ScriptedUsers
-
-    from tqdm.auto import tqdm
 
     dialogues = []
     for start in tqdm(range(0, len(goals), batch_size), desc=f"{task} traces", unit=f"batch of {batch_size}"):

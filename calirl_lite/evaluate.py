@@ -14,6 +14,7 @@ from .dialogue import Dialogue
 from .rollout import Policy, mean_scores, rollout
 from .users import User
 
+
 def evaluate_policy(policy: Policy, user: User, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int,
                     progress: bool = False, batch_size: int = 32) -> tuple[dict[str, float], list[Dialogue]]:
     """(mean scores, dialogues) of ``policy`` with ``user`` on ``goals``, ``batch_size`` dialogues at a time (a
@@ -76,9 +77,9 @@ def evaluate_seeds(profile: str, task: str, policy: str = "base", user: str = "r
     """
     import numpy as np
 
+    from .calibration import CalibrationConfig, calibrated_adapter
     from .profiles import get_profile
     from .tasks import TASKS
-    from .calibration import CalibrationConfig, calibrated_adapter
     from .users import make_user
     from .world import WorldConfig, build_world
 

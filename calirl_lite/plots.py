@@ -163,10 +163,10 @@ def plot_gap(reports: dict[str, dict[str, Any]], path: str | os.PathLike | None 
     for ax, task in zip(axes[0], tasks):
         rep = reports[task]
         metrics = ["nll"] + [f"tv:{k}" for k in rep["naive"].get("tv_to_real", {})]
-        value = lambda who, m: rep[who]["nll"] if m == "nll" else rep[who]["tv_to_real"][m[3:]]
         x = np.arange(len(metrics))
         for k, who in enumerate(("naive", "calibrated")):
-            ax.bar(x + 0.4 * k, [value(who, m) for m in metrics], 0.4, label=who, color=USER_COLORS[who])
+            values = [rep[who]["nll"] if m == "nll" else rep[who]["tv_to_real"][m[3:]] for m in metrics]
+            ax.bar(x + 0.4 * k, values, 0.4, label=who, color=USER_COLORS[who])
         ax.set_xticks(x + 0.2, ["NLL real\nuser turns"] + [m[3:].replace("_", "\n") for m in metrics[1:]], fontsize=7)
         ax.set_title(f"{task}: lower is closer to the real users", fontsize=10)
         ax.legend(fontsize=8)

@@ -51,7 +51,7 @@ def build_tiny_model(family: str, folder: str | Path, seed: int = 0) -> Path:
     import torch
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    from .tasks import TASKS, CORPUS_ASSISTANTS, REAL_USER, ScriptedAssistant, ScriptedUser
+    from .tasks import CORPUS_ASSISTANTS, REAL_USER, TASKS, ScriptedAssistant, ScriptedUser
     from .world import assistant_messages, scripted_dialogue, train_word_tokenizer, user_messages  # noqa: F401
 
     if family not in FAMILIES:

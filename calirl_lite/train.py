@@ -167,7 +167,6 @@ def check_inputs(cfg: TrainConfig) -> dict[str, Path]:
     import torch
 
     from .calibration import calibrate_hint, calibrated_adapter
-
     from .profiles import get_profile
 
     prof = get_profile(cfg.profile)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import itertools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -97,8 +98,6 @@ class LMUser(User):
     def __init__(self, model: Any, tokenizer: Any, name: str = "naive", adapter: str | None = None,
                  temperature: float = 1.0, max_new_tokens: int = 40, prompt_style: str = "tiny") -> None:
         if adapter is not None:
-            from pathlib import Path
-
             from peft import PeftModel
 
             if not (Path(adapter) / "adapter_config.json").is_file():

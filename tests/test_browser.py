@@ -2,7 +2,7 @@
 Playwright), runs notebook 02 top to bottom; the dialogue inspector must render and answer a click.
 
 ``.ci/run`` (``make test``) installs what this needs: ``scripts/browser.sh`` puts Debian's chromium on the
-machine, and ``playwright`` is in requirements.txt (only its driver is used; no browser is downloaded).
+machine, and ``playwright`` is in requirements-dev.txt (only its driver is used; no browser is downloaded).
 """
 
 from __future__ import annotations

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from calirl_lite import decode
+from calirl_lite.profiles import load_model
 from calirl_lite.rollout import Policy, rollout
 from calirl_lite.tiny_models import build_tiny_model
-from calirl_lite.profiles import load_model
 from calirl_lite.users import LMUser, ScriptedUsers
 from calirl_lite.world import WorldConfig, build_world
 

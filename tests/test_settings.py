@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import calirl_lite
-from calirl_lite import io, settings, shift
+from calirl_lite import io, shift
 from calirl_lite.settings import Settings, field_docs
 
 
@@ -112,8 +112,9 @@ def test_results_dir_honours_environment(tmp_path, monkeypatch):
 
 
 def test_project_root_is_found_from_a_subfolder():
-    from calirl_lite.paths import project_root
     from pathlib import Path
+
+    from calirl_lite.paths import project_root
 
     here = Path(__file__).resolve().parent
     assert (project_root(here) / "pyproject.toml").is_file()
