@@ -31,7 +31,7 @@ from .chat import encode, next_segment_ids, opening, turn_end_id, user_prompt_id
 from .checkpoints import train_or_resume
 from .dialogue import Dialogue, Message, read_jsonl, write_jsonl
 from .io import atomic_write_json, json_safe
-from .settings import Settings
+from .settings import HELDOUT_SEED_OFFSET, SIMULATOR_SEED_OFFSET, Settings
 from .tasks import get_task
 from .world import WorldConfig, user_messages
 
@@ -323,7 +323,7 @@ def traces_for(cfg: CalibrationConfig) -> tuple[list[Dialogue], list[Dialogue]]:
 
         policy, batch = base_policy(cfg.profile), get_profile(cfg.profile).eval_batch
         train = collect_traces(policy, cfg.task, train_goals[: cfg.n_traces], world.config.max_messages, cfg.seed, batch)
-        held = collect_traces(policy, cfg.task, test_goals[: cfg.n_heldout], world.config.max_messages, cfg.seed + 10_000, batch)
+        held = collect_traces(policy, cfg.task, test_goals[: cfg.n_heldout], world.config.max_messages, cfg.seed + HELDOUT_SEED_OFFSET, batch)
     validate_traces(train, str(train_path))
     validate_traces(held, str(held_path))
     if len(held) < 2:
@@ -352,7 +352,7 @@ def gap_metrics(cfg: CalibrationConfig, simulators: dict[str, Any], heldout: Seq
         entry: dict[str, Any] = {"nll": user_nll(model, tok, heldout, style)}
         if policy is not None:
             sim = LMUser(model, tok, name=name, temperature=get_profile(cfg.profile).user_temperature, prompt_style=style)
-            ds = rollout(policy, sim, cfg.task, goals, max_messages=max_messages, seed=cfg.seed + 20_000).dialogues
+            ds = rollout(policy, sim, cfg.task, goals, max_messages=max_messages, seed=cfg.seed + SIMULATOR_SEED_OFFSET).dialogues
             entry.update(stats=behaviour_stats(ds), tv_to_real=behaviour_tv(ds, heldout), scores=mean_scores(ds))
         report[name] = entry
     return report

@@ -12,6 +12,7 @@ from typing import Any, Sequence
 
 from .dialogue import Dialogue
 from .rollout import Policy, mean_scores, rollout
+from .settings import EVAL_SEED_OFFSET
 from .users import User
 
 
@@ -100,7 +101,7 @@ def evaluate_seeds(profile: str, task: str, policy: str = "base", user: str = "r
     who = make_user(user, profile, adapter)
     per_seed = {}
     for s in seeds:
-        scores, dialogues = evaluate_policy(pol, who, task, goals, max_messages or world.config.max_messages, 50_000 + int(s), progress,
+        scores, dialogues = evaluate_policy(pol, who, task, goals, max_messages or world.config.max_messages, EVAL_SEED_OFFSET + int(s), progress,
                                             get_profile(profile).eval_batch)
         if judge is not None:
             from .judge import interactivity

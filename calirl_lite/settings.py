@@ -30,6 +30,17 @@ SMOKE_ENV = "CALIRL_SMOKE"
 """Name of the environment variable that turns smoke mode on."""
 
 
+EVAL_SEED_OFFSET = 50_000
+"""Evaluation dialogues use seed ``EVAL_SEED_OFFSET + training seed``: a stream no training run draws from."""
+HELDOUT_SEED_OFFSET = 10_000
+"""Held-out real-user traces use ``calibration seed + HELDOUT_SEED_OFFSET`` (the training traces use the seed itself)."""
+SIMULATOR_SEED_OFFSET = 20_000
+"""The dialogues that measure a simulator's behaviour use ``calibration seed + SIMULATOR_SEED_OFFSET``."""
+RUN_SEED_STRIDE, STEP_SEED_STRIDE = 1_000_003, 7_919
+"""A GRPO step's rollouts use ``seed · RUN_SEED_STRIDE + step · STEP_SEED_STRIDE + 1`` (two primes: no two runs and
+steps share a stream)."""
+
+
 def smoke_mode() -> bool:
     """True when ``CALIRL_SMOKE`` asks for tiny runs (``1``, ``true``, ``yes``, ``on``).
 

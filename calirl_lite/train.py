@@ -40,7 +40,7 @@ from typing import Any, Callable, Sequence
 
 from .dialogue import Dialogue, Message, read_jsonl, write_jsonl
 from .io import atomic_write_json, json_safe
-from .settings import Settings
+from .settings import EVAL_SEED_OFFSET, RUN_SEED_STRIDE, STEP_SEED_STRIDE, Settings
 from .tasks import TASKS
 
 METHODS = {
@@ -226,7 +226,7 @@ def task_reward(metric: str, token_penalty: float) -> Callable[..., list[float]]
 
 def rollout_seed(seed: int, step: int) -> int:
     """The rollout seed of a training step: a function of the run's seed and the step only, so a resumed run samples as an uninterrupted one."""
-    return seed * 1_000_003 + step * 7_919 + 1
+    return seed * RUN_SEED_STRIDE + step * STEP_SEED_STRIDE + 1
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -426,7 +426,7 @@ def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Path], run: Path, call
     bar = [reward_bar(f"GRPO {cfg.method} · {cfg.task} · seed {cfg.seed}")] if progress else []
     trainer, stats = make_trainer(cfg, starts, train_user, [*bar, *callbacks])
     goals = [t["goal"] for t in world.tasks(cfg.task, "test")][: cfg.n_eval]
-    eval_seed = 50_000 + cfg.seed
+    eval_seed = EVAL_SEED_OFFSET + cfg.seed
 
     def evaluate(name: str, user: Any) -> tuple[dict[str, float], list[Dialogue]]:
         policy = Policy(trainer.model, trainer.processing_class, name, prof.policy_temperature, prof.max_new_tokens)
