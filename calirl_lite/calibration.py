@@ -19,8 +19,6 @@ SmolLM2 toward *real human* turns (``--profile smol --task chitchat``, the chitc
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,7 +28,7 @@ import numpy as np
 from .chat import encode, next_segment_ids, opening, turn_end_id, user_prompt_ids
 from .checkpoints import train_or_resume
 from .dialogue import Dialogue, Message, read_jsonl, write_jsonl
-from .io import atomic_write_json, json_safe
+from .io import atomic_dir, atomic_write_json, json_safe
 from .settings import HELDOUT_SEED_OFFSET, SIMULATOR_SEED_OFFSET, Settings
 from .tasks import get_task
 from .world import WorldConfig, user_messages
@@ -272,12 +270,8 @@ def train_simulator(cfg: CalibrationConfig, model: Any, tokenizer: Any, traces: 
                          peft_config=lora_config(cfg), callbacks=callbacks)
     train_or_resume(trainer, run / "checkpoints", cfg.steps)
     adapter = run / "adapter"
-    tmp = run / "adapter.saving"
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.model.save_pretrained(tmp)
-    if adapter.exists():
-        shutil.rmtree(adapter)
-    os.replace(tmp, adapter)
+    with atomic_dir(adapter, ".saving") as tmp:
+        trainer.model.save_pretrained(tmp)
     # TRL's running token count restarts with the process, so a resumed run's would differ: the log keeps what training did
     log = [{k: v for k, v in h.items() if k != "num_tokens"} for h in trainer.state.log_history if "loss" in h]
     atomic_write_json(run / "sft_log.json", log)

@@ -3,16 +3,19 @@
 Everything the kit writes (results, configs, traces, figures) goes through these
 helpers: the data is written to a temporary file in the same folder, flushed to disk,
 and only then renamed over the target with :func:`os.replace`, which is atomic.
+Folders (a saved model, an adapter, a built world) go through :func:`atomic_dir`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> Path:
@@ -60,3 +63,21 @@ def save_figure(fig: Any, path: str | os.PathLike, dpi: int = 120) -> Path:
     path = Path(path)
     fmt = path.suffix.lstrip(".") or "png"
     return atomic_write(path, lambda f: fig.savefig(f, format=fmt, dpi=dpi, bbox_inches="tight"), mode="wb")
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike, suffix: str = ".writing") -> Iterator[Path]:
+    """Yield a fresh temporary folder beside ``path`` (``path`` + ``suffix``); when the block ends without an error
+    it replaces ``path``, and on an error it is removed and ``path`` keeps what it held."""
+    path = Path(path)
+    tmp = path.with_name(path.name + suffix)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)

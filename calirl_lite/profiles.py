@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .io import atomic_dir
 from .paths import cache_dir
 from .quiet import no_library_bars
 
@@ -136,9 +137,6 @@ def smol_folder(cache: Path | None = None) -> Path:
 
 def convert_gguf(folder: Path, gguf_file: str, out: Path) -> Path:
     """De-quantise a GGUF model with transformers and save it as an ordinary safetensors folder (atomically)."""
-    import os
-    import shutil
-
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
@@ -149,13 +147,9 @@ def convert_gguf(folder: Path, gguf_file: str, out: Path) -> Path:
     model = AutoModelForCausalLM.from_config(config)  # a plain model: GGUF-loaded ones refuse to save
     model.load_state_dict(loaded.state_dict(), strict=True)
     model.generation_config = loaded.generation_config
-    tmp = out.with_name(out.name + ".converting")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    if out.exists():
-        shutil.rmtree(out)
-    os.replace(tmp, out)
+    with atomic_dir(out, ".converting") as tmp:
+        model.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
     return out
 
 

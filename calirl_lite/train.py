@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .dialogue import Dialogue, Message, read_jsonl, write_jsonl
-from .io import atomic_write_json, json_safe
+from .io import atomic_dir, atomic_write_json, json_safe
 from .settings import EVAL_SEED_OFFSET, RUN_SEED_STRIDE, STEP_SEED_STRIDE, Settings
 from .tasks import TASKS
 
@@ -347,13 +347,8 @@ def save_policy(trainer: Any, folder: Path) -> Path:
     """The trained weights (or LoRA adapter) with the tokenizer, written to a temp folder and renamed."""
     from .quiet import no_library_bars
 
-    tmp = folder.with_name(folder.name + ".saving")
-    shutil.rmtree(tmp, ignore_errors=True)
-    with no_library_bars():
+    with atomic_dir(folder, ".saving") as tmp, no_library_bars():
         trainer.save_model(str(tmp))
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
     return folder
 
 

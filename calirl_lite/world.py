@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .dialogue import TERMINATE, Dialogue, Message, write_jsonl
-from .io import atomic_write_json, atomic_write_text
+from .io import atomic_dir, atomic_write_json, atomic_write_text
 from .paths import cache_dir as default_cache_dir
 from .quiet import no_library_bars
 from .settings import Settings
@@ -410,37 +410,35 @@ def _build(cfg: WorldConfig, folder: Path, verbose: bool) -> World:
 
     start = time.perf_counter()
     set_seed(cfg.seed)
-    tmp = folder.with_name(folder.name + f".building-{os.getpid()}")
-    (tmp / "tasks").mkdir(parents=True)
-    splits = make_splits(cfg)
-    for name, parts in splits.items():
-        for split, rows in parts.items():
-            atomic_write_text(tmp / "tasks" / f"{name}-{split}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    corpus = make_corpus(cfg, splits)
-    write_jsonl(tmp / "corpus.jsonl", corpus)
-    plain = train_word_tokenizer([], extra_words=())  # template-only tokenizer to render the corpus
-    texts = corpus_texts(corpus, plain)
-    tokenizer = train_word_tokenizer(texts, extra_words=vocabulary())
-    model = tiny_llama(cfg, tokenizer)
-    if verbose:
-        print(f"world: {len(corpus)} corpus dialogues, vocabulary {len(tokenizer)}, model {model.num_parameters():,} parameters")
-    log = pretrain(model, tokenizer, texts, cfg, tmp / "trainer")
-    shutil.rmtree(tmp / "trainer", ignore_errors=True)
-    model.generation_config.eos_token_id = tokenizer.eos_token_id
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
-    model.save_pretrained(tmp / "model", safe_serialization=True)
-    tokenizer.save_pretrained(tmp / "model")
-    seconds = time.perf_counter() - start
-    cfg.save(tmp)
-    manifest = {
-        "config": cfg.to_dict(), "key": cfg.key(), "build_seconds": seconds, "parameters": model.num_parameters(),
-        "vocab_size": len(tokenizer), "corpus_dialogues": len(corpus), "train_loss": log,
-        "files": sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()),
-    }
-    atomic_write_json(tmp / "world.json", manifest)
-    if folder.exists():
-        shutil.rmtree(folder)
-    os.replace(tmp, folder)
+    with atomic_dir(folder, f".building-{os.getpid()}") as tmp:  # a killed build leaves no half world in the cache
+        (tmp / "tasks").mkdir()
+        splits = make_splits(cfg)
+        for name, parts in splits.items():
+            for split, rows in parts.items():
+                atomic_write_text(tmp / "tasks" / f"{name}-{split}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+        corpus = make_corpus(cfg, splits)
+        write_jsonl(tmp / "corpus.jsonl", corpus)
+        plain = train_word_tokenizer([], extra_words=())  # template-only tokenizer to render the corpus
+        texts = corpus_texts(corpus, plain)
+        tokenizer = train_word_tokenizer(texts, extra_words=vocabulary())
+        model = tiny_llama(cfg, tokenizer)
+        if verbose:
+            print(f"world: {len(corpus)} corpus dialogues, vocabulary {len(tokenizer)}, model {model.num_parameters():,} parameters")
+        log = pretrain(model, tokenizer, texts, cfg, tmp / "trainer")
+        shutil.rmtree(tmp / "trainer", ignore_errors=True)
+        model.generation_config.eos_token_id = tokenizer.eos_token_id
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+        with no_library_bars():
+            model.save_pretrained(tmp / "model", safe_serialization=True)
+            tokenizer.save_pretrained(tmp / "model")
+        seconds = time.perf_counter() - start
+        cfg.save(tmp)
+        manifest = {
+            "config": cfg.to_dict(), "key": cfg.key(), "build_seconds": seconds, "parameters": model.num_parameters(),
+            "vocab_size": len(tokenizer), "corpus_dialogues": len(corpus), "train_loss": log,
+            "files": sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()),
+        }
+        atomic_write_json(tmp / "world.json", manifest)
     if verbose:
         print(f"world built in {seconds:.1f} s → {folder}")
     return World(folder, cfg, manifest)
