@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import atexit
 import re
 import threading
 from typing import Any, Sequence
@@ -131,6 +132,7 @@ def math_correct(response: str, reference: str, seconds: int = ANSWER_SECONDS) -
             from concurrent.futures import ProcessPoolExecutor
 
             _WORKER = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("spawn"))
+            atexit.register(_WORKER.shutdown, wait=False, cancel_futures=True)  # no teardown noise at exit
         worker = _WORKER
     try:
         return bool(worker.submit(_math_correct, response, reference, seconds).result(timeout=3 * seconds + 60))
