@@ -347,16 +347,18 @@ def test_three_builds_of_one_world_at_once_give_one_complete_world(tmp_path):
     import sys
 
     env = {**os.environ, "CALIRL_SMOKE": "1"}
-    cmd = [sys.executable, "-m", "calirl_lite", "world", "build", "--cache-dir", str(tmp_path / "together")]
+    small = {"train_steps": 3, "corpus_dialogues": 20, "n_train_tasks": 10, "n_test_tasks": 4}  # a small world: the race is the point
+    cmd = [sys.executable, "-m", "calirl_lite", "world", "build", "--cache-dir", str(tmp_path / "together"),
+           *(x for k, v in small.items() for x in (f"--{k.replace('_', '-')}", str(v)))]
     procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(3)]
     outs = [p.communicate(timeout=600)[0].decode() for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], outs
     assert sum("world built in" in o for o in outs) == 1  # one built it, the others waited and loaded it
     folders = [p for p in (tmp_path / "together").iterdir() if p.suffix != ".lock"]
     assert len(folders) == 1
-    alone = build_world(WorldConfig.make(cache_dir=str(tmp_path / "alone")), verbose=False)
+    alone = build_world(WorldConfig.make(cache_dir=str(tmp_path / "alone"), **small), verbose=False)
     assert weights_hash(folders[0]) == weights_hash(alone.folder)
     # a world with a file missing is never trusted: it is built again
     (folders[0] / "tasks" / "arith-chat-train.jsonl").unlink()
-    again = build_world(WorldConfig.make(cache_dir=str(tmp_path / "together")), verbose=False)
+    again = build_world(WorldConfig.make(cache_dir=str(tmp_path / "together"), **small), verbose=False)
     assert (again.folder / "tasks" / "arith-chat-train.jsonl").is_file()
