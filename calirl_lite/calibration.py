@@ -28,7 +28,7 @@ import numpy as np
 from .chat import encode, next_segment_ids, opening, turn_end_id, user_prompt_ids
 from .checkpoints import train_or_resume
 from .dialogue import Dialogue, Message, read_jsonl, write_jsonl
-from .io import atomic_dir, atomic_write_json, json_safe
+from .io import atomic_dir, atomic_write_json, folder_lock, json_safe
 from .settings import HELDOUT_SEED_OFFSET, SIMULATOR_SEED_OFFSET, Settings
 from .tasks import get_task
 from .world import WorldConfig, user_messages
@@ -365,11 +365,8 @@ def calibrate(cfg: CalibrationConfig) -> dict[str, Any]:
         from .profiles import quantization_config
 
         quantization_config(True)  # a clear error before any work where 4-bit cannot run
-    from filelock import FileLock
-
     run = cfg.folder()
-    run.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(run) + ".lock"):  # a second calibration of the same run waits for the first
+    with folder_lock(run):  # a second calibration of the same run waits for the first
         run.mkdir(parents=True, exist_ok=True)
         cfg.save(run)
         set_seed(cfg.seed)

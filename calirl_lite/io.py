@@ -81,3 +81,12 @@ def atomic_dir(path: str | os.PathLike, suffix: str = ".writing") -> Iterator[Pa
     if path.exists():
         shutil.rmtree(path)
     os.replace(tmp, path)
+
+
+def folder_lock(path: str | os.PathLike) -> Any:
+    """A lock file beside ``path`` (``<path>.lock``), for processes that build or train into the same folder: the
+    second waits for the first (``with folder_lock(run): …``)."""
+    from filelock import FileLock
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path) + ".lock")

@@ -160,10 +160,12 @@ def gap_job(profile: str, task: str, w: float, horizons: Sequence[int], n_goals:
     def with_real_users(H: int) -> tuple[dict[str, float], list[Any]]:
         """The real users' side, the same for every simulator: once per task and horizon, kept beside the points."""
         path = done.parent / f"{profile}-{task}-real-H{H}-{short_hash({**key, 'w': None, 'horizon': H})}.jsonl"
-        if not path.is_file():
-            write_jsonl(path, evaluate_policy(policy, ScriptedUsers(), task, goals, H, seed, batch_size=batch)[1])
-        dialogues = read_jsonl(path)
-        return mean_scores(dialogues), dialogues
+        if path.is_file():
+            dialogues = read_jsonl(path)
+            return mean_scores(dialogues), dialogues
+        scores, dialogues = evaluate_policy(policy, ScriptedUsers(), task, goals, H, seed, batch_size=batch)
+        write_jsonl(path, dialogues)
+        return scores, dialogues
 
     rows, eps = [], 0.0
     for H in sorted(horizons, reverse=True):

@@ -154,21 +154,13 @@ class Settings:
 
 
 def _finite(cls: type, values: dict[str, Any]) -> dict[str, Any]:
-    """``values``, after checking that no number among them (nested ones included) is NaN or infinite."""
-    import math
-
-    def bad(x: Any) -> bool:
-        if isinstance(x, float):
-            return not math.isfinite(x)
-        if isinstance(x, dict):
-            return any(bad(v) for v in x.values())
-        if isinstance(x, (list, tuple)):
-            return any(bad(v) for v in x)
-        return False
-
+    """``values``, after checking that no number among them (nested ones included) is NaN or infinite — the same
+    rule as the JSON every run's ``config.json`` is written in (:func:`calirl_lite.io.atomic_write_json`)."""
     for name, value in values.items():
-        if bad(value):
-            raise ValueError(f"{cls.__name__}.{name} must be a finite number, got {value!r}")
+        try:
+            json.dumps(value, allow_nan=False, default=_jsonable)
+        except ValueError:
+            raise ValueError(f"{cls.__name__}.{name} must be a finite number, got {value!r}") from None
     return values
 
 

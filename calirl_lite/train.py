@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from .dialogue import Dialogue, Message, read_jsonl, write_jsonl
-from .io import atomic_dir, atomic_write_json, json_safe
+from .io import atomic_dir, atomic_write_json, folder_lock, json_safe
 from .settings import EVAL_SEED_OFFSET, RUN_SEED_STRIDE, STEP_SEED_STRIDE, Settings
 from .tasks import TASKS
 
@@ -385,12 +385,9 @@ def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, 
     """
     import json
 
-    from filelock import FileLock
-
     need = check_inputs(cfg)  # clear errors before any compute
     run = cfg.folder()
-    run.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(run) + ".lock"):  # a second `train` of the same run waits for the first, then finds it finished
+    with folder_lock(run):  # a second `train` of the same run waits for the first, then finds it finished
         done = run / "eval.json"
         if done.is_file() and not force:
             return json.loads(done.read_text())

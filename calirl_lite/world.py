@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from .dialogue import TERMINATE, Dialogue, Message, write_jsonl
-from .io import atomic_dir, atomic_write_json, atomic_write_text
+from .io import atomic_dir, atomic_write_json, atomic_write_text, folder_lock
 from .paths import cache_dir as default_cache_dir
 from .quiet import no_library_bars
 from .settings import Settings
@@ -379,14 +379,11 @@ def build_world(cfg: WorldConfig | None = None, force: bool = False, verbose: bo
     (the second one then loads what the first built), and a cached world is used only when every file its manifest
     lists is there.
     """
-    from filelock import FileLock
-
     cfg = cfg or WorldConfig.make()
     folder = cfg.folder()
     if not force and (world := _load_complete(folder, cfg)) is not None:
         return world
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(folder) + ".lock"):
+    with folder_lock(folder):
         if not force and (world := _load_complete(folder, cfg)) is not None:  # built by another process meanwhile
             return world
         for stale in folder.parent.glob(folder.name + ".building-*"):  # only the lock holder builds: these are leftovers
