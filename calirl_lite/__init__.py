@@ -14,13 +14,14 @@ or two of its public functions. Modules, one per idea of the paper:
 * :mod:`calirl_lite.grpo` — the GRPO loss in one screen (a test checks it equals TRL's)
 * :mod:`calirl_lite.stats` — users' behaviour statistics and their distance to the real users'
 * :mod:`calirl_lite.dialogue` — ``Dialogue``, the currency between stages (JSON Lines, ``datasets``)
+* :mod:`calirl_lite.inputs` — what the kit accepts from your files: one reader, one error naming file and line, size limits
 * :mod:`calirl_lite.profiles`, :mod:`calirl_lite.tiny_models`, :mod:`calirl_lite.sources` — models and data per profile
 * :mod:`calirl_lite.bench` — ``calirl bench …``
 * :mod:`calirl_lite.plots`, :mod:`calirl_lite.widgets` — figures, sliders and the dialogue inspector
 * :mod:`calirl_lite.settings` — ``set_seed``, the ``CALIRL_SMOKE`` switch, settings dataclasses
 * :mod:`calirl_lite.checkpoints` — resuming training exactly (never past the budget, never from a torn checkpoint)
-* :mod:`calirl_lite.endpoints` — the HTTP client for OpenAI-compatible endpoints (endpoint users, LLM judges)
-* :mod:`calirl_lite.io`, :mod:`calirl_lite.paths`, :mod:`calirl_lite.quiet` — atomic writes, where results go, library noise silenced
+* :mod:`calirl_lite.endpoints` — the HTTP client for OpenAI-compatible endpoints (endpoint users, LLM judges): one deadline a call, retries
+* :mod:`calirl_lite.io`, :mod:`calirl_lite.paths`, :mod:`calirl_lite.quiet` — atomic writes and the line reader, where results go, library noise silenced
 * :mod:`calirl_lite.cli` — the ``calirl`` command
 """
 

@@ -26,6 +26,7 @@ from .chat import turn_end_id
 from .decode import generate, make_forward
 from .profiles import get_profile
 from .rollout import Policy, base_policy, rollout, rollout_one_at_a_time
+from .settings import SEED_MAX, check_number
 from .tasks import UserPersona, get_task
 from .users import LMUser, ScriptedUsers, make_user
 from .world import WorldConfig, build_world
@@ -64,8 +65,9 @@ def bench_rollout(profile: str = "tiny", task: str = "arith-chat", n_dialogues: 
     get_task(task)
     if user not in ("naive", "real"):
         raise ValueError(f"user must be 'naive' (the LM plays the user) or 'real' (scripted), got {user!r}")
-    if repeats < 1:
-        raise ValueError(f"repeats must be ≥ 1, got {repeats}")
+    for name, value in (("repeats", repeats), ("n_dialogues", n_dialogues), ("n_naive", n_naive), ("max_new_tokens", max_new_tokens)):
+        check_number(name, value, int, 1)
+    check_number("seed", seed, int, 0, SEED_MAX)
     goals = [t["goal"] for t in (world or build_world(WorldConfig.make())).tasks(task, "test")]
     goals = (goals * (n_dialogues // max(1, len(goals)) + 1))[:n_dialogues]
     policy = base_policy(profile, max_new_tokens)
@@ -117,8 +119,8 @@ def bench_train(profile: str = "tiny", task: str = "arith-chat", steps: int = 6,
 
     from .train import SIMULATOR, TrainConfig, check_inputs, make_trainer, training_starts
 
-    if steps < 2:
-        raise ValueError(f"steps must be ≥ 2 (the first is a warm-up), got {steps}")
+    check_number("steps", steps, int, 2)  # the first is a warm-up
+    check_number("seed", seed, int, 0, SEED_MAX)
     method = {"real": "oracle", "naive": "naive"}.get(user)
     if method is None:
         raise ValueError(f"user must be 'real' (scripted) or 'naive' (the LM plays the user), got {user!r}")

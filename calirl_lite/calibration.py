@@ -27,7 +27,7 @@ import numpy as np
 
 from .chat import encode, next_segment_ids, opening, turn_end_id, user_prompt_ids
 from .checkpoints import train_or_resume
-from .dialogue import Dialogue, Message, read_jsonl, write_jsonl
+from .dialogue import Dialogue, Message, write_jsonl
 from .io import atomic_dir, atomic_write_json, folder_lock, json_safe
 from .settings import HELDOUT_SEED_OFFSET, SIMULATOR_SEED_OFFSET, Settings
 from .tasks import get_task
@@ -72,15 +72,15 @@ class CalibrationConfig(Settings):
     """run folder (default: runs/calibrate-<profile>-<task>-seed<seed>-<hash of the settings and the world>, under $CALIRL_RUNS if set)"""
 
     SMOKE = {"n_traces": 40, "n_heldout": 12, "n_sim_dialogues": 12, "steps": 8, "batch_size": 8, "save_steps": 4}
+    BOUNDS = {"n_traces": (4, None), "n_heldout": (2, None), "n_sim_dialogues": (1, None), "steps": (1, None), "batch_size": (1, None),
+              "lora_r": (1, None), "save_steps": (1, None), "max_length": (1, None), "learning_rate": (0, None)}
 
     def __post_init__(self) -> None:
         from .profiles import get_profile
 
+        super().__post_init__()
         get_profile(self.profile)
         get_task(self.task)
-        self.require_at_least_one("n_traces", "n_heldout", "n_sim_dialogues", "steps", "batch_size", "lora_r", "save_steps", "max_length")
-        if self.n_traces < 4:
-            raise ValueError(f"n_traces={self.n_traces} is too few traces to train on; use at least 4")
 
     def folder(self) -> Path:
         """The run folder; its name carries a hash of the settings, so a changed setting never resumes an old run."""
@@ -115,24 +115,6 @@ def calibrated_adapter(cfg: CalibrationConfig, adapter: str = "", why: str = "th
 
 
 # ----------------------------------------------------------------------------- traces
-
-
-def validate_traces(dialogues: Sequence[Dialogue], where: str = "traces") -> None:
-    """Check that every trace can teach a simulator: a hidden goal, alternating roles from the user, no empty user turn."""
-    if not dialogues:
-        raise ValueError(f"{where}: no dialogues")
-    for n, d in enumerate(dialogues):
-        name = f"{where}: dialogue {n} ({d.task_id})"
-        if not d.goal:
-            raise ValueError(f"{name}: missing hidden goal")
-        if not d.messages:
-            raise ValueError(f"{name}: no messages")
-        for k, m in enumerate(d.messages):
-            want = "user" if k % 2 == 0 else "assistant"
-            if m.role != want:
-                raise ValueError(f"{name}: message {k} has role {m.role!r}, expected {want!r} (dialogues start with the user and alternate)")
-            if m.role == "user" and not m.text.strip():
-                raise ValueError(f"{name}: message {k} is an empty user turn")
 
 
 def collect_traces(policy: Any, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int, batch_size: int = 64) -> list[Dialogue]:
@@ -294,36 +276,69 @@ def load_base(cfg: CalibrationConfig) -> tuple[Any, Any]:
     return model, tok
 
 
-def traces_for(cfg: CalibrationConfig) -> tuple[list[Dialogue], list[Dialogue]]:
-    """Train and held-out traces, collected once and kept in the run folder (reused on a re-run)."""
+def check_calibration_inputs(cfg: CalibrationConfig) -> None:
+    """What can be checked before a folder is made or a model loaded: 4-bit where it can run, enough goals in the
+    world for the traces asked for, and traces a run folder already holds (read as any user's file is)."""
+    if cfg.load_in_4bit:
+        from .profiles import quantization_config
+
+        quantization_config(True)  # a clear error before any work where 4-bit cannot run
+    if cfg.task != "chitchat":
+        from .world import WorldConfig, build_world
+
+        world_goals(cfg, build_world(WorldConfig.make()))
+    kept_traces(cfg)
+
+
+def world_goals(cfg: CalibrationConfig, world: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The world's first ``n_traces`` train goals and ``n_heldout`` test goals; an error if it has fewer."""
+    train, test = ([t["goal"] for t in world.tasks(cfg.task, split)] for split in ("train", "test"))
+    if cfg.n_traces > len(train) or cfg.n_heldout > len(test):
+        raise ValueError(f"{cfg.task}: asked for {cfg.n_traces} train / {cfg.n_heldout} held-out traces, "
+                         f"the world has {len(train)} train and {len(test)} test goals")
+    return train[: cfg.n_traces], test[: cfg.n_heldout]
+
+
+def kept_traces(cfg: CalibrationConfig) -> tuple[list[Dialogue], list[Dialogue]] | None:
+    """The train and held-out traces the run folder holds from an earlier run (or put there by hand), read and
+    checked; None when it holds none."""
+    from .inputs import read_dialogues
+    from .profiles import text_limits
+
     run = cfg.folder()
     train_path, held_path = run / "traces.jsonl", run / "heldout.jsonl"
-    if train_path.is_file() and held_path.is_file():
-        train, held = read_jsonl(train_path), read_jsonl(held_path)
-    elif cfg.task == "chitchat":
+    if not (train_path.is_file() and held_path.is_file()):
+        return None
+    limits = text_limits(cfg.profile)
+    return read_dialogues(train_path, cfg.task, limits), read_dialogues(held_path, cfg.task, limits)
+
+
+def traces_for(cfg: CalibrationConfig) -> tuple[list[Dialogue], list[Dialogue]]:
+    """Train and held-out traces, collected once and kept in the run folder (reused on a re-run)."""
+    from .inputs import check_dialogues
+    from .profiles import text_limits
+
+    run = cfg.folder()
+    kept = kept_traces(cfg)
+    if kept is not None:
+        return kept
+    if cfg.task == "chitchat":
         train = chitchat_dialogues(cfg.n_traces, cfg.seed)
         held = chitchat_dialogues(cfg.n_heldout, cfg.seed, offset=cfg.n_traces)
     else:
+        from .profiles import get_profile
         from .rollout import base_policy
         from .world import WorldConfig, build_world
 
         world = build_world(WorldConfig.make())
-        train_goals = [t["goal"] for t in world.tasks(cfg.task, "train")]
-        test_goals = [t["goal"] for t in world.tasks(cfg.task, "test")]
-        if cfg.n_traces > len(train_goals) or cfg.n_heldout > len(test_goals):
-            raise ValueError(f"{cfg.task}: asked for {cfg.n_traces} train / {cfg.n_heldout} held-out traces, "
-                             f"the world has {len(train_goals)} train and {len(test_goals)} test goals")
-        from .profiles import get_profile
-
+        train_goals, test_goals = world_goals(cfg, world)
         policy, batch = base_policy(cfg.profile), get_profile(cfg.profile).eval_batch
-        train = collect_traces(policy, cfg.task, train_goals[: cfg.n_traces], world.config.max_messages, cfg.seed, batch)
-        held = collect_traces(policy, cfg.task, test_goals[: cfg.n_heldout], world.config.max_messages, cfg.seed + HELDOUT_SEED_OFFSET, batch)
-    validate_traces(train, str(train_path))
-    validate_traces(held, str(held_path))
-    if len(held) < 2:
-        raise ValueError(f"{held_path}: {len(held)} held-out dialogue(s) are too few to measure a gap; use n_heldout ≥ 2")
-    write_jsonl(train_path, train)
-    write_jsonl(held_path, held)
+        train = collect_traces(policy, cfg.task, train_goals, world.config.max_messages, cfg.seed, batch)
+        held = collect_traces(policy, cfg.task, test_goals, world.config.max_messages, cfg.seed + HELDOUT_SEED_OFFSET, batch)
+    limits = text_limits(cfg.profile)
+    for dialogues, path in ((train, run / "traces.jsonl"), (held, run / "heldout.jsonl")):
+        check_dialogues(dialogues, str(path), cfg.task, limits)
+        write_jsonl(path, dialogues)
     return train, held
 
 
@@ -361,10 +376,7 @@ def calibrate(cfg: CalibrationConfig) -> dict[str, Any]:
     from .profiles import get_profile
     from .settings import set_seed
 
-    if cfg.load_in_4bit:
-        from .profiles import quantization_config
-
-        quantization_config(True)  # a clear error before any work where 4-bit cannot run
+    check_calibration_inputs(cfg)  # before any folder is made
     run = cfg.folder()
     with folder_lock(run):  # a second calibration of the same run waits for the first
         run.mkdir(parents=True, exist_ok=True)

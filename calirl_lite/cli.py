@@ -27,26 +27,33 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence
 
-from .settings import Settings, field_docs
+from .settings import SEED_MAX, Settings, field_docs, number_arg
+
+COUNT = number_arg(int, 1)
+"""a count of one or more (dialogues, goals, steps, repeats …)"""
+SEED = number_arg(int, 0, SEED_MAX)
+"""a seed"""
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[Settings], skip: Sequence[str] = ()) -> None:
     """One ``--flag`` per field of ``cls`` (defaults left to the dataclass), help from its docstring."""
     hints = typing.get_type_hints(cls)
     docs = field_docs(cls)
+    numbers = cls.number_fields()
     for f in dataclasses.fields(cls):
         if f.name in skip:
             continue
         hint = hints[f.name]
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{docs[f.name]} (default: {f.default!r})"}
+        parse = number_arg(*numbers[f.name]) if f.name in numbers else None
         if typing.get_origin(hint) is tuple:
-            kwargs.update(nargs="+", type=typing.get_args(hint)[0])
+            kwargs.update(nargs="+", type=parse or typing.get_args(hint)[0])
         elif typing.get_origin(hint) is dict:
             kwargs.update(type=json.loads, metavar="JSON")
         elif hint is bool:
             kwargs.update(action=argparse.BooleanOptionalAction)
         else:
-            kwargs.update(type=hint)
+            kwargs.update(type=parse or hint)
         parser.add_argument("--" + f.name.replace("_", "-"), **kwargs)
 
 
@@ -142,7 +149,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     from .judge import make_judge
 
-    judge = make_judge(args.judge_endpoint, args.judge_model, args.judge_local, os.environ.get("CALIRL_JUDGE_API_KEY", ""))
+    judge = make_judge(args.judge_endpoint, args.judge_model, args.judge_local, os.environ.get("CALIRL_JUDGE_API_KEY", ""), args.judge_timeout)
     return json_or_text(args, lambda: evaluate_seeds(args.profile, args.task, args.policy, args.user, args.seeds, args.n_eval, args.max_messages,
                                                      judge=judge), text)
 
@@ -184,7 +191,7 @@ def bench_parser(bench: Any, name: str, help: str, user: str, func: Any) -> argp
     p.add_argument("--profile", default="tiny", help="model profile (default: tiny)")
     p.add_argument("--task", default="arith-chat", help="task family")
     p.add_argument("--user", default=user, choices=["naive", "real"], help=f"who plays the user: the LM (naive simulator) or the scripted real user (default: {user})")
-    p.add_argument("--seed", type=int, default=0, help="seed")
+    p.add_argument("--seed", type=SEED, default=0, help="seed")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=func)
     return p
@@ -219,20 +226,20 @@ def add_world_and_bench_commands(sub: Any) -> None:
 
     bench = sub.add_parser("bench", help="benchmarks that print their figures").add_subparsers(dest="bench_command", required=True, metavar="WHAT")
     p = bench_parser(bench, "rollout", "tokens/s: batched rollout engine vs plain generate vs one dialogue at a time", "naive", cmd_bench_rollout)
-    p.add_argument("--dialogues", type=int, default=32, help="dialogues run together by the engine")
-    p.add_argument("--naive-dialogues", type=int, default=8, help="dialogues run one at a time by the naive loop")
-    p.add_argument("--max-messages", type=int, default=8, help="message budget per dialogue")
-    p.add_argument("--max-new-tokens", type=int, default=24, help="tokens per turn at most")
-    p.add_argument("--repeats", type=int, default=3, help="runs of the engine and of generate (the median is reported)")
+    p.add_argument("--dialogues", type=COUNT, default=32, help="dialogues run together by the engine")
+    p.add_argument("--naive-dialogues", type=COUNT, default=8, help="dialogues run one at a time by the naive loop")
+    p.add_argument("--max-messages", type=number_arg(int, 2), default=8, help="message budget per dialogue")
+    p.add_argument("--max-new-tokens", type=COUNT, default=24, help="tokens per turn at most")
+    p.add_argument("--repeats", type=COUNT, default=3, help="runs of the engine and of generate (the median is reported)")
 
     p = bench_parser(bench, "train", "GRPO steps/s and tokens/s for single-turn and multi-turn rollouts", "real", cmd_bench_train)
-    p.add_argument("--steps", type=int, default=6, help="GRPO steps per setting (the first is a warm-up)")
-    p.add_argument("--prompts-per-step", type=int, default=4, help="distinct goals per step")
-    p.add_argument("--group-size", type=int, default=8, help="dialogues per goal")
+    p.add_argument("--steps", type=number_arg(int, 2), default=6, help="GRPO steps per setting (the first is a warm-up)")
+    p.add_argument("--prompts-per-step", type=COUNT, default=4, help="distinct goals per step")
+    p.add_argument("--group-size", type=number_arg(int, 2), default=8, help="dialogues per goal")
 
     p = bench.add_parser("world", help="build the toy world afresh (timed) and measure what its LM copies from the chat")
-    p.add_argument("--seed", type=int, default=0, help="world seed")
-    p.add_argument("--goals", type=int, default=200, help="test goals per task for the copy rates")
+    p.add_argument("--seed", type=SEED, default=0, help="world seed")
+    p.add_argument("--goals", type=COUNT, default=200, help="test goals per task for the copy rates")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=cmd_bench_world)
 
@@ -259,12 +266,13 @@ def add_stage_commands(sub: Any) -> None:
     p.add_argument("--task", default="arith-chat", help="task family")
     p.add_argument("--policy", default="base", help="'base', a `calirl train` run folder, or its policy/ folder")
     p.add_argument("--user", default="real", choices=["real", "naive", "calibrated"], help="who plays the user (default: the real users)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="evaluation seeds")
-    p.add_argument("--n-eval", type=int, default=200, help="held-out goals")
-    p.add_argument("--max-messages", type=int, default=0, help="message budget (0: the world's)")
+    p.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2], help="evaluation seeds")
+    p.add_argument("--n-eval", type=COUNT, default=200, help="held-out goals")
+    p.add_argument("--max-messages", type=number_arg(int, 0), default=0, help="message budget (0: the world's)")
     p.add_argument("--judge-endpoint", default="", help="optional LLM judge of interactivity: an OpenAI-compatible base URL such as http://127.0.0.1:8000/v1 "
                    "(API key, if any, from $CALIRL_JUDGE_API_KEY)")
     p.add_argument("--judge-model", default="", help="the model name the judge endpoint serves")
+    p.add_argument("--judge-timeout", type=number_arg(float, 0.1), default=60.0, help="seconds the judge endpoint has for one reply, retries included")
     p.add_argument("--judge-local", default="", help="optional LLM judge as a local transformers model (folder or hub id)")
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_evaluate)

@@ -11,17 +11,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from .io import atomic_write
+from .io import InputError, atomic_write, read_json_lines
 
 TERMINATE = "[[TERMINATE CHAT]]"
 """What a user writes to end the chat (CollabLLM's convention)."""
 
 ROLES = ("user", "assistant")
+
+_FIELD_TYPES = (("task", (str,), "a string"), ("task_id", (str, int), "a string or an integer"), ("goal", (dict,), "an object"),
+                ("messages", (list,), "a list"), ("user", (str,), "a string"), ("policy", (str,), "a string"),
+                ("terminated", (bool,), "true or false"), ("scores", (dict,), "an object"))
+"""Each field of a Dialogue's JSON form, the JSON types it may have, and how an error names them."""
 
 
 @dataclass
@@ -60,27 +66,34 @@ class Dialogue:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any], where: str = "") -> "Dialogue":
-        """Build from a dict, with an error that says ``where`` and which field is wrong."""
+    def from_dict(cls, d: Any, where: str = "") -> "Dialogue":
+        """Build from a dict, with an error that says ``where`` and which field is wrong (and how).
+
+        Only the form is checked here; what a dialogue must hold to be trained or scored on (a goal its task can
+        read, turns in order, sizes) is :func:`calirl_lite.inputs.check_dialogue`'s.
+        """
         prefix = f"{where}: " if where else ""
         if not isinstance(d, dict):
             raise ValueError(f"{prefix}a dialogue must be a JSON object, got {type(d).__name__}")
+        unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise ValueError(f"{prefix}unknown field(s) {sorted(unknown)[:10]}")
         for name in ("task", "task_id", "goal", "messages"):
             if name not in d:
                 raise ValueError(f"{prefix}missing field {name!r}")
-        if not isinstance(d["goal"], dict) or not d["goal"]:
+        for name, kinds, what in _FIELD_TYPES:
+            if name in d and (not isinstance(d[name], kinds) or (isinstance(d[name], bool) and bool not in kinds)):
+                raise ValueError(f"{prefix}field {name!r} must be {what}, got {type(d[name]).__name__}")
+        if not d["goal"]:
             raise ValueError(f"{prefix}field 'goal' must be a non-empty object (the hidden goal)")
-        if not isinstance(d["messages"], list):
-            raise ValueError(f"{prefix}field 'messages' must be a list")
         messages = []
         for i, m in enumerate(d["messages"]):
-            if not isinstance(m, dict) or m.get("role") not in ROLES or not isinstance(m.get("text"), str):
-                raise ValueError(f"{prefix}messages[{i}] must be {{'role': 'user'|'assistant', 'text': str}}, got {m!r}")
+            if not isinstance(m, dict) or set(m) != {"role", "text"} or m["role"] not in ROLES or not isinstance(m["text"], str):
+                raise ValueError(f"{prefix}messages[{i}] must be {{'role': 'user'|'assistant', 'text': str}}, got {m!r:.200}")
             messages.append(Message(m["role"], m["text"]))
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"{prefix}unknown field(s) {sorted(unknown)}")
+        for k, v in d.get("scores", {}).items():
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+                raise ValueError(f"{prefix}scores[{k!r:.50}] must be a finite number, got {v!r:.50}")
         return cls(**{**d, "messages": messages, "task_id": str(d["task_id"])})
 
     def transcript(self) -> str:
@@ -94,21 +107,15 @@ def write_jsonl(path: str | os.PathLike, dialogues: Iterable[Dialogue]) -> Path:
     return atomic_write(path, lambda f: f.write("".join(line + "\n" for line in lines)))
 
 
-def read_jsonl(path: str | os.PathLike) -> list[Dialogue]:
-    """Read dialogues; a bad row raises ``ValueError`` naming the file and line."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no dialogue file at {path}")
+def read_jsonl(path: str | os.PathLike, max_line_bytes: int = 1 << 20) -> list[Dialogue]:
+    """Read dialogues as they were written (no check of content: see :func:`calirl_lite.inputs.read_dialogues` for
+    files from a user); a bad row raises :class:`~calirl_lite.io.InputError` naming the file and line."""
     out = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ValueError(f"{path}:{lineno}: not valid JSON ({e.msg})") from None
-            out.append(Dialogue.from_dict(row, where=f"{path}:{lineno}"))
+    for lineno, row in read_json_lines(path, max_line_bytes):
+        try:
+            out.append(Dialogue.from_dict(row))
+        except ValueError as e:
+            raise InputError(path, lineno, str(e)) from None
     return out
 
 

@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from .dialogue import Dialogue
 from .rollout import Policy, mean_scores, rollout
-from .settings import EVAL_SEED_OFFSET
+from .settings import EVAL_SEED_OFFSET, SEED_MAX, check_number
 from .users import User
 
 
@@ -28,8 +28,7 @@ def evaluate_policy(policy: Policy, user: User, task: str, goals: Sequence[dict[
     was_training = getattr(policy.model, "training", False)
     policy.model.eval()
     dialogues: list[Dialogue] = []
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be ≥ 1, got {batch_size}")
+    check_number("batch_size", batch_size, int, 1)
     starts = range(0, len(goals), batch_size)
     for start in tqdm(starts, desc=f"eval {policy.name} with {user.name}", unit="batch", disable=not progress):
         part = goals[start : start + batch_size]
@@ -88,8 +87,9 @@ def evaluate_seeds(profile: str, task: str, policy: str = "base", user: str = "r
         raise ValueError(f"task {task!r} has no score to evaluate; tasks: {', '.join(TASKS)}")
     if not seeds:
         raise ValueError("give at least one seed")
-    if n_eval < 1:
-        raise ValueError(f"n_eval must be ≥ 1, got {n_eval}")
+    check_number("n_eval", n_eval, int, 1)
+    for seed in seeds:
+        check_number("seeds", seed, int, 0, SEED_MAX)
     adapter = None
     if user == "calibrated":
         adapter = calibrated_adapter(CalibrationConfig.make(profile=profile, task=task), why="the calibrated user")

@@ -1,9 +1,13 @@
-"""Atomic file writes: a reader never sees half a file, a crash never eats the old one.
+"""Files in and out: atomic writes, and the one line-by-line reader of the files the kit accepts.
 
 Everything the kit writes (results, configs, traces, figures) goes through these
 helpers: the data is written to a temporary file in the same folder, flushed to disk,
 and only then renamed over the target with :func:`os.replace`, which is atomic.
 Folders (a saved model, an adapter, a built world) go through :func:`atomic_dir`.
+
+Everything the kit reads from a user (Dialogue JSON Lines, traces, CollabLLM rows) goes through
+:func:`read_json_lines`, and every way such a file can be wrong ends in one error, :class:`InputError`, that
+names the file and the line.
 """
 
 from __future__ import annotations
@@ -16,6 +20,55 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+
+class InputError(ValueError):
+    """Bad input in a file the kit reads: ``str(e)`` is ``file:line: what is wrong`` (line 0: the file as a whole;
+    ``unit="row"`` for formats without lines, such as parquet: ``file: row N: …``).
+
+    A ``ValueError``, so code that already handles bad values handles it; the CLI prints it as one line and
+    exits with status 2."""
+
+    def __init__(self, path: str | os.PathLike, line: int, message: str, unit: str = "line") -> None:
+        self.path, self.line, self.message = str(path), line, message
+        where = "" if not line else f":{line}" if unit == "line" else f": {unit} {line}"
+        super().__init__(f"{path}{where}: {message}")
+
+
+def read_json_lines(path: str | os.PathLike, max_line_bytes: int, why: str = "") -> Iterator[tuple[int, Any]]:
+    """``(line number, value)`` for each non-blank line of a JSON Lines file.
+
+    A line longer than ``max_line_bytes`` is refused before it is decoded or parsed (one huge line must not cost
+    gigabytes; ``why`` says where that bound comes from); bytes that are not UTF-8, JSON that does not parse, nesting too deep or a number too long for
+    Python end in an :class:`InputError` naming the line. A missing file, a folder or an empty file too.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, 0, "no such file" if not path.exists() else "not a file")
+    rows = 0
+    with open(path, "rb") as f:
+        for lineno in range(1, 2**62):
+            raw = f.readline(max_line_bytes + 2)
+            if not raw:
+                break
+            if len(raw.rstrip(b"\r\n")) > max_line_bytes:
+                raise InputError(path, lineno, f"the line is longer than {max_line_bytes:,} bytes, the most a line may hold{f' ({why})' if why else ''}")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise InputError(path, lineno, f"not UTF-8 text (byte 0x{raw[e.start]:02x} at column {e.start + 1})") from None
+            if not text.strip():
+                continue
+            try:
+                value = json.loads(text)
+            except json.JSONDecodeError as e:
+                raise InputError(path, lineno, f"not valid JSON ({e.msg}, column {e.colno})") from None
+            except (ValueError, RecursionError) as e:  # a number of over 4,300 digits; nesting deeper than the stack
+                raise InputError(path, lineno, f"JSON the kit does not read ({type(e).__name__}: {str(e)[:80]})") from None
+            rows += 1
+            yield lineno, value
+    if rows == 0:
+        raise InputError(path, 0, "the file holds no rows")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> Path:

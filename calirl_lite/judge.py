@@ -91,14 +91,15 @@ class LocalJudge:
         return parse_score(reply, f"local judge {self.name}")
 
 
-def make_judge(endpoint: str = "", model: str = "", local: str = "", api_key: str = "") -> Any:
-    """``EndpointJudge(endpoint, model)``, ``LocalJudge(local)``, or None when neither is given."""
+def make_judge(endpoint: str = "", model: str = "", local: str = "", api_key: str = "", timeout: float = 60.0) -> Any:
+    """``EndpointJudge(endpoint, model)`` (``timeout``: its deadline per reply), ``LocalJudge(local)``, or None when
+    neither is given."""
     if endpoint and local:
         raise ValueError("give the judge as an endpoint or as a local model, not both")
     if endpoint:
         if not model:
             raise ValueError("an endpoint judge needs the model name the endpoint serves (--judge-model)")
-        return EndpointJudge(endpoint, model, api_key)
+        return EndpointJudge(endpoint, model, api_key, timeout)
     return LocalJudge(local) if local else None
 
 
@@ -109,20 +110,31 @@ def interactivity(judge: Any, dialogues: Sequence[Dialogue]) -> float:
     return sum(judge.score(d) for d in dialogues) / len(dialogues)
 
 
-ANSWER_SECONDS = 5
-"""time budget of one answer check (math-verify's parsing and its comparison, each)"""
+ANSWER_SECONDS = 0.4
+"""time budget of one answer check, parsing and comparison together: an answer not shown right within it is wrong"""
+MAX_RESPONSE_CHARS = 20_000
+"""the longest response whose answer is checked; a longer one counts as wrong unread (a chat reply is far shorter)"""
 
 _WORKER: Any = None
 _WORKER_LOCK = threading.Lock()
+_WARM: list[bool] = []
 
 
-def math_correct(response: str, reference: str, seconds: int = ANSWER_SECONDS) -> bool:
+class _OverBudget(BaseException):
+    """Raised by the timer inside an answer check that ran out of time."""
+
+
+def math_correct(response: str, reference: str, seconds: float = ANSWER_SECONDS) -> bool:
     r"""Whether the answer in ``response`` (free text, LaTeX, ``\boxed{}``) equals ``reference``, by math-verify.
 
-    The check never takes much longer than ``seconds``: an answer that math-verify cannot parse or compare in time
-    counts as wrong. math-verify keeps time with ``signal.alarm``, which only the main thread may use; from any
-    other thread the check runs in a helper process (started once), whose main thread keeps the time.
+    Never a stall: a response longer than :data:`MAX_RESPONSE_CHARS`, or one whose answer math-verify cannot parse
+    and compare within ``seconds`` (both steps together), counts as wrong — so a policy that writes
+    ``9**9**9**9`` or a megabyte of digits loses its reward instead of holding up a GRPO step. The budget is kept by
+    a timer signal, which only a main thread may use; from any other thread the check runs in a helper process
+    (started once), whose main thread keeps the time, and a helper that does not answer soon after is stopped.
     """
+    if len(response) > MAX_RESPONSE_CHARS or len(reference) > MAX_RESPONSE_CHARS:
+        return False
     if threading.current_thread() is threading.main_thread():
         return _math_correct(response, reference, seconds)
     global _WORKER
@@ -135,7 +147,7 @@ def math_correct(response: str, reference: str, seconds: int = ANSWER_SECONDS) -
             atexit.register(_WORKER.shutdown, wait=False, cancel_futures=True)  # no teardown noise at exit
         worker = _WORKER
     try:
-        return bool(worker.submit(_math_correct, response, reference, seconds).result(timeout=3 * seconds + 60))
+        return bool(worker.submit(_math_correct, response, reference, seconds).result(timeout=seconds + 20))  # + starting the helper
     except Exception:  # noqa: BLE001 - a helper that died or hung: the answer is not shown to be right
         with _WORKER_LOCK:
             if _WORKER is worker:  # start a new helper next time
@@ -146,8 +158,31 @@ def math_correct(response: str, reference: str, seconds: int = ANSWER_SECONDS) -
         return False
 
 
-def _math_correct(response: str, reference: str, seconds: int) -> bool:
+def _math_correct(response: str, reference: str, seconds: float) -> bool:
+    """The check itself, on a main thread, with one timer for parsing and comparing (math-verify's own timeouts
+    count whole seconds, for each step apart, so they are turned off and this one keeps the time)."""
+    import signal
+
+    import math_verify.grader
+    import math_verify.parser
     from math_verify import parse, verify
 
-    gold = parse(reference if "$" in reference or "\\" in reference else f"${reference}$", parsing_timeout=seconds)
-    return bool(gold) and bool(verify(gold, parse(response, parsing_timeout=seconds), timeout_seconds=seconds))
+    math_verify.parser.TIMEOUT_WARNING_SHOWN = math_verify.grader.TIMEOUT_WARNING_SHOWN = True  # its timer is off: this one keeps time
+    if not _WARM:  # the first parse imports sympy's LaTeX machinery: not the answer's time
+        _WARM.append(verify(parse("$1$", parsing_timeout=None), parse("$1$", parsing_timeout=None), timeout_seconds=None))
+
+    def over(signum: int, frame: Any) -> None:
+        raise _OverBudget
+
+    previous = signal.signal(signal.SIGALRM, over)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+            gold = parse(reference if "$" in reference or "\\" in reference else f"${reference}$", parsing_timeout=None)
+            return bool(gold) and bool(verify(gold, parse(response, parsing_timeout=None), timeout_seconds=None))
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _OverBudget:  # (also when the timer fires just as the check ends)
+        return False
+    finally:
+        signal.signal(signal.SIGALRM, previous)

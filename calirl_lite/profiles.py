@@ -62,6 +62,13 @@ class Profile:
     """'tiny' for the toy LM's condensed user prompt, 'collabllm' for real instruction-tuned models"""
     eval_batch: int = 32
     """dialogues sampled together in an evaluation: more is faster (fewer steps of per-token overhead) and needs more memory"""
+    max_message_tokens: int = 8192
+    """the longest message the kit reads from a file (logged dialogues, traces, CollabLLM rows), in tokens of the
+    profile's tokenizer and at most 16 bytes a token; sized so that every packaged dataset fits (chitchat-dataset's
+    longest human turn is 6,414 words) and one pasted file cannot exhaust memory"""
+    max_dialogue_tokens: int = 16384
+    """the longest dialogue the kit reads from a file, all messages together (same units); a line of a file may
+    hold twice as many bytes as this allows, for the goal and scores beside the messages"""
 
 
 PROFILES = {
@@ -78,6 +85,33 @@ def get_profile(name: str) -> Profile:
         return PROFILES[name]
     except KeyError:
         raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}") from None
+
+
+def text_limits(profile: str) -> Any:
+    """The profile's :class:`~calirl_lite.inputs.Limits`, counting tokens with the tokenizer of its policy model."""
+    from .inputs import Limits
+
+    prof = get_profile(profile)
+    tokenizer = load_tokenizer(prof.policy_model)
+    return Limits(prof.max_message_tokens, prof.max_dialogue_tokens, lambda text: len(tokenizer(text, add_special_tokens=False).input_ids),
+                  f"profile {prof.name}")
+
+
+def load_tokenizer(name: str) -> Any:
+    """The tokenizer of a model name as :func:`load_model` takes it, without the model's weights."""
+    from transformers import AutoTokenizer
+
+    if name == "world":
+        from .world import WorldConfig, build_world
+
+        where = str(build_world(WorldConfig.make()).model_dir)
+    else:
+        where = resolve(name)[0]
+    try:
+        with no_library_bars():
+            return AutoTokenizer.from_pretrained(where, trust_remote_code=False)
+    except OSError as e:
+        raise ValueError(f"could not load the tokenizer of {name!r}: {str(e).splitlines()[0]}") from None
 
 
 def require(module: str, install: str) -> None:

@@ -68,22 +68,17 @@ class ReproduceConfig(Settings):
     """seed of the gap study's dialogues"""
 
     SMOKE = {"seeds": (0,), "gap_mixes": (0.0, 1.0), "gap_horizons": (2, 6), "gap_goals": 8}
+    BOUNDS = {"gap_mixes": (0, 1), "gap_horizons": (2, None), "gap_goals": (1, None)}
 
     def __post_init__(self) -> None:
         from .profiles import get_profile
 
+        super().__post_init__()
         get_profile(self.profile)
         if self.profile != "tiny":
             raise ValueError(f"calirl reproduce runs the toy world of the 'tiny' profile; got profile {self.profile!r}")
         if not self.seeds:
             raise ValueError("seeds must name at least one training seed")
-        if self.workers < 0:
-            raise ValueError(f"workers must be ≥ 0 (0: one per CPU core), got {self.workers}")
-        if any(not 0.0 <= w <= 1.0 for w in self.gap_mixes):
-            raise ValueError(f"gap_mixes must lie in [0, 1], got {self.gap_mixes}")
-        if any(h < 2 for h in self.gap_horizons):
-            raise ValueError(f"gap_horizons must be ≥ 2 messages, got {self.gap_horizons}")
-        self.require_at_least_one("gap_goals")
 
     def n_workers(self) -> int:
         return self.workers or max(1, min(os.cpu_count() or 1, 4))

@@ -16,9 +16,11 @@ import dataclasses
 import hashlib
 import inspect
 import json
+import math
 import os
 import random
 import textwrap
+import typing
 from pathlib import Path
 from typing import Any, ClassVar, TypeVar
 
@@ -41,6 +43,57 @@ RUN_SEED_STRIDE, STEP_SEED_STRIDE = 1_000_003, 7_919
 steps share a stream)."""
 
 
+SEED_MAX = 2**32 - 1
+"""the largest seed (NumPy's generators take seeds below 2**32)"""
+
+
+def number_rule(kind: type = int, lo: float | None = None, hi: float | None = None) -> str:
+    """How an error states what a number must be: ``an integer ≥ 1``, ``a number from 0 to 1`` …"""
+    what = "an integer" if kind is int else "a number"
+    if lo is not None and hi is not None:
+        return f"{what} from {lo} to {hi}"
+    return f"{what} ≥ {lo}" if lo is not None else f"{what} ≤ {hi}" if hi is not None else f"a finite {what[2:]}"
+
+
+def check_number(name: str, value: Any, kind: type = int, lo: float | None = None, hi: float | None = None) -> Any:
+    """``value`` when it is a ``kind`` (an int for ``float`` too; never a bool) from ``lo`` to ``hi``; else a
+    ``ValueError``: ``{name} must be {number_rule(…)}, got {value}``. Every number the kit takes is checked here:
+    the settings dataclasses' fields (``name`` is the field) and, through :func:`number_arg`, the command line's
+    flags (where argparse names the flag)."""
+    kinds = (int, np.integer) if kind is int else (int, float, np.integer, np.floating)
+    ok = isinstance(value, kinds) and not isinstance(value, bool) and (isinstance(value, (int, np.integer)) or math.isfinite(value))
+    if not ok or (lo is not None and value < lo) or (hi is not None and value > hi):
+        raise ValueError(f"{name} must be {number_rule(kind, lo, hi)}, got {value!r:.60}")
+    return value
+
+
+def number_arg(kind: type = int, lo: float | None = None, hi: float | None = None) -> Any:
+    """An argparse ``type=`` that reads a number and checks it with :func:`check_number`: argparse then names the
+    flag (``argument --steps: must be an integer ≥ 1, got 0``) and exits with status 2."""
+    import argparse
+
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be {number_rule(kind, lo, hi)}, got {text!r}") from None
+        try:
+            return check_number("", value, kind, lo, hi)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e).strip()) from None
+
+    parse.__name__ = kind.__name__  # argparse's own messages name the type by this
+    return parse
+
+
+def seed_bounds(name: str, kind: type) -> tuple[float | None, float | None]:
+    """The default range of a numeric setting: seeds from 0 to :data:`SEED_MAX`, other integers ≥ 0, other
+    numbers any finite value (``Settings.BOUNDS`` says otherwise where a field needs it)."""
+    if kind is int:
+        return (0, SEED_MAX) if "seed" in name else (0, None)
+    return (None, None)
+
+
 def smoke_mode() -> bool:
     """True when ``CALIRL_SMOKE`` asks for tiny runs (``1``, ``true``, ``yes``, ``on``).
 
@@ -61,8 +114,7 @@ def set_seed(seed: int) -> None:
     ``np.random.Generator`` (``np.random.default_rng(seed)``); this helper is for the
     libraries that use global state (torch, transformers, TRL).
     """
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    check_number("seed", seed, int, 0, SEED_MAX)
     random.seed(int(seed))
     np.random.seed(int(seed) % 2**32)
     try:
@@ -87,6 +139,26 @@ class Settings:
     """
 
     SMOKE: ClassVar[dict[str, Any]] = {}
+    BOUNDS: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
+    """``field: (lowest, highest)`` (None: no bound) for numeric fields whose range is not the default of
+    :func:`seed_bounds`; checked on construction and turned into the command line's checks"""
+
+    def __post_init__(self) -> None:
+        for name, (kind, lo, hi) in self.number_fields().items():
+            value = getattr(self, name)
+            for v in value if isinstance(value, (tuple, list)) else (value,):
+                check_number(name, v, kind, lo, hi)
+
+    @classmethod
+    def number_fields(cls) -> dict[str, tuple[type, float | None, float | None]]:
+        """``field: (int or float, lowest, highest)`` for every numeric field (tuples of numbers included)."""
+        out = {}
+        for name, hint in typing.get_type_hints(cls).items():
+            if typing.get_origin(hint) is tuple:
+                hint = typing.get_args(hint)[0]
+            if name in {f.name for f in dataclasses.fields(cls)} and hint in (int, float):
+                out[name] = (hint, *cls.BOUNDS.get(name, seed_bounds(name, hint)))
+        return out
 
     @classmethod
     def make(cls: type[S], **overrides: Any) -> S:
@@ -97,12 +169,6 @@ class Settings:
         values = dict(cls.SMOKE) if smoke_mode() else {}
         values.update(overrides)
         return cls(**_finite(cls, values))
-
-    def require_at_least_one(self, *names: str) -> None:
-        """Raise a ValueError naming the first of these fields that is below 1 (counts, sizes, steps)."""
-        for name in names:
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be ≥ 1, got {getattr(self, name)}")
 
     def digest(self, exclude: tuple[str, ...] = (), extra: dict[str, Any] | None = None) -> str:
         """A short hash of the settings (less ``exclude``, plus ``extra``): names cache and run folders, so a changed setting never reuses an old one."""

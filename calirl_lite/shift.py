@@ -499,20 +499,18 @@ class ShiftConfig(Settings):
     """random MDPs on which the notebook checks that every gap is below its bound"""
 
     SMOKE = {"n_random_mdps": 20}
+    BOUNDS = {"n_offscript_kinds": (1, None)}
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.horizons = tuple(check_horizon(h, "horizons") for h in self.horizons)
         if not self.horizons:
             raise ValueError("horizons must list at least one horizon")
         check_probability(self.eps, "eps")
         check_probability(self.delta, "delta")
         check_r_max(self.r_max)
-        if self.n_offscript_kinds < 1:
-            raise ValueError(f"n_offscript_kinds must be ≥ 1, got {self.n_offscript_kinds}")
         if not 0 <= self.calibrated_covers <= self.n_offscript_kinds:
             raise ValueError(f"calibrated_covers must be in [0, n_offscript_kinds={self.n_offscript_kinds}], got {self.calibrated_covers}")
-        if self.n_random_mdps < 0:
-            raise ValueError(f"n_random_mdps must be ≥ 0, got {self.n_random_mdps}")
 
     @property
     def offscript_rates(self) -> tuple[float, ...]:

@@ -17,7 +17,6 @@ from typing import Any
 
 from .dialogue import Dialogue, Message
 
-COLLABLLM_COLUMNS = ("prompt", "completion", "conv_id", "turn_id", "score", "single_turn_prompt", "single_turn_completion", "single_turn_metadata")
 COLLABLLM_NAMES = ("math-hard", "medium", "bigcodebench")
 
 
@@ -29,33 +28,32 @@ def collabllm_source(name: str) -> str:
     return name
 
 
-def load_collabllm(source: str, split: str = "train") -> Any:
-    """A CollabLLM multi-turn dataset as a ``datasets.Dataset``, checked for the expected columns.
+def load_collabllm(source: str, split: str = "train", limits: Any = None) -> Any:
+    """A CollabLLM multi-turn dataset as a ``datasets.Dataset``, every row checked
+    (:func:`calirl_lite.inputs.check_collabllm_row`: columns, types, message sizes within ``limits``).
 
-    ``source`` is a short name (``math-hard``), a hub id, or a local file with the same columns.
+    ``source`` is a short name (``math-hard``), a hub id, or a local ``.jsonl`` / ``.json`` / ``.parquet`` file with
+    the same columns (read by :func:`calirl_lite.inputs.read_collabllm_rows`: a fault names the file and line).
     """
-    from datasets import load_dataset
+    from datasets import Dataset, load_dataset
 
-    path = Path(source)
-    if path.suffix in (".jsonl", ".json", ".parquet"):
-        if not path.is_file():
-            raise FileNotFoundError(f"no CollabLLM file at {path}")
-        ds = load_dataset("parquet" if path.suffix == ".parquet" else "json", data_files=str(path), split="train")
-        where = str(path)
-    else:
-        where = collabllm_source(source)
+    from .inputs import DEFAULT_LIMITS, check_collabllm_row, read_collabllm_rows
+    from .io import InputError
+
+    limits = limits or DEFAULT_LIMITS
+    if Path(source).suffix in (".jsonl", ".json", ".parquet"):
+        return Dataset.from_list(read_collabllm_rows(source, limits))
+    where = collabllm_source(source)
+    try:
+        ds = load_dataset(where, split=split)
+    except Exception as e:  # offline, unknown name …
+        raise ValueError(f"could not load {where!r} from the hub ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
+                         f"offline, pass a local file with the same columns") from None
+    for i, row in enumerate(ds, 1):
         try:
-            ds = load_dataset(where, split=split)
-        except Exception as e:  # offline, unknown name …
-            raise ValueError(f"could not load {where!r} from the hub ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-                             f"offline, pass a local file with the same columns") from None
-    missing = [c for c in COLLABLLM_COLUMNS if c not in ds.column_names]
-    if missing:
-        raise ValueError(f"{where}: missing column(s) {missing}; a CollabLLM multi-turn dataset has {list(COLLABLLM_COLUMNS)}")
-    for i, row in enumerate(ds):
-        prompt = row["prompt"]
-        if not isinstance(prompt, list) or not all(isinstance(m, dict) and m.get("role") in ("user", "assistant", "system") and isinstance(m.get("content"), str) for m in prompt):
-            raise ValueError(f"{where}: row {i} (conv_id {row['conv_id']}): 'prompt' must be a list of {{role, content}} messages")
+            check_collabllm_row(row, limits)
+        except ValueError as e:
+            raise InputError(where, i, str(e), unit="row") from None
     return ds
 
 

@@ -145,6 +145,11 @@ class Task:
     name: str = ""
     slots: tuple[str, ...] = ()
     metric: str = ""
+    goal_fields: dict[str, type] = {}
+    """the fields of a hidden goal that users and scores read, and their types (checked when goals are read)"""
+
+    def check_goal_values(self, goal: dict[str, Any]) -> None:
+        """Beyond the fields' types: values the task's code relies on (a ``ValueError`` names the field)."""
 
     # -- goals
     def sample_goal(self, rng: np.random.Generator) -> dict[str, Any]:
@@ -200,6 +205,7 @@ class ArithChat(Task):
     name = "arith-chat"
     slots = ("start", "change")
     metric = "accuracy"
+    goal_fields = {"name": str, "item": str, "verb": int, "start": int, "change": int, "answer": int}
     START = (2, 7)
     """smallest and largest starting quantity (small enough for the tiny LM to learn every sum)"""
     CHANGE_MAX = 3
@@ -213,6 +219,10 @@ class ArithChat(Task):
             "name": str(rng.choice(NAMES)), "item": str(rng.choice(ITEMS)), "verb": verb,
             "start": start, "change": change, "answer": start + VERBS[verb][2] * change,
         }
+
+    def check_goal_values(self, goal: dict[str, Any]) -> None:
+        if not 0 <= goal["verb"] < len(VERBS):
+            raise ValueError(f"goal field 'verb' must be 0 to {len(VERBS) - 1} (one of {[v[0] for v in VERBS]}), got {goal['verb']}")
 
     def problem(self, goal: dict[str, Any], told: dict[str, Any]) -> str:
         n, item, verb = goal["name"], goal["item"], VERBS[goal["verb"]][0]
@@ -305,6 +315,7 @@ class DocEditChat(Task):
     name = "docedit-chat"
     slots = ("name", "place", "day", "tone")
     metric = "bleu"
+    goal_fields = {"name": str, "place": str, "day": str, "tone": str, "target": str}
 
     def sample_goal(self, rng: np.random.Generator) -> dict[str, Any]:
         goal = {"name": str(rng.choice(NAMES)), "place": str(rng.choice(PLACES)), "day": str(rng.choice(DAYS)), "tone": str(rng.choice(TONES))}

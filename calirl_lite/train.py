@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .dialogue import Dialogue, Message, read_jsonl, write_jsonl
+from .dialogue import Dialogue, Message, write_jsonl
 from .io import atomic_dir, atomic_write_json, folder_lock, json_safe
 from .settings import EVAL_SEED_OFFSET, RUN_SEED_STRIDE, STEP_SEED_STRIDE, Settings
 from .tasks import TASKS
@@ -105,20 +105,20 @@ class TrainConfig(Settings):
     """run folder (default: runs/train-<method>-<profile>-<task>-seed<seed>-<hash of the settings and the world>, under $CALIRL_RUNS if set)"""
 
     SMOKE = {"steps": 4, "prompts_per_step": 2, "group_size": 4, "n_eval": 8, "n_eval_simulator": 8, "save_steps": 2}
+    BOUNDS = {"steps": (1, None), "prompts_per_step": (1, None), "group_size": (2, None), "n_eval": (1, None), "n_eval_simulator": (1, None),
+              "save_steps": (1, None), "lora_r": (1, None), "learning_rate": (0, None), "kl_beta": (0, None), "token_penalty": (0, None)}
 
     def __post_init__(self) -> None:
         from .profiles import get_profile
         from .tasks import TASKS, get_task
 
+        super().__post_init__()
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; methods: {', '.join(METHODS)}")
         get_profile(self.profile)
         get_task(self.task)
         if self.task not in TASKS:
             raise ValueError(f"task {self.task!r} has no reward to train on; train on one of the world's tasks: {', '.join(TASKS)}")
-        self.require_at_least_one("steps", "prompts_per_step", "n_eval", "n_eval_simulator", "save_steps", "lora_r")
-        if self.group_size < 2:
-            raise ValueError(f"group_size must be ≥ 2 (GRPO compares dialogues within a group), got {self.group_size}")
         if self.finetune not in ("auto", "full", "lora"):
             raise ValueError(f"finetune must be 'auto', 'full' or 'lora', got {self.finetune!r}")
         if self.max_messages and self.max_messages < 2:
@@ -158,11 +158,13 @@ class TrainConfig(Settings):
 # ----------------------------------------------------------------------------- checks before any compute
 
 
-def check_inputs(cfg: TrainConfig) -> dict[str, Path]:
-    """Everything that can be checked before a model is loaded; returns the files the method needs.
+def check_inputs(cfg: TrainConfig) -> dict[str, Any]:
+    """Everything that can be checked before a model is loaded or a folder made; returns what the method needs
+    (``adapter``: the calibrated simulator's folder; ``logged``: Static Context's logged dialogues, read and checked).
 
     Stops with a clear message for a GPU profile without CUDA, a missing calibrated adapter, an
-    adapter calibrated for another task or profile, or missing logged dialogues for Static Context.
+    adapter calibrated for another task or profile, or missing or faulty logged dialogues for Static Context
+    (:func:`calirl_lite.inputs.read_dialogues`: the file and line of the first fault).
     """
     import torch
 
@@ -176,7 +178,7 @@ def check_inputs(cfg: TrainConfig) -> dict[str, Path]:
         from .profiles import require
 
         require("tensorboard", "pip install tensorboard")
-    need: dict[str, Path] = {}
+    need: dict[str, Any] = {}
     calib = cfg.calibration()
     if SIMULATOR[cfg.method] == "calibrated":
         need["adapter"] = calibrated_adapter(calib, cfg.adapter, f"method {cfg.method!r} needs the calibrated simulator")
@@ -185,7 +187,10 @@ def check_inputs(cfg: TrainConfig) -> dict[str, Path]:
         if not traces.is_file():
             raise FileNotFoundError(f"Static Context needs logged dialogues of the base policy with the real users, and {traces} "
                                     f"does not exist; {calibrate_hint(calib)} (it logs them), or pass --traces")
-        need["traces"] = traces
+        from .inputs import read_dialogues
+        from .profiles import text_limits
+
+        need["logged"] = read_dialogues(traces, cfg.task, text_limits(cfg.profile))
     return need
 
 
@@ -203,9 +208,7 @@ class Start:
 def static_contexts(dialogues: Sequence[Dialogue], task: str, max_messages: int) -> list[Start]:
     """Every point in the logged dialogues where the assistant spoke next: the history up to that turn."""
     starts = []
-    for d in dialogues:
-        if d.task != task:
-            raise ValueError(f"logged dialogue {d.task_id} is of task {d.task!r}, not {task!r}")
+    for d in dialogues:  # of ``task``, with goals it can read: checked where they were read (check_inputs)
         for k, m in enumerate(d.messages):
             if m.role == "assistant" and k < max_messages:
                 starts.append(Start(d.goal, d.messages[:k]))
@@ -336,10 +339,10 @@ def make_trainer(cfg: TrainConfig, starts: Sequence[Start], user: Any, callbacks
     return trainer, stats
 
 
-def training_starts(cfg: TrainConfig, need: dict[str, Path], world: Any) -> list[Start]:
+def training_starts(cfg: TrainConfig, need: dict[str, Any], world: Any) -> list[Start]:
     """Interactive methods start from the world's train goals; Static Context from the logged contexts."""
     if cfg.method == "static":
-        return static_contexts(read_jsonl(need["traces"]), cfg.task, cfg.budget())
+        return static_contexts(need["logged"], cfg.task, cfg.budget())
     return [Start(t["goal"]) for t in world.tasks(cfg.task, "train")]
 
 
@@ -398,7 +401,7 @@ def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, 
         return _train_and_evaluate(cfg, need, run, callbacks, progress)
 
 
-def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Path], run: Path, callbacks: Sequence[Any], progress: bool) -> dict[str, Any]:
+def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Any], run: Path, callbacks: Sequence[Any], progress: bool) -> dict[str, Any]:
     from .checkpoints import train_or_resume
     from .evaluate import evaluate_policy
     from .profiles import get_profile

@@ -131,11 +131,11 @@ class WorldConfig(Settings):
     """where built worlds are cached (default: data/cache under the project root, or $CALIRL_CACHE)"""
 
     SMOKE = {"n_train_tasks": 60, "n_test_tasks": 20, "corpus_dialogues": 300, "train_steps": 40, "hidden_size": 64, "num_layers": 2}
+    BOUNDS = {name: (1, None) for name in ("n_train_tasks", "n_test_tasks", "corpus_dialogues", "train_steps", "batch_size", "hidden_size", "num_layers",
+                                            "num_heads", "max_length")} | {"max_messages": (2, None), "learning_rate": (0, None)}
 
     def __post_init__(self) -> None:
-        self.require_at_least_one("n_train_tasks", "n_test_tasks", "corpus_dialogues", "train_steps", "batch_size", "hidden_size", "num_layers", "num_heads")
-        if self.max_messages < 2:
-            raise ValueError(f"max_messages must be ≥ 2 (one user and one assistant message), got {self.max_messages}")
+        super().__post_init__()
         for name, mix, known in (("corpus_user_mix", self.corpus_user_mix, CORPUS_USERS), ("corpus_assistant_mix", self.corpus_assistant_mix, CORPUS_ASSISTANTS)):
             unknown = set(mix) - set(known)
             if unknown:

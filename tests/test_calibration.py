@@ -6,7 +6,8 @@ import pytest
 
 from calirl_lite import calibration as cal
 from calirl_lite.cli import main
-from calirl_lite.dialogue import Dialogue, Message, write_jsonl
+from calirl_lite.dialogue import Dialogue, Message, read_jsonl, write_jsonl
+from calirl_lite.inputs import check_dialogues
 from calirl_lite.tiny_models import build_tiny_model
 
 
@@ -18,7 +19,7 @@ def test_calibration_lowers_the_nll_of_held_out_real_user_turns(tmp_path):
     gap = json.loads((tmp_path / "gap.json").read_text())
     assert set(gap["naive"]["tv_to_real"]) == {"unprompted_reveal_rate", "accept_wrong_rate", "point_out_rate", "quit_on_question_rate", "user_words", "termination_rate", "messages"}
     assert cal.CalibrationConfig.load(tmp_path / "config.json") == cfg
-    train, held = (cal.read_jsonl(tmp_path / n) for n in ("traces.jsonl", "heldout.jsonl"))
+    train, held = (read_jsonl(tmp_path / n) for n in ("traces.jsonl", "heldout.jsonl"))
     assert {json.dumps(d.goal, sort_keys=True) for d in train}.isdisjoint({json.dumps(d.goal, sort_keys=True) for d in held})
     assert len(train) == cfg.n_traces and len(held) == cfg.n_heldout
 
@@ -59,18 +60,22 @@ def test_an_interrupted_calibration_resumes_from_its_last_checkpoint(tmp_path):
     assert (adapter / "adapter_config.json").is_file()
 
 
+GOAL = {"name": "tom", "item": "apples", "verb": 0, "start": 3, "change": 2, "answer": 5}
+
+
 @pytest.mark.parametrize(
     "messages, goal, message",
     [
-        ([Message("user", "  "), Message("assistant", "hi")], {"a": 1}, "empty user turn"),
-        ([Message("assistant", "hi")], {"a": 1}, "message 0 has role 'assistant'"),
-        ([Message("user", "a"), Message("user", "b")], {"a": 1}, "message 1 has role 'user'"),
-        ([Message("user", "a")], {}, "missing hidden goal"),
+        ([Message("user", "  "), Message("assistant", "hi")], GOAL, "empty user turn"),
+        ([Message("assistant", "hi")], GOAL, "message 0 has role 'assistant'"),
+        ([Message("user", "a"), Message("user", "b")], GOAL, "message 1 has role 'user'"),
+        ([Message("user", "a")], {}, "non-empty object .the hidden goal"),
+        ([Message("user", "a")], {"answer": 5}, r"the goal lacks field\(s\) \['name', 'item', 'verb', 'start', 'change'\]"),
     ],
 )
 def test_malformed_traces_are_named(messages, goal, message):
-    with pytest.raises(ValueError, match=message):
-        cal.validate_traces([Dialogue("arith-chat", "7", goal, messages)], "traces.jsonl")
+    with pytest.raises(ValueError, match="traces.jsonl:1: dialogue 7: .*" + message):
+        check_dialogues([Dialogue("arith-chat", "7", goal, messages)], "traces.jsonl", "arith-chat")
 
 
 def test_a_bad_trace_file_is_reported_with_its_line(tmp_path):
@@ -82,10 +87,10 @@ def test_a_bad_trace_file_is_reported_with_its_line(tmp_path):
 
 
 def test_too_few_traces_stop_with_a_clear_message(tmp_path):
-    with pytest.raises(ValueError, match="too few traces"):
+    with pytest.raises(ValueError, match="n_traces must be an integer ≥ 4, got 2"):
         cal.CalibrationConfig(n_traces=2)
-    with pytest.raises(ValueError, match="too few to measure a gap"):
-        cal.traces_for(cal.CalibrationConfig.make(out_dir=str(tmp_path), n_heldout=1))
+    with pytest.raises(ValueError, match="n_heldout must be an integer ≥ 2, got 1"):
+        cal.CalibrationConfig.make(out_dir=str(tmp_path), n_heldout=1)
 
 
 def test_qlora_needs_cuda_and_says_so_before_any_work(tmp_path):
@@ -120,7 +125,7 @@ def test_lora_adapters_on_tiny_random_models_and_4bit_where_cuda_is(family, tmp_
 def test_human_turns_from_chitchat_alternate_and_start_with_the_user():
     ds = cal.chitchat_dialogues(20, seed=1)
     assert len(ds) == 20 and all(d.messages[0].role == "user" and len(d.messages) >= 2 for d in ds)
-    cal.validate_traces(ds)
+    check_dialogues(ds, "chitchat", "chitchat")
     assert cal.chitchat_dialogues(5, seed=1, offset=20)[0].task_id not in {d.task_id for d in ds}
 
 

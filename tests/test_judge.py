@@ -97,3 +97,23 @@ def test_an_answer_is_checked_from_any_thread():
     worker.start()
     worker.join(timeout=120)
     assert out == [True, False]
+
+
+ADVERSARIAL = ["9**9**9**9", "10^10^10", "$(10^{10})!$", "$\\boxed{10^{10^{10}}}$", "\\frac{" * 500 + "1" + "}{2}" * 500,
+               "\\left(" * 2000 + "1" + "\\right)" * 2000, "1" * 1_000_000]
+
+
+@pytest.mark.parametrize("answer", ADVERSARIAL, ids=lambda a: a[:12])
+def test_an_answer_that_would_stall_the_check_counts_as_wrong_in_its_budget(answer):
+    import threading
+    import time
+
+    math_correct("1", "1")  # math-verify's first use imports its LaTeX machinery: not this answer's time
+    start = time.perf_counter()
+    assert math_correct(answer, "3") is False
+    assert time.perf_counter() - start < 3  # the budget is ANSWER_SECONDS (0.4 s); 3 s leaves room for a busy machine, not for a stall
+    out = []
+    worker = threading.Thread(target=lambda: out.append(math_correct(answer, "3")))  # the helper-process path, as in GRPO's reward threads
+    worker.start()
+    worker.join(timeout=60)
+    assert out == [False]

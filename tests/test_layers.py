@@ -13,7 +13,7 @@ LAYERS = [
     {"io", "paths", "quiet", "chat", "endpoints", "checkpoints", "grpo"},  # foundations: no import of the package
     {"dialogue", "settings", "plots"},  # the currency, settings dataclasses, figures
     {"tasks", "shift", "__init__"},  # the toy tasks and their scripted people; notebook 01's exact MDPs
-    {"world", "exercises"},  # the toy world (tasks, corpus, tokenizer, LM); checked exercises
+    {"world", "exercises", "inputs"},  # the toy world (tasks, corpus, tokenizer, LM); checked exercises; what files the kit accepts
     {"profiles", "decode", "tiny_models"},  # where models come from; fast sampling
     {"users", "judge", "sources"},  # who talks to the policy, who judges it; data of the real-model profiles
     {"rollout"},  # the batched rollout engine

@@ -67,8 +67,9 @@ def test_reproduce_runs_every_stage_writes_the_table_and_reuses_finished_runs(tm
 def test_reproduce_refuses_bad_settings_before_any_work(capsys):
     assert main(["reproduce", "--profile", "smol"]) == 2
     assert "toy world of the 'tiny' profile" in capsys.readouterr().err
-    assert main(["reproduce", "--gap-mixes", "0", "1.5"]) == 2
-    assert "gap_mixes must lie in [0, 1]" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["reproduce", "--gap-mixes", "0", "1.5"])
+    assert "argument --gap-mixes: must be a number from 0 to 1, got 1.5" in capsys.readouterr().err
 
 
 def test_a_failed_run_in_a_worker_process_stops_the_stage_with_its_name():

@@ -8,6 +8,8 @@ import pytest
 from calirl_lite import sources
 from calirl_lite.cli import main
 from calirl_lite.dialogue import Dialogue, Message
+from calirl_lite.inputs import COLLABLLM_TYPES
+from calirl_lite.io import InputError
 from calirl_lite.widgets import dialogue_html
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -15,7 +17,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 
 def test_collabllm_math_fixture_loads_with_the_hub_columns():
     ds = sources.load_collabllm(str(FIXTURES / "collabllm-multiturn-math-hard.jsonl"))
-    assert set(sources.COLLABLLM_COLUMNS) <= set(ds.column_names)
+    assert {*COLLABLLM_TYPES, "single_turn_metadata"} <= set(ds.column_names)
     goals = sources.collabllm_goals(ds, "math")
     assert [g["task_id"] for g in goals] == ["0", "1"]  # one goal per conversation
     assert goals[0]["goal"]["answer"] == "2" and goals[1]["goal"]["answer"] == "\\frac{5}{6}"
@@ -40,9 +42,9 @@ def test_collabllm_file_with_a_missing_column_is_named(tmp_path):
         del r["single_turn_prompt"]
     bad = tmp_path / "bad.jsonl"
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(ValueError, match=r"bad.jsonl: missing column\(s\) \['single_turn_prompt'\]"):
+    with pytest.raises(InputError, match=r"bad.jsonl:1: missing column\(s\) \['single_turn_prompt'\]"):
         sources.load_collabllm(str(bad))
-    with pytest.raises(FileNotFoundError, match="nothing.jsonl"):
+    with pytest.raises(InputError, match="nothing.jsonl: no such file"):
         sources.load_collabllm(str(tmp_path / "nothing.jsonl"))
 
 
@@ -51,7 +53,7 @@ def test_collabllm_bad_prompt_row_is_named(tmp_path):
     rows[1]["prompt"] = [{"role": "robot", "content": "x"}]
     bad = tmp_path / "bad.jsonl"
     bad.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    with pytest.raises(ValueError, match="row 1 .conv_id 0.: 'prompt'"):
+    with pytest.raises(InputError, match=r"bad.jsonl:2: prompt\[0\] must be"):
         sources.load_collabllm(str(bad))
 
 

@@ -8,6 +8,7 @@ import pytest
 from calirl_lite import dialogue as dlg
 from calirl_lite import stats
 from calirl_lite.dialogue import TERMINATE, Dialogue, Message
+from calirl_lite.io import InputError
 from calirl_lite.tasks import CORPUS_ASSISTANTS, CORPUS_USERS, REAL_USER, TASKS, ScriptedAssistant, ScriptedUser, get_task
 from calirl_lite.world import scripted_dialogue
 
@@ -129,9 +130,12 @@ def test_a_bad_row_is_reported_with_file_and_line(tmp_path, row, message):
         dlg.read_jsonl(path)
 
 
-def test_missing_dialogue_file_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nope.jsonl"):
+def test_missing_or_empty_dialogue_files_are_named(tmp_path):
+    with pytest.raises(InputError, match="nope.jsonl: no such file"):
         dlg.read_jsonl(tmp_path / "nope.jsonl")
+    (tmp_path / "empty.jsonl").write_text("\n  \n")
+    with pytest.raises(InputError, match="empty.jsonl: the file holds no rows"):
+        dlg.read_jsonl(tmp_path / "empty.jsonl")
 
 
 def test_graded_simulators_move_per_turn_behaviour_from_the_real_users_to_the_forthcoming_one():
