@@ -1,11 +1,13 @@
 # make reproduce   set up .venv and run the main job (the toy-world reproduction)
 # make test        set up .venv with the test tools and run the linter and the whole test suite (notebooks included, smoke mode)
+# make dist        build the wheel and the sdist into dist/ and check them (twine check)
+# make notebook-cells  write the shared cells (Colab badge, install cell, PROFILE) into every notebook
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.calirl-installed
 DEV_STAMP := $(VENV)/.calirl-dev-installed
 
-.PHONY: setup reproduce test clean-results
+.PHONY: setup reproduce test dist notebook-cells clean-results
 
 $(STAMP): requirements.txt pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $(VENV)
@@ -22,8 +24,16 @@ reproduce: $(STAMP)
 
 test: $(DEV_STAMP)
 	bash scripts/browser.sh
-	$(BIN)/ruff check calirl_lite tests conftest.py
+	$(BIN)/ruff check calirl_lite tests scripts conftest.py
 	CALIRL_SMOKE=1 $(BIN)/python -m pytest --nbmake tests notebooks
+
+dist: $(DEV_STAMP)
+	rm -rf dist
+	$(BIN)/python -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+
+notebook-cells: $(STAMP)
+	$(BIN)/python scripts/notebook_cells.py
 
 clean-results:
 	rm -rf results

@@ -235,9 +235,11 @@ def train_simulator(cfg: CalibrationConfig, model: Any, tokenizer: Any, traces: 
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    from .profiles import uses_cuda
+
     run = cfg.folder()
     examples = user_turn_examples(traces, tokenizer, style)
-    cuda = torch.cuda.is_available()
+    cuda = uses_cuda(cfg.profile) or cfg.load_in_4bit  # a 4-bit model lives on the GPU whatever the profile
     bf16 = cuda and torch.cuda.is_bf16_supported()
     args = SFTConfig(
         output_dir=str(run / "checkpoints"), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
@@ -265,10 +267,11 @@ def train_simulator(cfg: CalibrationConfig, model: Any, tokenizer: Any, traces: 
 
 def load_base(cfg: CalibrationConfig) -> tuple[Any, Any]:
     """The simulator's base model and tokenizer for the profile (4-bit if asked; a clear error without CUDA)."""
-    from .profiles import get_profile, load_model
+    from .profiles import get_profile, load_model, uses_cuda
 
     profile = get_profile(cfg.profile)
-    model, tok = load_model(cfg.user_model or profile.user_model, load_in_4bit=cfg.load_in_4bit)
+    device = "cuda" if uses_cuda(cfg.profile) or cfg.load_in_4bit else "cpu"
+    model, tok = load_model(cfg.user_model or profile.user_model, load_in_4bit=cfg.load_in_4bit, device=device)
     if cfg.load_in_4bit:
         from peft import prepare_model_for_kbit_training
 

@@ -44,7 +44,7 @@ def load_policy(profile: str, policy: str) -> Policy:
     (full weights, or a LoRA adapter that is put on the profile's policy model)."""
     from pathlib import Path
 
-    from .profiles import get_profile, load_model
+    from .profiles import device_for, get_profile, load_model
     from .rollout import base_policy
 
     prof = get_profile(profile)
@@ -56,11 +56,11 @@ def load_policy(profile: str, policy: str) -> Policy:
     if (folder / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        model, tok = load_model(prof.policy_model)
+        model, tok = load_model(prof.policy_model, device=device_for(profile))
         model = PeftModel.from_pretrained(model, str(folder))
         model.eval()
     elif (folder / "config.json").is_file():
-        model, tok = load_model(str(folder))
+        model, tok = load_model(str(folder), device=device_for(profile))
     else:
         raise FileNotFoundError(f"policy {policy!r} is neither 'base' nor a folder with a trained policy (config.json or adapter_config.json, "
                                 f"or a `calirl train` run folder holding policy/)")

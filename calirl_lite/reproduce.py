@@ -384,6 +384,9 @@ def notebook_paths(root: Path | None = None) -> list[Path]:
 
 def run_notebook(path: Path, out_dir: Path, timeout: int = 3600) -> Path:
     """Execute one notebook in a fresh kernel, in its own folder; write the executed copy to ``out_dir``."""
+    from .profiles import require
+
+    require("nbclient", 'pip install "calirl-lite[notebooks]"')
     import nbformat
     from nbclient import NotebookClient
 

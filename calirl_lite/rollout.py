@@ -41,10 +41,10 @@ class Policy:
 
 def base_policy(profile: str, max_new_tokens: int | None = None) -> Policy:
     """The profile's base policy (its policy model, prompted as the assistant), with the profile's sampling settings."""
-    from .profiles import get_profile, load_model
+    from .profiles import device_for, get_profile, load_model
 
     prof = get_profile(profile)
-    model, tok = load_model(prof.policy_model)
+    model, tok = load_model(prof.policy_model, device=device_for(profile))
     return Policy(model, tok, "base", prof.policy_temperature, max_new_tokens or prof.max_new_tokens)
 
 

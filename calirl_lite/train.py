@@ -273,10 +273,10 @@ def grpo_args(cfg: TrainConfig) -> Any:
     import torch
     from trl import GRPOConfig
 
-    from .profiles import get_profile
+    from .profiles import get_profile, uses_cuda
 
     prof, run = get_profile(cfg.profile), cfg.folder()
-    cuda = torch.cuda.is_available()
+    cuda = uses_cuda(cfg.profile)
     bf16 = cuda and torch.cuda.is_bf16_supported()
     if cfg.report_to == "tensorboard":  # transformers' TensorBoard callback reads its folder from this variable
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(run / "tb")
@@ -299,14 +299,14 @@ def make_trainer(cfg: TrainConfig, starts: Sequence[Start], user: Any, callbacks
     from transformers import PrinterCallback
     from trl import GRPOTrainer
 
-    from .profiles import get_profile, load_model
+    from .profiles import device_for, get_profile, load_model
     from .rollout import Policy, rollout
     from .tasks import get_task
 
     prof = get_profile(cfg.profile)
     task = get_task(cfg.task)
     max_messages = cfg.budget()
-    model, tok = load_model(prof.policy_model)
+    model, tok = load_model(prof.policy_model, device=device_for(cfg.profile))
     args = grpo_args(cfg)
     stats = RolloutStats([], [], [])
     learn_turns = 1 if cfg.method == "static" else None

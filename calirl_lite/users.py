@@ -166,7 +166,7 @@ class EndpointUser(User):
 
 def make_user(kind: str, profile: str, adapter: str | Path | None = None) -> Any:
     """The user of a role: 'real' (the world's scripted users), 'naive' (the prompted LM) or 'calibrated' (LM + LoRA adapter)."""
-    from .profiles import get_profile, load_model
+    from .profiles import device_for, get_profile, load_model
 
     if kind == "real":
         return ScriptedUsers()
@@ -175,5 +175,5 @@ def make_user(kind: str, profile: str, adapter: str | Path | None = None) -> Any
         raise ValueError(f"unknown user {kind!r}; use real, naive or calibrated")
     if kind == "calibrated" and adapter is None:
         raise ValueError("the calibrated user needs its adapter folder")
-    model, tok = load_model(prof.user_model, load_in_4bit=prof.user_in_4bit)
+    model, tok = load_model(prof.user_model, load_in_4bit=prof.user_in_4bit, device=device_for(profile))
     return LMUser(model, tok, kind, str(adapter) if kind == "calibrated" else None, prof.user_temperature, prof.max_new_tokens, prof.user_prompt_style)

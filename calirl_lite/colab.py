@@ -1,0 +1,97 @@
+"""Running the notebooks anywhere: the install cell, the "Open in Colab" badges, and what the runtime offers.
+
+Every notebook starts the same way: a badge that opens it in Colab, and one install cell, the first code cell, that
+does nothing where the kit is importable and otherwise installs the released package by name and exact version
+(``%pip install "calirl-lite[smol]==<version>"``, the way d2l and fastbook do it). It never installs or pins torch,
+ipykernel or Jupyter: the package asks for ranges that Colab's own versions satisfy. The version comes from
+``calirl_lite.__version__`` and the badge from the ``Repository`` address in ``pyproject.toml``'s
+``[project.urls]``; ``make notebook-cells`` writes both into every notebook and ``tests/test_colab.py`` checks them.
+
+:func:`describe_runtime` is what a notebook prints under its ``PROFILE`` setting: the machine it found, and where
+the profile's work will run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import __version__
+
+PACKAGE = "calirl-lite"
+"""the distribution's name on the package index"""
+EXTRAS = "smol"
+"""the extras the notebooks need beyond the core (chitchat-dataset, reasoning-gym and gguf for the smol profile)"""
+BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+
+
+def install_cell(version: str = __version__) -> str:
+    """The notebooks' first code cell, the same in every one."""
+    return (
+        "# Colab, or a kernel without the kit: install the released kit (nothing happens where it is installed)\n"
+        "import importlib.util\n"
+        "\n"
+        'if importlib.util.find_spec("calirl_lite") is None:\n'
+        f'    %pip install -q "{PACKAGE}[{EXTRAS}]=={version}"'
+    )
+
+
+def repository_url() -> str:
+    """The ``Repository`` address of ``[project.urls]``: from the installed package's metadata, or from
+    ``pyproject.toml`` in a checkout whose metadata is older."""
+    from importlib import metadata
+
+    from .paths import checkout_root
+
+    root = checkout_root()
+    if root is not None:  # (a regular expression: tomllib is Python 3.11's)
+        import re
+
+        found = re.search(r'^Repository\s*=\s*"([^"]+)"', (root / "pyproject.toml").read_text(), re.MULTILINE)
+        if found:
+            return found.group(1)
+    for entry in metadata.metadata(PACKAGE).get_all("Project-URL") or []:
+        label, _, url = entry.partition(",")
+        if label.strip() == "Repository":
+            return url.strip()
+    raise ValueError(f"the installed {PACKAGE} names no Repository in its Project-URL metadata")
+
+
+def colab_url(notebook: str, repository: str, branch: str = "main") -> str:
+    """Where Colab opens ``notebooks/<notebook>`` of a GitHub repository."""
+    prefix = "https://github.com/"
+    if not repository.startswith(prefix):
+        raise ValueError(f"Colab opens notebooks from GitHub; the repository address {repository!r} is not on github.com")
+    return f"https://colab.research.google.com/github/{repository[len(prefix):].rstrip('/')}/blob/{branch}/notebooks/{notebook}"
+
+
+def colab_badge(notebook: str, repository: str) -> str:
+    """The Markdown of the "Open in Colab" badge for ``notebooks/<notebook>``."""
+    return f"[![Open In Colab]({BADGE_IMAGE})]({colab_url(notebook, repository)})"
+
+
+def describe_runtime(profile: str) -> dict[str, Any]:
+    """Print (and return) what this runtime offers the profile: the GPU if there is one, and where the profile runs.
+
+    The ``tiny`` profile runs on the CPU even where a GPU is, so its numbers are the README's on every machine;
+    the GPU profiles (``colab-t4``, ``paper``) need one.
+    """
+    import torch
+
+    from .profiles import get_profile, uses_cuda
+
+    prof = get_profile(profile)
+    info: dict[str, Any] = {"profile": profile, "cuda": torch.cuda.is_available(), "runs_on": "cuda" if uses_cuda(profile) else "cpu"}
+    if info["cuda"]:
+        props = torch.cuda.get_device_properties(0)
+        info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1))
+        where = f"GPU: {props.name}, {info['gpu_memory_gib']} GiB"
+    else:
+        where = "no GPU: CPU only"
+    print(f"{where}. Profile {profile!r} ({prof.description}) runs on the {info['runs_on'].upper()}", end="")
+    if info["cuda"] and not info["runs_on"] == "cuda":
+        print(" — on purpose: its numbers are the README's on every machine; the GPU profiles are 'colab-t4' and 'paper'.")
+    elif prof.needs_cuda and not info["cuda"]:
+        print(" — but it is meant for a GPU, and none is here: use PROFILE = 'tiny' (or 'smol').")
+    else:
+        print(".")
+    return info
