@@ -10,6 +10,9 @@
 * the kit's own sampling loop on exactly those single turns (``stream_tok_s``: the lean forward where the
   model is a plain Llama, else the transformers forward) — the decode path alone, without users;
 * a naive loop that runs one dialogue at a time through the same engine.
+
+``calirl bench memory``: the memory plan of a GPU profile, and with ``--measure`` on a GPU the peaks of its
+QLoRA calibration and of a GRPO step at full lengths, on random-weight models of the exact layouts.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -200,3 +204,87 @@ def bench_world(seed: int = 0, n_goals: int = 200, **overrides: Any) -> dict[str
         loss = world.manifest["train_loss"]
         return {"seed": seed, "build_seconds": seconds, "pretrain_steps": cfg.train_steps, "final_loss": loss[-1]["loss"] if loss else None,
                 "threads": torch.get_num_threads(), "n_goals": n_goals, **copy_rates(world, n_goals, seed)}
+
+
+def bench_memory(profile: str = "colab-t4", budget_gib: float = 0.0, measure: bool = False, max_messages: int = 14, layout: Any = None,
+                 folder: str = "") -> dict[str, Any]:
+    """The memory plan of a GPU profile (:func:`calirl_lite.memory.plan`); with ``measure``, the peaks measured on this
+    machine's GPU for QLoRA calibration (the profile's settings, examples at full length) and one GRPO step (a naive
+    LM simulator, every dialogue at its longest: random weights never end a turn early) — on models of the exact
+    layouts with random weights, built in ``folder``, so nothing is downloaded. ``layout`` replaces both layouts
+    (a small one lets the same code run on a CPU, where no peak is measured)."""
+    import dataclasses
+
+    from . import memory, profiles
+    from .tiny_models import build_tiny_model
+
+    prof = profiles.get_profile(profile)
+    budget = budget_gib or prof.gpu_memory_gib or 14.0
+    result: dict[str, Any] = {"plan": memory.plan(profile, budget, max_messages=max_messages), "measured": {}}
+    if not measure:
+        return result
+    if layout is None and not torch.cuda.is_available():
+        raise ValueError("measuring needs a CUDA GPU and none is here; without --measure the plan is printed")
+    base = Path(folder or tempfile.mkdtemp(prefix="calirl-memory-"))
+    models = {}
+    for role, name, seed in (("policy", prof.policy_model, 0), ("simulator", prof.user_model, 1)):
+        models[role] = str(build_tiny_model("qwen2", base / role, seed=seed, layout=layout or memory.layout_of(name)))
+    checked = dataclasses.replace(prof, name=f"{profile}-random", policy_model=models["policy"], user_model=models["simulator"],
+                                  user_in_4bit=prof.user_in_4bit and torch.cuda.is_available())
+    profiles.PROFILES[checked.name] = checked
+    try:
+        result["measured"]["calibration"] = _peak(lambda: _calibration_step(checked.name, base))
+        result["measured"]["training"] = _peak(lambda: _grpo_step(checked.name, base, max_messages))
+    finally:
+        del profiles.PROFILES[checked.name]
+    return result
+
+
+def _peak(run: Any) -> dict[str, Any]:
+    """``run()``'s seconds and (on CUDA) its peak of allocated and reserved GPU memory, in GiB."""
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    extra = run()
+    out = {"seconds": round(time.perf_counter() - start, 1), **extra}
+    if torch.cuda.is_available():
+        out.update(peak_allocated_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2), peak_reserved_gib=round(torch.cuda.max_memory_reserved() / 2**30, 2))
+    return out
+
+
+def _long_text(rng: np.random.Generator, words: int) -> str:
+    vocab = "tom has some apples and then he buys more at the market how many does she have now".split()
+    return " ".join(rng.choice(vocab, words))
+
+
+def _calibration_step(profile: str, base: Path) -> dict[str, Any]:
+    """Two SFT steps of the simulator with the profile's calibration settings on 16 traces long enough to fill max_length."""
+    from .calibration import CalibrationConfig, load_base, train_simulator
+    from .dialogue import Dialogue, Message
+    from .memory import micro_batches
+
+    rng = np.random.default_rng(0)
+    goal = get_task("arith-chat").sample_goal(rng)
+    cfg = CalibrationConfig(profile=profile, task="arith-chat", steps=2, save_steps=1000, out_dir=str(base / "calibrate"))
+    traces = [Dialogue("arith-chat", str(i), goal, [Message(("user", "assistant")[k % 2], _long_text(rng, 180)) for k in range(8)]) for i in range(cfg.batch_size)]
+    model, tok = load_base(cfg)
+    train_simulator(cfg, model, tok, traces, get_profile(profile).user_prompt_style)
+    micro, accumulate = micro_batches(profile, "calibration", calibration_batch=cfg.batch_size, calibration_length=cfg.max_length, lora_r=cfg.lora_r)
+    return {"load_in_4bit": bool(cfg.load_in_4bit), "micro_batch": micro, "accumulation": accumulate}
+
+
+def _grpo_step(profile: str, base: Path, max_messages: int) -> dict[str, Any]:
+    """One GRPO step of the policy (LoRA on a GPU profile) against the naive LM simulator."""
+    from .train import Start, TrainConfig, make_trainer
+
+    rng = np.random.default_rng(1)
+    cfg = TrainConfig(method="naive", profile=profile, task="arith-chat", steps=1, save_steps=1000, max_messages=max_messages, out_dir=str(base / "train"))
+    starts = [Start(get_task("arith-chat").sample_goal(rng)) for _ in range(cfg.prompts_per_step)]
+    trainer, stats = make_trainer(cfg, starts, make_user("naive", profile))
+    trainer.train()
+    return {"micro_batch": trainer.args.per_device_train_batch_size, "accumulation": trainer.args.gradient_accumulation_steps,
+            "rollout_seconds": round(stats.seconds[0], 1), "tokens_sampled": stats.all_tokens[0], "lora": cfg.lora()}

