@@ -135,7 +135,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .train import TrainConfig, format_result, train
 
     cfg = settings_from_args(TrainConfig, args)
-    return json_or_text(args, lambda: train(cfg, force=args.force), lambda r: f"{format_result(r)}\nrun folder: {r['run']}")
+
+    def text(r: dict[str, Any]) -> str:  # (another process of `accelerate launch`: the first one reports)
+        return f"process {r['rank']} trained its share of {r['run']}" if "rank" in r else f"{format_result(r)}\nrun folder: {r['run']}"
+
+    return json_or_text(args, lambda: train(cfg, force=args.force), text)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

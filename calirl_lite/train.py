@@ -31,6 +31,7 @@ against the real users, on held-out goals) and ``eval_dialogues.jsonl``. A finis
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -227,9 +228,17 @@ def task_reward(metric: str, token_penalty: float) -> Callable[..., list[float]]
     return reward
 
 
-def rollout_seed(seed: int, step: int) -> int:
-    """The rollout seed of a training step: a function of the run's seed and the step only, so a resumed run samples as an uninterrupted one."""
-    return seed * RUN_SEED_STRIDE + step * STEP_SEED_STRIDE + 1
+def rollout_seed(seed: int, step: int, rank: int = 0) -> int:
+    """The rollout seed of a training step: a function of the run's seed, the step and (in a launch of several
+    processes) the process's rank only, so a resumed run samples as an uninterrupted one."""
+    return seed * RUN_SEED_STRIDE + step * STEP_SEED_STRIDE + 1 + rank * 104_729
+
+
+def process_rank() -> tuple[int, int]:
+    """``(rank, number of processes)`` under ``accelerate launch`` or ``torchrun`` (which set ``RANK`` and
+    ``WORLD_SIZE``); ``(0, 1)`` for a plain run. Every process trains its share of each step's dialogues; the
+    first (rank 0) alone writes the run folder, evaluates and saves."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
 
 # ----------------------------------------------------------------------------- the trainer
@@ -280,8 +289,14 @@ def grpo_args(cfg: TrainConfig) -> Any:
     cuda = uses_cuda(cfg.profile)
     # every step samples prompts_per_step × group_size dialogues at once; on a GPU the loss runs over them in
     # micro-batches that the memory plan fits to the profile's GPU, with gradient accumulation (the same update)
-    micro, accumulate = micro_batches(cfg.profile, "training", max_messages=cfg.budget(), prompts_per_step=cfg.prompts_per_step,
-                                      group_size=cfg.group_size, lora_r=cfg.lora_r)
+    micro, _ = micro_batches(cfg.profile, "training", max_messages=cfg.budget(), prompts_per_step=cfg.prompts_per_step,
+                             group_size=cfg.group_size, lora_r=cfg.lora_r)
+    # under `accelerate launch` the step's dialogues are shared out among the processes: the same budget per step
+    batch, processes = cfg.prompts_per_step * cfg.group_size, process_rank()[1]
+    if batch % processes:
+        raise ValueError(f"{batch} dialogues a step (prompts_per_step × group_size) do not share out among {processes} processes")
+    micro = math.gcd(micro, batch // processes)
+    accumulate = batch // processes // micro
     bf16 = cuda and torch.cuda.is_bf16_supported()
     if cfg.report_to == "tensorboard":  # transformers' TensorBoard callback reads its folder from this variable
         os.environ["TENSORBOARD_LOGGING_DIR"] = str(run / "tb")
@@ -322,7 +337,7 @@ def make_trainer(cfg: TrainConfig, starts: Sequence[Start], user: Any, callbacks
         policy = Policy(trainer.model, tok, f"{cfg.method}-policy", prof.policy_temperature, prof.max_new_tokens)
         training = trainer.model.training
         trainer.model.eval()
-        batch = rollout(policy, user, task, [s.goal for s in picked], max_messages, seed=rollout_seed(cfg.seed, trainer.state.global_step),
+        batch = rollout(policy, user, task, [s.goal for s in picked], max_messages, seed=rollout_seed(cfg.seed, trainer.state.global_step, process_rank()[0]),
                         contexts=[s.context for s in picked] if learn_turns else None, learn_turns=learn_turns)
         trainer.model.train(training)
         stats.seconds.append(batch.seconds)
@@ -394,9 +409,19 @@ def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, 
     import json
 
     need = check_inputs(cfg)  # clear errors before any compute
-    run = cfg.folder()
+    run, done = cfg.folder(), cfg.folder() / "eval.json"
+    if process_rank()[1] > 1:  # several processes of one launch: they train together, the first writes
+        from .world import WorldConfig, cached_world
+
+        if cached_world(WorldConfig.make()) is None:  # its pre-training would wait for the other processes, which wait for it
+            raise ValueError("under accelerate launch the toy world must be built first, by one process: run `calirl world build`")
+        if force:  # the first would remove checkpoints the others may be resuming from
+            raise ValueError(f"--force under accelerate launch: remove the run folder {run} first, then launch")
+        if done.is_file() and not force:
+            return json.loads(done.read_text())
+        if process_rank()[0] > 0:
+            return _train_and_evaluate(cfg, need, run, callbacks, progress=False)
     with folder_lock(run):  # a second `train` of the same run waits for the first, then finds it finished
-        done = run / "eval.json"
         if done.is_file() and not force:
             return json.loads(done.read_text())
         if force and run.exists():
@@ -433,6 +458,9 @@ def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Any], run: Path, callb
         n = cfg.n_eval if user is real_user else cfg.n_eval_simulator
         return evaluate_policy(policy, user, cfg.task, goals[:n], max_messages, eval_seed, progress, prof.eval_batch)
 
+    if process_rank()[0] > 0:  # another process of a launch: its share of the training, nothing else
+        train_or_resume(trainer, run / "checkpoints", cfg.steps)
+        return {"run": str(run), "rank": process_rank()[0]}
     # the base policy's scores, shared with the other methods of this seed (the oracle's training user is the
     # real user: same seed, same dialogues, so it is scored once)
     base = {"real": cached_scores(base_eval_path(cfg, "real", None), lambda: evaluate("base", real_user)[0])}

@@ -391,6 +391,11 @@ def build_world(cfg: WorldConfig | None = None, force: bool = False, verbose: bo
         return _build(cfg, folder, verbose)
 
 
+def cached_world(cfg: WorldConfig) -> World | None:
+    """The world of ``cfg`` if the cache holds it complete, else None (nothing is built)."""
+    return _load_complete(cfg.folder(), cfg)
+
+
 def _load_complete(folder: Path, cfg: WorldConfig) -> World | None:
     """The world in ``folder`` if its manifest and every file it lists are there, else None."""
     try:
