@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from .dialogue import ROLES, Dialogue
 from .io import InputError, read_json_lines
-from .tasks import get_task
+from .tasks import OTHER_TASKS, TASKS, get_task
 
 BYTES_PER_TOKEN = 16
 """bytes of text allowed per token of a limit: no tokenizer of the kit's models needs more for real text"""
@@ -84,7 +84,7 @@ def check_dialogue(d: Dialogue, task: str | None = None, limits: Limits = DEFAUL
     from the user first and alternating, no empty user turn, and within ``limits``. Raises ``ValueError``."""
     if task is not None and d.task != task:
         raise ValueError(f"the dialogue is of task {d.task!r}, not {task!r}")
-    if task is not None or d.task in _known_tasks():
+    if task is not None or d.task in TASKS or d.task in OTHER_TASKS:
         check_goal(d.goal, d.task)
     if not d.messages:
         raise ValueError("the dialogue has no messages")
@@ -99,12 +99,6 @@ def check_dialogue(d: Dialogue, task: str | None = None, limits: Limits = DEFAUL
     if total > limits.max_dialogue_tokens:
         raise ValueError(f"the dialogue is {total:,} tokens long; the longest accepted is {limits.max_dialogue_tokens:,} tokens "
                          f"({limits.source}, max_dialogue_tokens)")
-
-
-def _known_tasks() -> set[str]:
-    from .tasks import OTHER_TASKS, TASKS
-
-    return {*TASKS, *OTHER_TASKS}
 
 
 def read_dialogues(path: str | os.PathLike, task: str | None = None, limits: Limits = DEFAULT_LIMITS) -> list[Dialogue]:
