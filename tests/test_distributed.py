@@ -44,3 +44,10 @@ def test_a_launch_without_a_built_world_says_to_build_it_first(tmp_path, monkeyp
     with pytest.raises(ValueError, match="world must be built first.*calirl world build"):
         train(TrainConfig.make(method="oracle", out_dir=str(tmp_path / "run")))
     assert not (tmp_path / "run").exists()
+
+
+def test_the_paper_profiles_accelerate_config_is_one_accelerate_reads():
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    config = load_config_from_file(str(Path(__file__).parents[1] / "configs" / "accelerate" / "paper-zero2.yaml"))
+    assert config.distributed_type == "DEEPSPEED" and config.deepspeed_config["zero_stage"] == 2 and config.mixed_precision == "bf16"
