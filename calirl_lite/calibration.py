@@ -122,17 +122,10 @@ def calibrated_adapter(cfg: CalibrationConfig, adapter: str = "", why: str = "th
 def collect_traces(policy: Any, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int, batch_size: int = 64) -> list[Dialogue]:
     """Dialogues of ``policy`` with the real users on ``goals`` (the oracle's interaction traces), ``batch_size`` at a time
     (a profile's ``eval_batch``: batches keep memory flat)."""
-    from tqdm.auto import tqdm
-
-    from .rollout import rollout
+    from .rollout import rollout_in_batches
     from .users import ScriptedUsers
 
-    dialogues = []
-    for start in tqdm(range(0, len(goals), batch_size), desc=f"{task} traces", unit=f"batch of {batch_size}"):
-        part = goals[start : start + batch_size]
-        ids = [f"{task}-trace-{seed}-{start + i}" for i in range(len(part))]
-        dialogues += rollout(policy, ScriptedUsers(), task, part, max_messages, seed=seed + start, task_ids=ids).dialogues
-    return dialogues
+    return rollout_in_batches(policy, ScriptedUsers(), task, goals, max_messages, seed, batch_size, "trace", f"{task} traces", unit=f"batch of {batch_size}")
 
 
 def chitchat_dialogues(n: int, seed: int = 0, offset: int = 0) -> list[Dialogue]:
@@ -283,9 +276,10 @@ def load_base(cfg: CalibrationConfig) -> tuple[Any, Any]:
     return model, tok
 
 
-def check_calibration_inputs(cfg: CalibrationConfig) -> None:
+def check_calibration_inputs(cfg: CalibrationConfig) -> tuple[list[Dialogue], list[Dialogue]] | None:
     """What can be checked before a folder is made or a model loaded: 4-bit where it can run, enough goals in the
-    world for the traces asked for, and traces a run folder already holds (read as any user's file is)."""
+    world for the traces asked for, and traces a run folder already holds (read as any user's file is; returned,
+    so that they are read once)."""
     if cfg.load_in_4bit:
         from .profiles import quantization_config
 
@@ -294,7 +288,7 @@ def check_calibration_inputs(cfg: CalibrationConfig) -> None:
         from .world import WorldConfig, build_world
 
         world_goals(cfg, build_world(WorldConfig.make()))
-    kept_traces(cfg)
+    return kept_traces(cfg)
 
 
 def world_goals(cfg: CalibrationConfig, world: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -320,13 +314,14 @@ def kept_traces(cfg: CalibrationConfig) -> tuple[list[Dialogue], list[Dialogue]]
     return read_dialogues(train_path, cfg.task, limits), read_dialogues(held_path, cfg.task, limits)
 
 
-def traces_for(cfg: CalibrationConfig) -> tuple[list[Dialogue], list[Dialogue]]:
-    """Train and held-out traces, collected once and kept in the run folder (reused on a re-run)."""
+def traces_for(cfg: CalibrationConfig, kept: tuple[list[Dialogue], list[Dialogue]] | None = None) -> tuple[list[Dialogue], list[Dialogue]]:
+    """Train and held-out traces, collected once and kept in the run folder (reused on a re-run; ``kept``: those
+    traces, already read by :func:`check_calibration_inputs`)."""
     from .inputs import check_dialogues
     from .profiles import text_limits
 
     run = cfg.folder()
-    kept = kept_traces(cfg)
+    kept = kept or kept_traces(cfg)
     if kept is not None:
         return kept
     if cfg.task == "chitchat":
@@ -383,14 +378,14 @@ def calibrate(cfg: CalibrationConfig) -> dict[str, Any]:
     from .profiles import get_profile
     from .settings import set_seed
 
-    check_calibration_inputs(cfg)  # before any folder is made
+    kept = check_calibration_inputs(cfg)  # before any folder is made
     run = cfg.folder()
     with folder_lock(run):  # a second calibration of the same run waits for the first
         run.mkdir(parents=True, exist_ok=True)
         cfg.save(run)
         set_seed(cfg.seed)
         style = get_profile(cfg.profile).user_prompt_style
-        train, held = traces_for(cfg)
+        train, held = traces_for(cfg, kept)
         naive = load_base(cfg)
         base_model, tok = load_base(cfg)
         adapter, log = train_simulator(cfg, base_model, tok, train, style)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 from .dialogue import Dialogue
-from .rollout import Policy, mean_scores, rollout
+from .rollout import Policy, mean_scores, rollout_in_batches
 from .settings import EVAL_SEED_OFFSET, SEED_MAX, check_number
 from .users import User
 
@@ -21,19 +21,12 @@ def evaluate_policy(policy: Policy, user: User, task: str, goals: Sequence[dict[
     """(mean scores, dialogues) of ``policy`` with ``user`` on ``goals``, ``batch_size`` dialogues at a time (a
     profile's ``eval_batch``); scores are the task metric, ``assistant_tokens`` and ``turns`` (see
     :func:`calirl_lite.rollout.rollout`)."""
-    from tqdm.auto import tqdm
-
     if not goals:
         raise ValueError("no goals to evaluate on")
+    check_number("batch_size", batch_size, int, 1)
     was_training = getattr(policy.model, "training", False)
     policy.model.eval()
-    dialogues: list[Dialogue] = []
-    check_number("batch_size", batch_size, int, 1)
-    starts = range(0, len(goals), batch_size)
-    for start in tqdm(starts, desc=f"eval {policy.name} with {user.name}", unit="batch", disable=not progress):
-        part = goals[start : start + batch_size]
-        ids = [f"{task}-eval-{seed}-{start + i}" for i in range(len(part))]
-        dialogues += rollout(policy, user, task, part, max_messages, seed=seed + start, task_ids=ids).dialogues
+    dialogues = rollout_in_batches(policy, user, task, goals, max_messages, seed, batch_size, "eval", f"eval {policy.name} with {user.name}", progress)
     if was_training:
         policy.model.train()
     return mean_scores(dialogues), dialogues

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 from .dialogue import ROLES, Dialogue
-from .io import InputError, read_json_lines
+from .io import InputError, read_json_lines, require_file
 from .tasks import OTHER_TASKS, TASKS, get_task
 
 BYTES_PER_TOKEN = 16
@@ -159,7 +159,7 @@ def check_collabllm_row(row: Any, limits: Limits = DEFAULT_LIMITS) -> None:
 def read_collabllm_rows(path: str | os.PathLike, limits: Limits = DEFAULT_LIMITS) -> list[dict[str, Any]]:
     """The rows of a local CollabLLM file: JSON Lines (``.jsonl``, or ``.json`` holding one row per line) or
     ``.parquet``; each checked by :func:`check_collabllm_row`, faults named by file and line (parquet: row)."""
-    path = Path(path)
+    path = require_file(path)
     whole = path.suffix == ".parquet" or (path.suffix == ".json" and _starts_with(path, b"["))
     rows = _whole_file_rows(path) if whole else limits.lines(path)
     out = []
@@ -181,8 +181,6 @@ def _whole_file_rows(path: Path) -> Iterable[tuple[int, Any]]:
     """Rows of a parquet table or of a JSON array, numbered from 1 (these formats have no lines to name)."""
     import json
 
-    if not path.is_file():
-        raise InputError(path, 0, "no such file" if not path.exists() else "not a file")
     try:
         if path.suffix == ".parquet":
             import pyarrow.parquet as pq

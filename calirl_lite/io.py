@@ -35,6 +35,14 @@ class InputError(ValueError):
         super().__init__(f"{path}{where}: {message}")
 
 
+def require_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path when a file is there; else an :class:`InputError` saying what is there instead."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, 0, "no such file" if not path.exists() else "not a file")
+    return path
+
+
 def read_json_lines(path: str | os.PathLike, max_line_bytes: int, why: str = "") -> Iterator[tuple[int, Any]]:
     """``(line number, value)`` for each non-blank line of a JSON Lines file.
 
@@ -42,9 +50,7 @@ def read_json_lines(path: str | os.PathLike, max_line_bytes: int, why: str = "")
     gigabytes; ``why`` says where that bound comes from); bytes that are not UTF-8, JSON that does not parse, nesting too deep or a number too long for
     Python end in an :class:`InputError` naming the line. A missing file, a folder or an empty file too.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise InputError(path, 0, "no such file" if not path.exists() else "not a file")
+    path = require_file(path)
     rows = 0
     with open(path, "rb") as f:
         for lineno in range(1, 2**62):

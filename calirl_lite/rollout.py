@@ -195,6 +195,20 @@ def rollout_one_at_a_time(policy: Policy, user: User, task: Task | str, goals: S
     return out
 
 
+def rollout_in_batches(policy: Policy, user: User, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int, batch_size: int,
+                       label: str, desc: str, progress: bool = True, unit: str = "batch") -> list[Dialogue]:
+    """Dialogues on ``goals``, ``batch_size`` at a time (a profile's ``eval_batch``: batches keep memory flat); the
+    batch starting at goal ``start`` uses seed ``seed + start``, and dialogue ``i`` is named ``<task>-<label>-<seed>-<i>``."""
+    from tqdm.auto import tqdm
+
+    dialogues: list[Dialogue] = []
+    for start in tqdm(range(0, len(goals), batch_size), desc=desc, unit=unit, disable=not progress):
+        part = goals[start : start + batch_size]
+        ids = [f"{task}-{label}-{seed}-{start + i}" for i in range(len(part))]
+        dialogues += rollout(policy, user, task, part, max_messages, seed=seed + start, task_ids=ids).dialogues
+    return dialogues
+
+
 def mean_scores(dialogues: Sequence[Dialogue]) -> dict[str, float]:
     """Mean of each score over dialogues."""
     keys = sorted({k for d in dialogues for k in d.scores})

@@ -409,7 +409,8 @@ def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, 
     import json
 
     need = check_inputs(cfg)  # clear errors before any compute
-    run, done = cfg.folder(), cfg.folder() / "eval.json"
+    run = cfg.folder()
+    done = run / "eval.json"
     if process_rank()[1] > 1:  # several processes of one launch: they train together, the first writes
         from .world import WorldConfig, cached_world
 
