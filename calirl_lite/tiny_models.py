@@ -80,13 +80,16 @@ def build_tiny_model(family: str, folder: str | Path, seed: int = 0, layout: Any
         ids.update(vocab_size=max(ids["vocab_size"], layout.vocab), tie_word_embeddings=layout.tied)
     torch.manual_seed(seed)
     torch.set_default_dtype(torch.bfloat16 if layout is not None else torch.float32)
+    # a real layout's random init takes minutes on a CPU (2 B parameters) and well under a second on a GPU
+    device = "cuda" if layout is not None and torch.cuda.is_available() else "cpu"
     try:
-        if family == "qwen2":
-            model: Any = Qwen2ForCausalLM(Qwen2Config(**small, **ids))
-        elif family == "gemma3":
-            model = Gemma3ForCausalLM(Gemma3TextConfig(**{"head_dim": 8, **small}, sliding_window=64, **ids))
-        else:
-            model = LlamaForCausalLM(LlamaConfig(**small, **ids))
+        with torch.device(device):
+            if family == "qwen2":
+                model: Any = Qwen2ForCausalLM(Qwen2Config(**small, **ids))
+            elif family == "gemma3":
+                model = Gemma3ForCausalLM(Gemma3TextConfig(**{"head_dim": 8, **small}, sliding_window=64, **ids))
+            else:
+                model = LlamaForCausalLM(LlamaConfig(**small, **ids))
     finally:
         torch.set_default_dtype(torch.float32)
     folder = Path(folder)
