@@ -1,6 +1,7 @@
 """Library noise that the kit's own calls cause, silenced where it arises, so a user sees the kit's bars and results.
 
-* :func:`filter_library_warnings` (run when the package is imported): TRL reads a property that transformers has
+* :func:`filter_library_warnings` (run when the package is imported): TRL reads a property and (on a GPU, where
+  the kit asks for activation checkpointing under transformers' current name) calls two methods that transformers has
   renamed, and TRL marks its ``rollout_func`` API — which the kit pins and tests — as experimental. Neither is
   something a user of the kit can act on. Every other warning still shows.
 * :func:`no_library_bars`: transformers draws a "Loading weights" bar for every model it loads (and a "Writing
@@ -17,6 +18,7 @@ from typing import Iterator
 
 def filter_library_warnings() -> None:
     warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=r"`gradient_checkpointing_(enable|disable)` is deprecated", category=FutureWarning)
     warnings.filterwarnings("ignore", message=r"You are using 'rollout_func'", category=UserWarning)
 
 
