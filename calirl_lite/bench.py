@@ -20,6 +20,7 @@ from __future__ import annotations
 import statistics
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,99 @@ from .chat import turn_end_id
 from .decode import generate, make_forward
 from .profiles import get_profile
 from .rollout import Policy, base_policy, rollout, rollout_one_at_a_time
-from .settings import SEED_MAX, check_number
+from .settings import Settings
 from .tasks import UserPersona, get_task
 from .users import LMUser, ScriptedUsers, make_user
-from .world import WorldConfig, build_world
+from .world import World, WorldConfig, build_world
+
+
+@dataclass
+class RolloutBench(Settings):
+    """Settings of ``calirl bench rollout``."""
+
+    profile: str = "tiny"
+    """model profile"""
+    task: str = "arith-chat"
+    """task family"""
+    user: str = "naive"
+    """who plays the user: naive (the LM) or real (scripted)"""
+    seed: int = 0
+    """seed"""
+    dialogues: int = 32
+    """dialogues run together by the engine"""
+    naive_dialogues: int = 8
+    """dialogues run one at a time by the naive loop"""
+    max_messages: int = 8
+    """message budget per dialogue"""
+    max_new_tokens: int = 24
+    """tokens per turn at most"""
+    repeats: int = 3
+    """runs of the engine and of generate (the median is reported)"""
+
+    BOUNDS = {"dialogues": (1, None), "naive_dialogues": (1, None), "max_messages": (2, None), "max_new_tokens": (1, None), "repeats": (1, None)}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_user(self.user)
+
+
+@dataclass
+class TrainBench(Settings):
+    """Settings of ``calirl bench train``."""
+
+    profile: str = "tiny"
+    """model profile"""
+    task: str = "arith-chat"
+    """task family"""
+    user: str = "real"
+    """who plays the user: real (scripted; trains the oracle) or naive (the LM; trains the naive method)"""
+    seed: int = 0
+    """seed"""
+    steps: int = 6
+    """GRPO steps per setting (the first is a warm-up)"""
+    prompts_per_step: int = 4
+    """distinct goals per step"""
+    group_size: int = 8
+    """dialogues per goal"""
+
+    BOUNDS = {"steps": (2, None), "prompts_per_step": (1, None), "group_size": (2, None)}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _check_user(self.user)
+
+
+@dataclass
+class WorldBench(Settings):
+    """Settings of ``calirl bench world``."""
+
+    seed: int = 0
+    """world seed"""
+    goals: int = 200
+    """test goals per task for the copy rates"""
+
+    BOUNDS = {"goals": (1, None)}
+
+
+@dataclass
+class MemoryBench(Settings):
+    """Settings of ``calirl bench memory``."""
+
+    profile: str = "colab-t4"
+    """a GPU profile"""
+    budget: float = 0.0
+    """GiB each stage must fit (0: the profile's gpu_memory_gib)"""
+    max_messages: int = 14
+    """message budget of a dialogue"""
+    measure: bool = False
+    """also measure calibration and a GRPO step on random-weight models of the layouts (CUDA)"""
+
+    BOUNDS = {"budget": (0, None), "max_messages": (2, None)}
+
+
+def _check_user(user: str) -> None:
+    if user not in ("naive", "real"):
+        raise ValueError(f"user must be 'naive' (the LM plays the user) or 'real' (scripted), got {user!r}")
 
 
 def hf_generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new_tokens: int, temperature: float, fixed_length: bool = False) -> int:
@@ -59,20 +149,16 @@ def _rate(sample: Any, tokens: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def bench_rollout(profile: str = "tiny", task: str = "arith-chat", n_dialogues: int = 32, n_naive: int = 8,
-                  max_messages: int = 8, max_new_tokens: int = 24, user: str = "naive", seed: int = 0, repeats: int = 3,
-                  world: Any = None) -> dict[str, Any]:
+def bench_rollout(cfg: RolloutBench | None = None, world: World | None = None) -> dict[str, Any]:
     """Measure the rates (engine, generate and stream: median of ``repeats`` runs); returns ``engine_tok_s``,
     ``generate_tok_s``, ``stream_tok_s``, ``naive_tok_s``, the upper bound and the ratios. ``world``: the toy
     world whose test goals are used (default: the world of the default settings)."""
+    cfg = cfg or RolloutBench.make()
+    profile, task, user, seed, repeats, max_messages, max_new_tokens = cfg.profile, cfg.task, cfg.user, cfg.seed, cfg.repeats, cfg.max_messages, cfg.max_new_tokens
+    n_dialogues, n_naive = cfg.dialogues, cfg.naive_dialogues
     prof = get_profile(profile)
     get_task(task)
-    if user not in ("naive", "real"):
-        raise ValueError(f"user must be 'naive' (the LM plays the user) or 'real' (scripted), got {user!r}")
-    for name, value in (("repeats", repeats), ("n_dialogues", n_dialogues), ("n_naive", n_naive), ("max_new_tokens", max_new_tokens)):
-        check_number(name, value, int, 1)
-    check_number("seed", seed, int, 0, SEED_MAX)
-    goals = [t["goal"] for t in (world or build_world(WorldConfig.make())).tasks(task, "test")]
+    goals = [t["goal"] for t in (world or build_world()).tasks(task, "test")]
     goals = (goals * (n_dialogues // max(1, len(goals)) + 1))[:n_dialogues]
     policy = base_policy(profile, max_new_tokens)
     model, tok = policy.model, policy.tokenizer
@@ -109,8 +195,7 @@ def bench_rollout(profile: str = "tiny", task: str = "arith-chat", n_dialogues: 
     return result
 
 
-def bench_train(profile: str = "tiny", task: str = "arith-chat", steps: int = 6, prompts_per_step: int = 4, group_size: int = 8,
-                user: str = "real", seed: int = 0) -> dict[str, Any]:
+def bench_train(cfg: TrainBench | None = None, world: World | None = None) -> dict[str, Any]:
     """GRPO steps/s and tokens/s of ``calirl train``'s code path, single-turn and multi-turn.
 
     *single-turn*: a message budget of 2 (the user's first message, one policy turn) — plain GRPO;
@@ -123,12 +208,11 @@ def bench_train(profile: str = "tiny", task: str = "arith-chat", steps: int = 6,
 
     from .train import SIMULATOR, TrainConfig, check_inputs, make_trainer, training_starts
 
-    check_number("steps", steps, int, 2)  # the first is a warm-up
-    check_number("seed", seed, int, 0, SEED_MAX)
-    method = {"real": "oracle", "naive": "naive"}.get(user)
-    if method is None:
-        raise ValueError(f"user must be 'real' (scripted) or 'naive' (the LM plays the user), got {user!r}")
-    world = build_world(WorldConfig.make())
+    bench = cfg or TrainBench.make()
+    profile, task, user, seed, steps, prompts_per_step, group_size = (bench.profile, bench.task, bench.user, bench.seed, bench.steps,
+                                                                      bench.prompts_per_step, bench.group_size)
+    method = {"real": "oracle", "naive": "naive"}[user]
+    world = world or build_world()
     result: dict[str, Any] = {"profile": profile, "task": task, "user": user, "steps": steps, "prompts_per_step": prompts_per_step,
                               "group_size": group_size, "threads": torch.get_num_threads()}
 
@@ -193,9 +277,11 @@ def copy_rates(world: Any, n_goals: int = 200, seed: int = 0) -> dict[str, float
     return out
 
 
-def bench_world(seed: int = 0, n_goals: int = 200, **overrides: Any) -> dict[str, Any]:
+def bench_world(cfg: WorldBench | None = None, **overrides: Any) -> dict[str, Any]:
     """Build the toy world afresh (in a temporary cache; ``overrides`` are WorldConfig fields) and time it, then
     measure what its LM can copy (:func:`copy_rates`)."""
+    cfg = cfg or WorldBench.make()
+    seed, n_goals = cfg.seed, cfg.goals
     with tempfile.TemporaryDirectory() as tmp:
         cfg = WorldConfig.make(seed=seed, cache_dir=tmp, **overrides)
         start = time.perf_counter()
@@ -206,8 +292,7 @@ def bench_world(seed: int = 0, n_goals: int = 200, **overrides: Any) -> dict[str
                 "threads": torch.get_num_threads(), "n_goals": n_goals, **copy_rates(world, n_goals, seed)}
 
 
-def bench_memory(profile: str = "colab-t4", budget_gib: float = 0.0, measure: bool = False, max_messages: int = 14, layout: Any = None,
-                 folder: str = "") -> dict[str, Any]:
+def bench_memory(cfg: MemoryBench | None = None, layout: Any = None, folder: str = "") -> dict[str, Any]:
     """The memory plan of a GPU profile (:func:`calirl_lite.memory.plan`); with ``measure``, the peaks measured on this
     machine's GPU for QLoRA calibration (the profile's settings, examples at full length) and one GRPO step (a naive
     LM simulator, every dialogue at its longest: random weights never end a turn early) — on models of the exact
@@ -218,6 +303,8 @@ def bench_memory(profile: str = "colab-t4", budget_gib: float = 0.0, measure: bo
     from . import memory, profiles
     from .tiny_models import build_tiny_model
 
+    cfg = cfg or MemoryBench.make()
+    profile, budget_gib, measure, max_messages = cfg.profile, cfg.budget, cfg.measure, cfg.max_messages
     prof = profiles.get_profile(profile)
     budget = budget_gib or prof.gpu_memory_gib or 14.0
     result: dict[str, Any] = {"plan": memory.plan(profile, budget, max_messages=max_messages), "measured": {}}

@@ -29,9 +29,10 @@ from .chat import encode, next_segment_ids, opening, turn_end_id, user_prompt_id
 from .checkpoints import train_or_resume
 from .dialogue import Dialogue, Message, write_jsonl
 from .io import atomic_dir, atomic_write_json, folder_lock, json_safe
+from .prompts import user_messages
 from .settings import HELDOUT_SEED_OFFSET, SIMULATOR_SEED_OFFSET, Settings
 from .tasks import get_task
-from .world import WorldConfig, user_messages
+from .world import WorldConfig
 
 
 @dataclass
@@ -285,9 +286,9 @@ def check_calibration_inputs(cfg: CalibrationConfig) -> tuple[list[Dialogue], li
 
         quantization_config(True)  # a clear error before any work where 4-bit cannot run
     if cfg.task != "chitchat":
-        from .world import WorldConfig, build_world
+        from .world import build_world
 
-        world_goals(cfg, build_world(WorldConfig.make()))
+        world_goals(cfg, build_world())
     return kept_traces(cfg)
 
 
@@ -330,9 +331,9 @@ def traces_for(cfg: CalibrationConfig, kept: tuple[list[Dialogue], list[Dialogue
     else:
         from .profiles import get_profile
         from .rollout import base_policy
-        from .world import WorldConfig, build_world
+        from .world import build_world
 
-        world = build_world(WorldConfig.make())
+        world = build_world()
         train_goals, test_goals = world_goals(cfg, world)
         policy, batch = base_policy(cfg.profile), get_profile(cfg.profile).eval_batch
         train = collect_traces(policy, cfg.task, train_goals, world.config.max_messages, cfg.seed, batch)
@@ -354,10 +355,10 @@ def gap_metrics(cfg: CalibrationConfig, simulators: dict[str, Any], heldout: Seq
     report: dict[str, Any] = {"real": {"stats": behaviour_stats(heldout), "scores": mean_scores(heldout)}}
     policy, max_messages = None, 14
     if cfg.task != "chitchat":
-        from .world import WorldConfig, build_world
+        from .world import build_world
 
         policy = base_policy(cfg.profile)
-        max_messages = build_world(WorldConfig.make()).config.max_messages
+        max_messages = build_world().config.max_messages
     goals = [d.goal for d in heldout][: cfg.n_sim_dialogues]
     for name, (model, tok) in simulators.items():
         entry: dict[str, Any] = {"nll": user_nll(model, tok, heldout, style)}

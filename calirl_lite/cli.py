@@ -20,13 +20,13 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import os
 import sys
 import time
 import typing
 from pathlib import Path
 from typing import Any, Sequence
 
+from .quiet import set_loudness
 from .settings import SEED_MAX, Settings, field_docs, number_arg
 
 COUNT = number_arg(int, 1)
@@ -67,7 +67,8 @@ def json_or_text(args: argparse.Namespace, compute: Any, text: Any, dumps: Any =
     stderr), otherwise ``text(result)`` is printed."""
     with contextlib.redirect_stdout(sys.stderr if args.json else sys.stdout):
         result = compute()
-    print((dumps or (lambda r: json.dumps(r, indent=2)))(result) if args.json else text(result))
+    plain = result.to_dict() if hasattr(result, "to_dict") else result  # a typed result (RunResult, EvalResult) as its JSON
+    print((dumps or (lambda r: json.dumps(r, indent=2)))(plain) if args.json else text(result))
     return 0
 
 
@@ -89,7 +90,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def cmd_notebooks(args: argparse.Namespace) -> int:
-    from .reproduce import run_notebooks
+    from .notebook_runner import run_notebooks
 
     start = time.perf_counter()
     out = run_notebooks(args.notebooks, args.out)
@@ -108,7 +109,7 @@ def cmd_world_build(args: argparse.Namespace) -> int:
 
 
 def cmd_bench_rollout(args: argparse.Namespace) -> int:
-    from .bench import bench_rollout
+    from .bench import RolloutBench, bench_rollout
 
     def text(r: dict[str, Any]) -> str:
         return "\n".join([
@@ -120,8 +121,8 @@ def cmd_bench_rollout(args: argparse.Namespace) -> int:
             f"engine / generate = {r['engine_vs_generate']:.2f}   stream / generate = {r['stream_vs_generate']:.2f}   engine / naive = {r['engine_vs_naive']:.1f}",
         ])
 
-    return json_or_text(args, lambda: bench_rollout(args.profile, args.task, args.dialogues, args.naive_dialogues, args.max_messages,
-                                                    args.max_new_tokens, args.user, args.seed, args.repeats), text)
+    cfg = settings_from_args(RolloutBench, args)
+    return json_or_text(args, lambda: bench_rollout(cfg), text)
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -136,30 +137,22 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg = settings_from_args(TrainConfig, args)
 
-    def text(r: dict[str, Any]) -> str:  # (another process of `accelerate launch`: the first one reports)
-        return f"process {r['rank']} trained its share of {r['run']}" if "rank" in r else f"{format_result(r)}\nrun folder: {r['run']}"
+    def text(r: Any) -> str:  # (another process of `accelerate launch` returns a dict: the first one reports)
+        return f"process {r['rank']} trained its share of {r['run']}" if isinstance(r, dict) else f"{format_result(r)}\nrun folder: {r.run}"
 
     return json_or_text(args, lambda: train(cfg, force=args.force), text)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_seeds
+    from .evaluate import EvaluateConfig, evaluate_seeds
 
-    def text(r: dict[str, Any]) -> str:
-        lines = [f"{r['policy']} on {r['task']} with the {r['user']} users, {r['n_eval']} held-out goals, seeds {r['seeds']}:"]
-        lines += [f"  {k:>17}: {r['mean'][k]:.3f} ± {r['std'][k]:.3f}   per seed: " + ", ".join(f"{v[k]:.3f}" for v in r["per_seed"].values())
-                  for k in r["mean"]]
-        return "\n".join(lines)
-
-    from .judge import make_judge
-
-    judge = make_judge(args.judge_endpoint, args.judge_model, args.judge_local, os.environ.get("CALIRL_JUDGE_API_KEY", ""), args.judge_timeout)
-    return json_or_text(args, lambda: evaluate_seeds(args.profile, args.task, args.policy, args.user, args.seeds, args.n_eval, args.max_messages,
-                                                     judge=judge), text)
+    cfg = settings_from_args(EvaluateConfig, args)
+    judge = cfg.judge()  # a bad judge setting is refused before any model is loaded
+    return json_or_text(args, lambda: evaluate_seeds(cfg, judge=judge), lambda r: r.text())
 
 
 def cmd_bench_train(args: argparse.Namespace) -> int:
-    from .bench import bench_train
+    from .bench import TrainBench, bench_train
 
     def text(r: dict[str, Any]) -> str:
         lines = [f"GRPO on {r['task']} ({r['profile']} profile, user: {r['user']}, {r['prompts_per_step']}×{r['group_size']} dialogues per step, "
@@ -171,11 +164,12 @@ def cmd_bench_train(args: argparse.Namespace) -> int:
                          f"{x['policy_tokens_per_dialogue']:.1f} policy tokens per dialogue")
         return "\n".join(lines)
 
-    return json_or_text(args, lambda: bench_train(args.profile, args.task, args.steps, args.prompts_per_step, args.group_size, args.user, args.seed), text)
+    cfg = settings_from_args(TrainBench, args)
+    return json_or_text(args, lambda: bench_train(cfg), text)
 
 
 def cmd_bench_world(args: argparse.Namespace) -> int:
-    from .bench import bench_world
+    from .bench import WorldBench, bench_world
 
     def text(r: dict[str, Any]) -> str:
         return "\n".join([
@@ -186,11 +180,12 @@ def cmd_bench_world(args: argparse.Namespace) -> int:
             f"place {r['place']:.2f}, day {r['day']:.2f}",
         ])
 
-    return json_or_text(args, lambda: bench_world(args.seed, args.goals), text)
+    cfg = settings_from_args(WorldBench, args)
+    return json_or_text(args, lambda: bench_world(cfg), text)
 
 
 def cmd_bench_memory(args: argparse.Namespace) -> int:
-    from .bench import bench_memory
+    from .bench import MemoryBench, bench_memory
     from .memory import format_plan
 
     def text(r: dict[str, Any]) -> str:
@@ -200,127 +195,125 @@ def cmd_bench_memory(args: argparse.Namespace) -> int:
             lines.append(f"  measured {stage:<11} {peak}; micro-batch {m['micro_batch']} × {m['accumulation']}; {m['seconds']:.1f} s")
         return "\n".join(lines)
 
-    return json_or_text(args, lambda: bench_memory(args.profile, args.budget, args.measure, args.max_messages), text)
+    cfg = settings_from_args(MemoryBench, args)
+    return json_or_text(args, lambda: bench_memory(cfg), text)
 
 
-def bench_parser(bench: Any, name: str, help: str, user: str, func: Any) -> argparse.ArgumentParser:
-    """A ``calirl bench NAME`` parser with the flags every benchmark has (profile, task, user, seed, --json)."""
+def bench_parser(bench: Any, name: str, help: str, cls: type[Settings], func: Any) -> argparse.ArgumentParser:
+    """A ``calirl bench NAME`` parser: the flags of its settings dataclass, and ``--json``."""
     p = bench.add_parser(name, help=help)
-    p.add_argument("--profile", default="tiny", help="model profile (default: tiny)")
-    p.add_argument("--task", default="arith-chat", help="task family")
-    p.add_argument("--user", default=user, choices=["naive", "real"], help=f"who plays the user: the LM (naive simulator) or the scripted real user (default: {user})")
-    p.add_argument("--seed", type=SEED, default=0, help="seed")
+    add_settings_arguments(p, cls)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
     p.set_defaults(func=func)
     return p
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``calirl`` parser. With ``argv``, only the command it names gets its flags (and imports its module), so
+    ``calirl --help`` and every command start without loading the model libraries the others need."""
     from . import __version__
-    from .shift import ShiftConfig
 
     parser = argparse.ArgumentParser(prog="calirl", description="Calibrated Interactive RL, small enough for a laptop.")
     parser.add_argument("--version", action="version", version=f"calirl_lite {__version__}")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true", help="no progress bars (results, warnings and errors still show)")
+    loudness.add_argument("-v", "--verbose", action="store_true", help="also the libraries' own logs and the warnings the kit silences")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    p = sub.add_parser("shift", help="compounding shift in toy MDPs: gaps and bounds against the horizon (notebook 01)")
-    add_settings_arguments(p, ShiftConfig, skip=("seed", "n_random_mdps"))
-    p.add_argument("--out", required=True, help="folder for shift.json, shift.png and config.json")
-    p.set_defaults(func=cmd_shift)
-    add_world_and_bench_commands(sub)
-    add_stage_commands(sub)
+    named = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
+    for name, (help, add) in COMMANDS.items():
+        p = sub.add_parser(name, help=help)
+        if argv is None or named == name:
+            add(p)
     return parser
 
 
-def add_world_and_bench_commands(sub: Any) -> None:
-    """``calirl world build`` and ``calirl bench rollout|train|world``."""
+def add_shift(p: argparse.ArgumentParser) -> None:
+    from .shift import ShiftConfig
+
+    add_settings_arguments(p, ShiftConfig, skip=("seed", "n_random_mdps"))
+    p.add_argument("--out", required=True, help="folder for shift.json, shift.png and config.json")
+    p.set_defaults(func=cmd_shift)
+
+
+def add_world(p: argparse.ArgumentParser) -> None:
     from .world import WorldConfig
 
-    world = sub.add_parser("world", help="the toy dialogue world of the tiny profile").add_subparsers(dest="world_command", required=True, metavar="ACTION")
+    world = p.add_subparsers(dest="world_command", required=True, metavar="ACTION")
     p = world.add_parser("build", help="build (or reuse from the cache) the tiny world: tasks, corpus, tokenizer, tiny LM")
     add_settings_arguments(p, WorldConfig)
     p.add_argument("--force", action="store_true", help="rebuild even if the cache holds this world")
     p.set_defaults(func=cmd_world_build)
 
-    bench = sub.add_parser("bench", help="benchmarks that print their figures").add_subparsers(dest="bench_command", required=True, metavar="WHAT")
-    p = bench_parser(bench, "rollout", "tokens/s: batched rollout engine vs plain generate vs one dialogue at a time", "naive", cmd_bench_rollout)
-    p.add_argument("--dialogues", type=COUNT, default=32, help="dialogues run together by the engine")
-    p.add_argument("--naive-dialogues", type=COUNT, default=8, help="dialogues run one at a time by the naive loop")
-    p.add_argument("--max-messages", type=number_arg(int, 2), default=8, help="message budget per dialogue")
-    p.add_argument("--max-new-tokens", type=COUNT, default=24, help="tokens per turn at most")
-    p.add_argument("--repeats", type=COUNT, default=3, help="runs of the engine and of generate (the median is reported)")
 
-    p = bench_parser(bench, "train", "GRPO steps/s and tokens/s for single-turn and multi-turn rollouts", "real", cmd_bench_train)
-    p.add_argument("--steps", type=number_arg(int, 2), default=6, help="GRPO steps per setting (the first is a warm-up)")
-    p.add_argument("--prompts-per-step", type=COUNT, default=4, help="distinct goals per step")
-    p.add_argument("--group-size", type=number_arg(int, 2), default=8, help="dialogues per goal")
+def add_bench(p: argparse.ArgumentParser) -> None:
+    from .bench import MemoryBench, RolloutBench, TrainBench, WorldBench
 
-    p = bench.add_parser("memory", help="the memory plan of a GPU profile per stage; --measure: the peaks on this machine's GPU")
-    p.add_argument("--profile", default="colab-t4", help="a GPU profile (default: colab-t4)")
-    p.add_argument("--budget", type=number_arg(float, 0), default=0.0, help="GiB each stage must fit (default: the profile's gpu_memory_gib)")
-    p.add_argument("--max-messages", type=number_arg(int, 2), default=14, help="message budget of a dialogue")
-    p.add_argument("--measure", action="store_true", help="also measure calibration and a GRPO step on random-weight models of the layouts (CUDA)")
-    p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.set_defaults(func=cmd_bench_memory)
-
-    p = bench.add_parser("world", help="build the toy world afresh (timed) and measure what its LM copies from the chat")
-    p.add_argument("--seed", type=SEED, default=0, help="world seed")
-    p.add_argument("--goals", type=COUNT, default=200, help="test goals per task for the copy rates")
-    p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.set_defaults(func=cmd_bench_world)
+    bench = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    bench_parser(bench, "rollout", "tokens/s: batched rollout engine vs plain generate vs one dialogue at a time", RolloutBench, cmd_bench_rollout)
+    bench_parser(bench, "train", "GRPO steps/s and tokens/s for single-turn and multi-turn rollouts", TrainBench, cmd_bench_train)
+    bench_parser(bench, "memory", "the memory plan of a GPU profile per stage; --measure: the peaks on this machine's GPU", MemoryBench, cmd_bench_memory)
+    bench_parser(bench, "world", "build the toy world afresh (timed) and measure what its LM copies from the chat", WorldBench, cmd_bench_world)
 
 
-def add_stage_commands(sub: Any) -> None:
-    """``calirl calibrate``, ``train``, ``evaluate``, ``reproduce`` and ``notebooks``."""
+def add_calibrate(p: argparse.ArgumentParser) -> None:
     from .calibration import CalibrationConfig
 
-    p = sub.add_parser("calibrate", help="phase 1: LoRA-SFT a user simulator on real-user traces; gap metrics naive vs calibrated")
     add_settings_arguments(p, CalibrationConfig)
     p.add_argument("--json", action="store_true", help="end by printing the gap metrics of both simulators as JSON")
     p.set_defaults(func=cmd_calibrate)
 
+
+def add_train(p: argparse.ArgumentParser) -> None:
     from .train import TrainConfig
 
-    p = sub.add_parser("train", help="phase 2: GRPO of the policy (static, naive, calibrated or oracle), then its evaluation")
     add_settings_arguments(p, TrainConfig)
     p.add_argument("--force", action="store_true", help="train again even if this run has finished before")
     p.add_argument("--json", action="store_true", help="end by printing the run's results as JSON")
     p.set_defaults(func=cmd_train)
 
-    p = sub.add_parser("evaluate", help="a policy (base, or a trained run) against the real users on held-out goals: scores per seed, mean ± std")
-    p.add_argument("--profile", default="tiny", help="model profile (default: tiny)")
-    p.add_argument("--task", default="arith-chat", help="task family")
-    p.add_argument("--policy", default="base", help="'base', a `calirl train` run folder, or its policy/ folder")
-    p.add_argument("--user", default="real", choices=["real", "naive", "calibrated"], help="who plays the user (default: the real users)")
-    p.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2], help="evaluation seeds")
-    p.add_argument("--n-eval", type=COUNT, default=200, help="held-out goals")
-    p.add_argument("--max-messages", type=number_arg(int, 0), default=0, help="message budget (0: the world's)")
-    p.add_argument("--judge-endpoint", default="", help="optional LLM judge of interactivity: an OpenAI-compatible base URL such as http://127.0.0.1:8000/v1 "
-                   "(API key, if any, from $CALIRL_JUDGE_API_KEY)")
-    p.add_argument("--judge-model", default="", help="the model name the judge endpoint serves")
-    p.add_argument("--judge-timeout", type=number_arg(float, 0.1), default=60.0, help="seconds the judge endpoint has for one reply, retries included")
-    p.add_argument("--judge-local", default="", help="optional LLM judge as a local transformers model (folder or hub id)")
+
+def add_evaluate(p: argparse.ArgumentParser) -> None:
+    from .evaluate import EvaluateConfig
+
+    add_settings_arguments(p, EvaluateConfig)
     p.add_argument("--json", action="store_true", help="print the results as JSON")
     p.set_defaults(func=cmd_evaluate)
 
+
+def add_reproduce(p: argparse.ArgumentParser) -> None:
     from .reproduce import ReproduceConfig
 
-    p = sub.add_parser("reproduce", help="the main job: world, calibration, every method × task × seed, the table and figures under results/")
     add_settings_arguments(p, ReproduceConfig)
     p.add_argument("--out", default=None, help="results folder (default: results/ at the project root, or $CALIRL_RESULTS)")
     p.set_defaults(func=cmd_reproduce)
 
-    p = sub.add_parser("notebooks", help="run the numbered notebooks top to bottom; executed copies under results/notebooks/")
+
+def add_notebooks(p: argparse.ArgumentParser) -> None:
     p.add_argument("--notebooks", nargs="*", default=None, help="notebook files to run (default: all under notebooks/)")
     p.add_argument("--out", default=None, help="results folder (default: results/ at the project root, or $CALIRL_RESULTS)")
     p.set_defaults(func=cmd_notebooks)
 
 
+COMMANDS = {
+    "shift": ("compounding shift in toy MDPs: gaps and bounds against the horizon (notebook 01)", add_shift),
+    "world": ("the toy dialogue world of the tiny profile", add_world),
+    "bench": ("benchmarks that print their figures", add_bench),
+    "calibrate": ("phase 1: LoRA-SFT a user simulator on real-user traces; gap metrics naive vs calibrated", add_calibrate),
+    "train": ("phase 2: GRPO of the policy (static, naive, calibrated or oracle), then its evaluation", add_train),
+    "evaluate": ("a policy (base, or a trained run) against the real users on held-out goals: scores per seed, mean ± std", add_evaluate),
+    "reproduce": ("the main job: world, calibration, every method × task × seed, the table and figures under results/", add_reproduce),
+    "notebooks": ("run the numbered notebooks top to bottom; executed copies under results/notebooks/", add_notebooks),
+}
+"""Every subcommand: its one-line help and the function that adds its flags."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .endpoints import EndpointError
 
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
+    set_loudness(args.quiet, args.verbose)
     try:
         return int(args.func(args))
     except (ValueError, FileNotFoundError, ImportError, EndpointError) as e:

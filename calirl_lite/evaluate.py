@@ -8,12 +8,16 @@ goals it gives the same dialogues and scores on CPU.
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .dialogue import Dialogue
+from .results import EvalResult
 from .rollout import Policy, mean_scores, rollout_in_batches
-from .settings import EVAL_SEED_OFFSET, SEED_MAX, check_number
+from .settings import EVAL_SEED_OFFSET, Settings, check_number
 from .users import User
+from .world import World, build_world
 
 
 def evaluate_policy(policy: Policy, user: User, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int,
@@ -60,51 +64,76 @@ def load_policy(profile: str, policy: str) -> Policy:
     return Policy(model, tok, folder.parent.name if folder.name == "policy" else folder.name, prof.policy_temperature, prof.max_new_tokens)
 
 
-def evaluate_seeds(profile: str, task: str, policy: str = "base", user: str = "real", seeds: Sequence[int] = (0, 1, 2),
-                   n_eval: int = 200, max_messages: int = 0, progress: bool = True, judge: Any = None) -> dict[str, Any]:
-    """``policy`` with ``user`` on the first ``n_eval`` held-out goals, once per seed: scores per seed, mean and std.
+@dataclass
+class EvaluateConfig(Settings):
+    """Settings of ``calirl evaluate``: one policy with one kind of user on held-out goals, once per seed."""
 
-    ``user`` is 'real' (the world's real users), 'naive' or 'calibrated' (the simulator of `calirl calibrate`
-    with seed 0 for this profile and task). With a ``judge`` (:func:`calirl_lite.judge.make_judge`) every
-    dialogue is also rated for interactivity, reported as ``interactivity`` in [0, 1].
-    """
-    import numpy as np
+    profile: str = "tiny"
+    """model profile"""
+    task: str = "arith-chat"
+    """task family"""
+    policy: str = "base"
+    """'base', a `calirl train` run folder, or its policy/ folder"""
+    user: str = "real"
+    """who plays the user: real (the world's real users), naive or calibrated (the simulator of `calirl calibrate`, seed 0)"""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """evaluation seeds"""
+    n_eval: int = 200
+    """held-out goals"""
+    max_messages: int = 0
+    """message budget (0: the world's)"""
+    judge_endpoint: str = ""
+    """optional LLM judge of interactivity: an OpenAI-compatible base URL such as http://127.0.0.1:8000/v1 (API key, if any, from $CALIRL_JUDGE_API_KEY)"""
+    judge_model: str = ""
+    """the model name the judge endpoint serves"""
+    judge_timeout: float = 60.0
+    """seconds the judge endpoint has for one reply, retries included"""
+    judge_local: str = ""
+    """optional LLM judge as a local transformers model (folder or hub id)"""
 
+    BOUNDS = {"n_eval": (1, None), "judge_timeout": (0.1, None)}
+
+    def __post_init__(self) -> None:
+        from .tasks import TASKS
+
+        super().__post_init__()
+        if self.task not in TASKS:
+            raise ValueError(f"task {self.task!r} has no score to evaluate; tasks: {', '.join(TASKS)}")
+        if self.user not in ("real", "naive", "calibrated"):
+            raise ValueError(f"unknown user {self.user!r}; use real, naive or calibrated")
+        if not self.seeds:
+            raise ValueError("give at least one seed")
+
+    def judge(self) -> Any:
+        """The judge these settings name (:func:`calirl_lite.judge.make_judge`), or None."""
+        from .judge import make_judge
+
+        return make_judge(self.judge_endpoint, self.judge_model, self.judge_local, os.environ.get("CALIRL_JUDGE_API_KEY", ""), self.judge_timeout)
+
+
+def evaluate_seeds(cfg: EvaluateConfig, progress: bool = True, judge: Any = None, world: World | None = None) -> EvalResult:
+    """``cfg.policy`` with ``cfg.user`` on the first ``cfg.n_eval`` held-out goals, once per seed: scores per seed,
+    mean and std. With a ``judge`` (default: the one the settings name, if any) every dialogue is also rated for
+    interactivity, reported as ``interactivity`` in [0, 1]. ``world``: the toy world whose goals are used."""
     from .calibration import CalibrationConfig, calibrated_adapter
     from .profiles import get_profile
-    from .tasks import TASKS
     from .users import make_user
-    from .world import WorldConfig, build_world
 
-    if task not in TASKS:
-        raise ValueError(f"task {task!r} has no score to evaluate; tasks: {', '.join(TASKS)}")
-    if not seeds:
-        raise ValueError("give at least one seed")
-    check_number("n_eval", n_eval, int, 1)
-    for seed in seeds:
-        check_number("seeds", seed, int, 0, SEED_MAX)
+    judge = judge if judge is not None else cfg.judge()
     adapter = None
-    if user == "calibrated":
-        adapter = calibrated_adapter(CalibrationConfig.make(profile=profile, task=task), why="the calibrated user")
-    elif user not in ("real", "naive"):
-        raise ValueError(f"unknown user {user!r}; use real, naive or calibrated")
-    pol = load_policy(profile, policy)
-    world = build_world(WorldConfig.make())
-    goals = [t["goal"] for t in world.tasks(task, "test")][:n_eval]
-    who = make_user(user, profile, adapter)
+    if cfg.user == "calibrated":
+        adapter = calibrated_adapter(CalibrationConfig.make(profile=cfg.profile, task=cfg.task), why="the calibrated user")
+    pol = load_policy(cfg.profile, cfg.policy)
+    world = world or build_world()
+    goals = [t["goal"] for t in world.tasks(cfg.task, "test")][: cfg.n_eval]
+    who = make_user(cfg.user, cfg.profile, adapter)
     per_seed = {}
-    for s in seeds:
-        scores, dialogues = evaluate_policy(pol, who, task, goals, max_messages or world.config.max_messages, EVAL_SEED_OFFSET + int(s), progress,
-                                            get_profile(profile).eval_batch)
+    for s in cfg.seeds:
+        scores, dialogues = evaluate_policy(pol, who, cfg.task, goals, cfg.max_messages or world.config.max_messages, EVAL_SEED_OFFSET + int(s), progress,
+                                            get_profile(cfg.profile).eval_batch)
         if judge is not None:
             from .judge import interactivity
 
             scores["interactivity"] = interactivity(judge, dialogues)
         per_seed[int(s)] = scores
-    keys = sorted(next(iter(per_seed.values())))
-    return {
-        "profile": profile, "task": task, "policy": policy, "user": user, "n_eval": len(goals), "seeds": [int(s) for s in seeds],
-        "per_seed": per_seed,
-        "mean": {k: float(np.mean([v[k] for v in per_seed.values()])) for k in keys},
-        "std": {k: float(np.std([v[k] for v in per_seed.values()])) for k in keys},
-    }
+    return EvalResult.of(cfg.profile, cfg.task, cfg.policy, cfg.user, len(goals), per_seed)

@@ -19,6 +19,7 @@ import matplotlib.ticker
 import numpy as np
 
 from .io import save_figure
+from .results import METHOD_LABELS, RunResult
 
 COLORS = {
     "static": "tab:red",
@@ -215,19 +216,19 @@ def reward_curve(log: Sequence[dict[str, Any]], metric: str, title: str, path: s
     close_figure(plot_reward_curves({"reward": log}, metric, title, path=path))
 
 
-def plot_sim_vs_real(results: Sequence[dict[str, Any]], path: str | os.PathLike | None = None) -> Any:
+def plot_sim_vs_real(results: Sequence[RunResult], path: str | os.PathLike | None = None) -> Any:
     """Per task, each trained policy's score from its training user next to its score from the real users
     (mean over seeds, a dot per seed); the base policy with the real users first. Where the left bar of a
     pair stands far above the right one, the policy learned to please its simulator."""
-    tasks = sorted({r["task"] for r in results})
-    methods = [m for m in ("static", "naive", "calibrated", "oracle") if any(r["method"] == m for r in results)]
+    tasks = sorted({r.task for r in results})
+    methods = [m for m in METHOD_LABELS if m != "base" and any(r.method == m for r in results)]
     fig, axes = plt.subplots(1, len(tasks), figsize=(6.5 * len(tasks), 3.8), squeeze=False)
     for ax, task in zip(axes[0], tasks):
-        rows = [r for r in results if r["task"] == task]
-        metric = rows[0]["metric"]
-        base = list({r["seed"]: r["base"]["real"][metric] for r in rows}.values())  # the same for every method of a seed
+        rows = [r for r in results if r.task == task]
+        metric = rows[0].metric
+        base = list({r.seed: r.score("real", "base") for r in rows}.values())  # the same for every method of a seed
         bars = [("base", None, base)] + [
-            (m, [r["trained"]["simulator"][metric] for r in rows if r["method"] == m], [r["trained"]["real"][metric] for r in rows if r["method"] == m])
+            (m, [r.score("simulator") for r in rows if r.method == m], [r.score("real") for r in rows if r.method == m])
             for m in methods]
         for k, (name, sim, real) in enumerate(bars):
             for j, values in enumerate((sim, real)):

@@ -121,9 +121,9 @@ def load_tokenizer(name: str) -> Any:
     from transformers import AutoTokenizer
 
     if name == "world":
-        from .world import WorldConfig, build_world
+        from .world import build_world
 
-        where = str(build_world(WorldConfig.make()).model_dir)
+        where = str(build_world().model_dir)
     else:
         where = resolve(name)[0]
     try:
@@ -226,9 +226,9 @@ def load_model(name: str, load_in_4bit: bool = False, device: str | None = None)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if name == "world":
-        from .world import WorldConfig, build_world
+        from .world import build_world
 
-        return build_world(WorldConfig.make()).load_model()
+        return build_world().load_model()
     quant = quantization_config(load_in_4bit)
     where, family = resolve(name)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")

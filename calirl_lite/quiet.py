@@ -7,25 +7,63 @@
 * :func:`no_library_bars`: transformers draws a "Loading weights" bar for every model it loads (and a "Writing
   model shards" bar for every one it saves), and the kit loads and saves the same
   small models many times (policy, users, evaluation).
+* :func:`set_loudness`: the command line's ``--quiet`` (no progress bars at all) and ``--verbose`` (the libraries'
+  own logs, bars and the warnings above as well).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import sys
 import warnings
 from typing import Iterator
 
+SILENCED = (
+    (r"`is_gradient_checkpointing` is deprecated", FutureWarning),
+    (r"`gradient_checkpointing_(enable|disable)` is deprecated", FutureWarning),
+    (r"You are using 'rollout_func'", UserWarning),
+)
+"""The library warnings the kit's own calls cause: (message pattern, category)."""
+
+_VERBOSE = False
+
 
 def filter_library_warnings() -> None:
-    warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=r"`gradient_checkpointing_(enable|disable)` is deprecated", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=r"You are using 'rollout_func'", category=UserWarning)
+    for message, category in SILENCED:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
+def set_loudness(quiet: bool = False, verbose: bool = False) -> None:
+    """``quiet``: no progress bars (the kit's, TQDM's and the libraries'), in this process and in the worker
+    processes it starts; the libraries log errors only. ``verbose``: the libraries log at info level, draw their own
+    bars, and the warnings in :data:`SILENCED` show. Results, real warnings and errors show either way."""
+    global _VERBOSE
+    if quiet and verbose:
+        raise ValueError("quiet and verbose exclude each other")
+    _VERBOSE = verbose
+    level = "error" if quiet else "info" if verbose else None
+    if quiet:
+        os.environ["TQDM_DISABLE"] = "1"  # read by every tqdm bar created from now on, and by the workers
+    if level:
+        os.environ["TRANSFORMERS_VERBOSITY"] = os.environ["DATASETS_VERBOSITY"] = level
+        if "transformers" in sys.modules:  # already imported: the variable was read
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity(hf_logging.ERROR if quiet else hf_logging.INFO)
+    if verbose:
+        for message, category in SILENCED:
+            warnings.filterwarnings("default", message=message, category=category)
 
 
 @contextlib.contextmanager
 def no_library_bars() -> Iterator[None]:
-    """Inside: no transformers progress bars (the previous setting comes back after)."""
+    """Inside: no transformers progress bars (the previous setting comes back after; under ``--verbose`` they show)."""
     from transformers.utils import logging as hf_logging
+
+    if _VERBOSE:
+        yield
+        return
 
     was = hf_logging.is_progress_bar_enabled()
     hf_logging.disable_progress_bar()

@@ -23,9 +23,9 @@ import torch
 from .chat import next_segment_ids, prompt_ids, turn_end_id
 from .decode import TokenStream
 from .dialogue import TERMINATE, Dialogue, Message
+from .prompts import assistant_messages
 from .tasks import Task, get_task
 from .users import User
-from .world import assistant_messages
 
 
 @dataclass

@@ -56,8 +56,9 @@ def build_tiny_model(family: str, folder: str | Path, seed: int = 0, layout: Any
     import torch
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
+    from .prompts import assistant_messages, user_messages
     from .tasks import CORPUS_ASSISTANTS, REAL_USER, TASKS, ScriptedAssistant, ScriptedUser
-    from .world import assistant_messages, scripted_dialogue, train_word_tokenizer, user_messages  # noqa: F401
+    from .world import scripted_dialogue, train_word_tokenizer
 
     if family not in FAMILIES:
         raise ValueError(f"unknown tiny model family {family!r}; known: {', '.join(FAMILIES)}")
@@ -80,10 +81,8 @@ def build_tiny_model(family: str, folder: str | Path, seed: int = 0, layout: Any
         ids.update(vocab_size=max(ids["vocab_size"], layout.vocab), tie_word_embeddings=layout.tied)
     torch.manual_seed(seed)
     torch.set_default_dtype(torch.bfloat16 if layout is not None else torch.float32)
-    # a real layout's random init takes minutes on a CPU (2 B parameters) and well under a second on a GPU
-    device = "cuda" if layout is not None and torch.cuda.is_available() else "cpu"
-    try:
-        with torch.device(device):
+    try:  # a real layout's random init takes minutes on a CPU (2 B parameters), well under a second on a GPU
+        with torch.device("cuda" if layout is not None and torch.cuda.is_available() else "cpu"):
             if family == "qwen2":
                 model: Any = Qwen2ForCausalLM(Qwen2Config(**small, **ids))
             elif family == "gemma3":

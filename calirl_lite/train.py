@@ -41,14 +41,15 @@ from typing import Any, Callable, Sequence
 
 from .dialogue import Dialogue, Message, write_jsonl
 from .io import atomic_dir, atomic_write_json, folder_lock, json_safe
+from .results import METHOD_LABELS, RunResult
 from .settings import EVAL_SEED_OFFSET, RUN_SEED_STRIDE, STEP_SEED_STRIDE, Settings
 from .tasks import TASKS
 
 METHODS = {
-    "static": "Static Context RL: one turn at logged contexts, completed by the calibrated simulator",
-    "naive": "Naive Interactive RL: on-policy dialogues with the prompted, uncalibrated simulator",
-    "calibrated": "Calibrated Interactive RL: on-policy dialogues with the LoRA-calibrated simulator",
-    "oracle": "Oracle: on-policy dialogues with the real users",
+    "static": f"{METHOD_LABELS['static']}: one turn at logged contexts, completed by the calibrated simulator",
+    "naive": f"{METHOD_LABELS['naive']}: on-policy dialogues with the prompted, uncalibrated simulator",
+    "calibrated": f"{METHOD_LABELS['calibrated']}: on-policy dialogues with the LoRA-calibrated simulator",
+    "oracle": f"{METHOD_LABELS['oracle']}: on-policy dialogues with the real users",
 }
 """The four ways to train, one code path."""
 
@@ -400,14 +401,13 @@ def cached_scores(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str
     return scores
 
 
-def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Train one method and evaluate it; returns (and writes) ``eval.json``'s contents.
+def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, progress: bool = True, world: Any = None) -> RunResult:
+    """Train one method and evaluate it; returns (and writes, as ``eval.json``) its :class:`RunResult`.
 
     A finished run (its ``eval.json`` exists) is returned as it is unless ``force``; an interrupted
-    one resumes from its newest checkpoint.
+    one resumes from its newest checkpoint. ``world``: the toy world whose goals it trains and evaluates on
+    (default: the world of the default settings, built or loaded).
     """
-    import json
-
     need = check_inputs(cfg)  # clear errors before any compute
     run = cfg.folder()
     done = run / "eval.json"
@@ -419,20 +419,20 @@ def train(cfg: TrainConfig, callbacks: Sequence[Any] = (), force: bool = False, 
         if force:  # the first would remove checkpoints the others may be resuming from
             raise ValueError(f"--force under accelerate launch: remove the run folder {run} first, then launch")
         if done.is_file() and not force:
-            return json.loads(done.read_text())
+            return RunResult.load(run)
         if process_rank()[0] > 0:
-            return _train_and_evaluate(cfg, need, run, callbacks, progress=False)
+            return _train_and_evaluate(cfg, need, run, callbacks, False, world)
     with folder_lock(run):  # a second `train` of the same run waits for the first, then finds it finished
         if done.is_file() and not force:
-            return json.loads(done.read_text())
+            return RunResult.load(run)
         if force and run.exists():
             shutil.rmtree(run)  # train again from scratch: no old checkpoint may be resumed
         run.mkdir(parents=True, exist_ok=True)
         cfg.save(run)
-        return _train_and_evaluate(cfg, need, run, callbacks, progress)
+        return _train_and_evaluate(cfg, need, run, callbacks, progress, world)
 
 
-def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Any], run: Path, callbacks: Sequence[Any], progress: bool) -> dict[str, Any]:
+def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Any], run: Path, callbacks: Sequence[Any], progress: bool, world: Any = None) -> Any:
     from .checkpoints import train_or_resume
     from .evaluate import evaluate_policy
     from .profiles import get_profile
@@ -440,11 +440,11 @@ def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Any], run: Path, callb
     from .settings import set_seed
     from .tasks import get_task
     from .users import make_user
-    from .world import WorldConfig, build_world
+    from .world import build_world
 
     set_seed(cfg.seed)
     prof = get_profile(cfg.profile)
-    world = build_world(WorldConfig.make())
+    world = world or build_world()
     max_messages = cfg.budget()
     starts = training_starts(cfg, need, world)
     train_user = make_user(SIMULATOR[cfg.method], cfg.profile, need.get("adapter"))
@@ -476,13 +476,9 @@ def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Any], run: Path, callb
     sim, sim_dialogues = (real, []) if train_user is real_user else evaluate(cfg.method, train_user)
     trained = {"simulator": sim, "real": real}
     write_jsonl(run / "eval_dialogues.jsonl", sim_dialogues + real_dialogues)
-    result = {
-        "method": cfg.method, "profile": cfg.profile, "task": cfg.task, "seed": cfg.seed, "metric": metric,
-        "simulator": SIMULATOR[cfg.method], "steps": trainer.state.global_step, "resumed_from": checkpoint,
-        "train_seconds": seconds, "rollout_seconds": sum(stats.seconds), "policy_tokens": sum(stats.policy_tokens),
-        "base": base, "trained": trained, "run": str(run),
-    }
-    atomic_write_json(run / "eval.json", json_safe(result))
+    result = RunResult(cfg.method, cfg.profile, cfg.task, cfg.seed, metric, SIMULATOR[cfg.method], trainer.state.global_step, base, trained, str(run),
+                       resumed_from=checkpoint, train_seconds=seconds, rollout_seconds=sum(stats.seconds), policy_tokens=sum(stats.policy_tokens))
+    result.save()
     return result
 
 
@@ -496,47 +492,24 @@ def save_training(trainer: Any, run: Path, metric: str, title: str) -> None:
     reward_curve(log, metric, title, run / "rewards.png")
 
 
-def format_result(r: dict[str, Any]) -> str:
+def format_result(r: RunResult) -> str:
     """Base → trained, against the training simulator and against the real users."""
-    m = r["metric"]
-    lines = [f"{r['method']} on {r['task']} (seed {r['seed']}, {r['steps']} steps, {r['train_seconds']:.0f} s of training)"]
-    for who, label in (("simulator", f"its training simulator ({r['simulator']})"), ("real", "the real users")):
-        b, t = r["base"][who], r["trained"][who]
+    m = r.metric
+    lines = [f"{r.label} on {r.task} (seed {r.seed}, {r.steps} steps, {r.train_seconds:.0f} s of training)"]
+    for who, label in (("simulator", f"its training simulator ({r.simulator})"), ("real", "the real users")):
+        b, t = r.base[who], r.trained[who]
         lines.append(f"  {m} with {label}: {b[m]:.3f} → {t[m]:.3f}   (assistant tokens {b['assistant_tokens']:.1f} → {t['assistant_tokens']:.1f})")
     return "\n".join(lines)
 
 
 def finished_results(methods: Sequence[str] = tuple(METHODS), tasks: Sequence[str] = tuple(TASKS),
-                     seeds: Sequence[int] = (0, 1, 2), **settings: Any) -> list[dict[str, Any]]:
-    """``eval.json`` of every finished run with these settings (nothing is trained; unfinished runs are left out)."""
-    import json
-
+                     seeds: Sequence[int] = (0, 1, 2), **settings: Any) -> list[RunResult]:
+    """The result of every finished run with these settings (nothing is trained; unfinished runs are left out)."""
     out = []
     for method in methods:
         for task in tasks:
             for seed in seeds:
-                path = TrainConfig.make(method=method, task=task, seed=seed, **settings).folder() / "eval.json"
-                if path.is_file():
-                    out.append(json.loads(path.read_text()))
+                folder = TrainConfig.make(method=method, task=task, seed=seed, **settings).folder()
+                if (folder / RunResult.FILE).is_file():
+                    out.append(RunResult.load(folder))
     return out
-
-
-def results_table(results: Sequence[dict[str, Any]]) -> str:
-    """A markdown table: per task and method, the score before and after training, from the training user and
-    from the real users, as mean ± std over seeds (the seeds are listed)."""
-    import numpy as np
-
-    def cell(values: list[float]) -> str:
-        return f"{np.mean(values):.3f} ± {np.std(values):.3f}" if len(values) > 1 else f"{values[0]:.3f}"
-
-    lines = ["| task | method | seeds | training user | from training user: base → trained | from real users: base → trained |", "|---|---|---|---|---|---|"]
-    for task in sorted({r["task"] for r in results}):
-        for method in METHODS:
-            rows = sorted((r for r in results if r["task"] == task and r["method"] == method), key=lambda r: r["seed"])
-            if not rows:
-                continue
-            m = rows[0]["metric"]
-            get = lambda when, who: [r[when][who][m] for r in rows]  # noqa: E731
-            lines.append(f"| {task} ({m}) | {method} | {', '.join(str(r['seed']) for r in rows)} | {rows[0]['simulator']} | "
-                         f"{cell(get('base', 'simulator'))} → {cell(get('trained', 'simulator'))} | {cell(get('base', 'real'))} → {cell(get('trained', 'real'))} |")
-    return "\n".join(lines)

@@ -28,8 +28,8 @@ from .chat import next_segment_ids, user_prompt_ids
 from .decode import TokenStream
 from .dialogue import Message
 from .endpoints import chat_completion, require_http
+from .prompts import user_messages
 from .tasks import REAL_USER, ScriptedUser, Task, UserPersona
-from .world import user_messages
 
 
 @dataclass

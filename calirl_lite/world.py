@@ -34,6 +34,7 @@ import numpy as np
 from .dialogue import TERMINATE, Dialogue, Message, write_jsonl
 from .io import atomic_dir, atomic_write_json, atomic_write_text, folder_lock
 from .paths import cache_dir as default_cache_dir
+from .prompts import assistant_messages, user_messages
 from .quiet import no_library_bars
 from .settings import Settings
 from .tasks import CORPUS_ASSISTANTS, CORPUS_USERS, TASKS, ScriptedAssistant, ScriptedUser, Task, get_task, vocabulary
@@ -42,7 +43,6 @@ WORLD_FORMAT = 6
 """Bump when a code change alters what ``build_world`` makes, so that caches of older worlds are not reused."""
 
 SPECIAL_TOKENS = ("<|pad|>", "<|unk|>", "<|im_start|>", "<|im_end|>")
-ASSISTANT_SYSTEM = "you are a helpful assistant ."
 
 CHATML_TEMPLATE = (
     "{%- for message in messages -%}"
@@ -56,41 +56,6 @@ CHATML_TEMPLATE = (
     "{%- if add_generation_prompt -%}{{ '<|im_start|>assistant\\n' }}{%- endif -%}"
 )
 """ChatML with ``{% generation %}`` around assistant turns (TRL's assistant-only loss reads these)."""
-
-
-def user_prompt(task: Task, goal: dict[str, Any], style: str = "tiny") -> str:
-    """The user simulator's system prompt: the hidden goal and CollabLLM's user rules.
-
-    ``style="tiny"`` is the condensed lower-case form the toy world's LM was pre-trained on;
-    ``style="collabllm"`` is the plain-English form for real instruction-tuned models.
-    """
-    if style == "tiny":
-        return (
-            f"you are a user chatting with an assistant . your task : {task.goal_text(goal)} . "
-            f"make minimal effort : start vague , give details only when asked , "
-            f"and end with {TERMINATE} when you are done ."
-        )
-    if style == "collabllm":
-        return (
-            "You are role-playing as a human USER talking to an AI assistant. You want help with this task "
-            f"(the assistant does not know it): {task.goal_text(goal)}\n"
-            "Rules: make minimal effort. Start with a short, vague request. Give details only when the assistant "
-            "asks for them, a little at a time, in your own words. You may occasionally make small mistakes. "
-            "Do not accept an answer you know is wrong. Keep every message short. "
-            f"When you are satisfied, or want to stop, end your message with {TERMINATE}. "
-            "Write only the user's next message."
-        )
-    raise ValueError(f"unknown user prompt style {style!r}; use 'tiny' or 'collabllm'")
-
-
-def assistant_messages(dialogue_messages: list[Message]) -> list[dict[str, str]]:
-    """The chat as the policy sees it: its system prompt and the turns, no hidden goal."""
-    return [{"role": "system", "content": ASSISTANT_SYSTEM}] + [{"role": m.role, "content": m.text} for m in dialogue_messages]
-
-
-def user_messages(task: Task, goal: dict[str, Any], dialogue_messages: list[Message], style: str = "tiny") -> list[dict[str, str]]:
-    """The chat as the user simulator sees it: the hidden goal in the system prompt, then the turns."""
-    return [{"role": "system", "content": user_prompt(task, goal, style)}] + [{"role": m.role, "content": m.text} for m in dialogue_messages]
 
 
 @dataclass

@@ -7,16 +7,18 @@ import pytest
 
 from calirl_lite import train as T
 from calirl_lite.cli import main
-from calirl_lite.evaluate import evaluate_seeds, load_policy
+from calirl_lite.evaluate import EvaluateConfig, evaluate_seeds, load_policy
+from calirl_lite.results import EvalResult
 
 
-def test_scores_per_seed_with_their_mean_and_std():
-    r = evaluate_seeds("tiny", "arith-chat", "base", "real", seeds=(0, 1), n_eval=6, progress=False)
-    assert r["seeds"] == [0, 1] and set(r["per_seed"]) == {0, 1} and r["n_eval"] == 6
+def test_scores_per_seed_with_their_mean_and_std(tmp_path):
+    r = evaluate_seeds(EvaluateConfig.make(seeds=(0, 1), n_eval=6), progress=False)
+    assert r.seeds == [0, 1] and set(r.per_seed) == {0, 1} and r.n_eval == 6
     for key in ("accuracy", "assistant_tokens", "turns"):
-        values = [r["per_seed"][s][key] for s in (0, 1)]
-        assert r["mean"][key] == pytest.approx(np.mean(values)) and r["std"][key] == pytest.approx(np.std(values))
-    assert evaluate_seeds("tiny", "arith-chat", "base", "real", seeds=(1,), n_eval=6, progress=False)["per_seed"][1] == r["per_seed"][1]
+        values = [r.per_seed[s][key] for s in (0, 1)]
+        assert r.mean[key] == pytest.approx(np.mean(values)) and r.std[key] == pytest.approx(np.std(values))
+    assert evaluate_seeds(EvaluateConfig.make(seeds=(1,), n_eval=6), progress=False).per_seed[1] == r.per_seed[1]
+    assert EvalResult.load(r.save(tmp_path / "eval.json")) == r  # saved and read back whole
 
 
 def test_a_trained_run_folder_is_evaluated_with_its_own_weights(tmp_path, capsys):
@@ -31,6 +33,6 @@ def test_bad_policy_user_or_task_is_named(tmp_path, capsys):
     with pytest.raises(FileNotFoundError, match="neither 'base' nor a folder with a trained policy"):
         load_policy("tiny", str(tmp_path))
     with pytest.raises(ValueError, match="unknown user 'robot'"):
-        evaluate_seeds("tiny", "arith-chat", user="robot")
+        EvaluateConfig.make(user="robot")
     assert main(["evaluate", "--task", "chitchat"]) == 2
     assert "has no score to evaluate" in capsys.readouterr().err

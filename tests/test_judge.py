@@ -6,7 +6,7 @@ import pytest
 
 from calirl_lite.cli import main
 from calirl_lite.dialogue import Dialogue, Message
-from calirl_lite.evaluate import evaluate_seeds
+from calirl_lite.evaluate import EvaluateConfig, evaluate_seeds
 from calirl_lite.judge import EndpointJudge, LocalJudge, interactivity, make_judge, math_correct, parse_score
 
 
@@ -38,8 +38,8 @@ def test_the_endpoint_judge_sees_the_dialogue_at_temperature_0_and_scores_it(cha
 def test_evaluate_adds_the_judges_interactivity_per_seed(chat_stub, capsys):
     url, calls, reply = chat_stub
     reply[0] = lambda body, n: "Score: 6"
-    r = evaluate_seeds("tiny", "arith-chat", "base", "real", seeds=(0, 1), n_eval=3, progress=False, judge=EndpointJudge(url + "/v1", "j"))
-    assert r["per_seed"][0]["interactivity"] == pytest.approx(0.6) and r["mean"]["interactivity"] == pytest.approx(0.6)
+    r = evaluate_seeds(EvaluateConfig.make(seeds=(0, 1), n_eval=3), progress=False, judge=EndpointJudge(url + "/v1", "j"))
+    assert r.per_seed[0]["interactivity"] == pytest.approx(0.6) and r.mean["interactivity"] == pytest.approx(0.6)
     assert len(calls) == 6  # every dialogue of every seed is judged once
     reply[0] = lambda body, n: "no idea"
     assert main(["evaluate", "--seeds", "0", "--n-eval", "2", "--judge-endpoint", url + "/v1", "--judge-model", "j"]) == 2

@@ -71,12 +71,12 @@ def test_calibrate_takes_the_profiles_4bit_setting_and_train_finds_its_adapter_b
 
 
 def test_bench_memory_prints_the_plan_and_measures_the_stages_end_to_end(tmp_path, capsys):
-    from calirl_lite.bench import bench_memory
+    from calirl_lite.bench import MemoryBench, bench_memory
 
     assert main(["bench", "memory", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["plan"]["stages"]["training"]["peak_gib"] <= 14.0 and printed["measured"] == {}
     # the measuring code, on random models of a small layout (on a GPU: the profile's exact layouts, and the peaks)
-    r = bench_memory("colab-t4", measure=True, max_messages=2, layout=Layout(32, 2, 2, 1, 16, 64, 700, True), folder=str(tmp_path))
+    r = bench_memory(MemoryBench.make(measure=True, max_messages=2), layout=Layout(32, 2, 2, 1, 16, 64, 700, True), folder=str(tmp_path))
     assert r["measured"]["calibration"]["micro_batch"] * r["measured"]["calibration"]["accumulation"] == 16
     assert r["measured"]["training"]["lora"] and r["measured"]["training"]["tokens_sampled"] > 0

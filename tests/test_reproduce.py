@@ -5,13 +5,15 @@ import json
 import pytest
 
 from calirl_lite.cli import main
-from calirl_lite.reproduce import ReproduceConfig, gap_trends, reproduce, summarise, table_markdown
+from calirl_lite.gap_study import gap_trends
+from calirl_lite.reproduce import ReproduceConfig, reproduce
+from calirl_lite.results import RunResult, summarise, table_markdown
 
 
 def fake_result(method, task, seed, real, base=0.5, sim=0.6):
     metric = "accuracy" if task == "arith-chat" else "bleu"
-    return {"method": method, "task": task, "seed": seed, "metric": metric, "simulator": "x", "run": f"/runs/{method}-{task}-{seed}",
-            "base": {"real": {metric: base}, "simulator": {metric: base}}, "trained": {"real": {metric: real}, "simulator": {metric: sim}}}
+    return RunResult(method, "tiny", task, seed, metric, "x", 30, {"real": {metric: base}, "simulator": {metric: base}},
+                     {"real": {metric: real}, "simulator": {metric: sim}}, f"/runs/{method}-{task}-{seed}")
 
 
 def test_the_summary_checks_each_claim_on_the_means_and_keeps_every_seed():
@@ -24,7 +26,7 @@ def test_the_summary_checks_each_claim_on_the_means_and_keeps_every_seed():
     assert all(c["holds"] for t in summary["tasks"].values() for c in t["claims"])
     assert "naive < base" in [c["claim"] for c in doc["claims"]] and "naive < base" not in [c["claim"] for c in summary["tasks"]["arith-chat"]["claims"]]
     # a world where static beats calibrated: that claim is reported as failing, in the table too
-    results = [r if r["method"] != "static" else fake_result("static", r["task"], r["seed"], 0.95) for r in results]
+    results = [r if r.method != "static" else fake_result("static", r.task, r.seed, 0.95) for r in results]
     summary = summarise(results, (0, 1, 2))
     failing = [c["claim"] for c in summary["tasks"]["arith-chat"]["claims"] if not c["holds"]]
     assert failing == ["oracle > static", "calibrated > static"]
@@ -73,7 +75,8 @@ def test_reproduce_refuses_bad_settings_before_any_work(capsys):
 
 
 def test_a_failed_run_in_a_worker_process_stops_the_stage_with_its_name():
-    from calirl_lite.reproduce import run_pool, train_job
+    from calirl_lite.pool import run_pool
+    from calirl_lite.reproduce import train_job
 
     jobs = [("ppo · arith-chat · seed 0", train_job, ("tiny", "ppo", "arith-chat", 0))]
     for workers in (1, 2):  # in this process, and in spawned single-threaded workers
@@ -89,7 +92,7 @@ def test_workers_leave_when_the_reproduce_process_is_killed():
     import time
     from pathlib import Path
 
-    script = "import time; from calirl_lite.reproduce import run_pool; run_pool([('a', time.sleep, (120,)), ('b', time.sleep, (120,))], 2, 'sleep')"
+    script = "import time; from calirl_lite.pool import run_pool; run_pool([('a', time.sleep, (120,)), ('b', time.sleep, (120,))], 2, 'sleep')"
     parent = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.DEVNULL)
 
     def children() -> list[int]:

@@ -10,6 +10,7 @@ from transformers import TrainerCallback
 from calirl_lite import train as T
 from calirl_lite.cli import main
 from calirl_lite.dialogue import Dialogue, Message
+from calirl_lite.results import RunResult, summarise, table_markdown
 from calirl_lite.rollout import base_policy, rollout
 from calirl_lite.tasks import get_task
 from calirl_lite.users import ScriptedUsers
@@ -107,14 +108,14 @@ def test_cli_names_a_bad_method_and_exits_2(capsys):
 def test_every_method_trains_through_the_same_trainer_and_writes_its_run(method, calibrated):
     r = T.train(T.TrainConfig.make(method=method), progress=False)
     run = T.TrainConfig.make(method=method).folder()
-    assert r["steps"] == T.TrainConfig.make().steps and r["simulator"] == T.SIMULATOR[method]
+    assert r.steps == T.TrainConfig.make().steps and r.simulator == T.SIMULATOR[method]
     for name in ("config.json", "log.json", "eval.json", "eval_dialogues.jsonl", "rewards.png", "policy/model.safetensors"):
         assert (run / name).is_file(), name
     log = json.loads((run / "log.json").read_text())
-    assert sum("reward" in h for h in log) == r["steps"]  # one reward per step: the curve
+    assert sum("reward" in h for h in log) == r.steps  # one reward per step: the curve
     for who in ("simulator", "real"):
-        assert set(r["trained"][who]) >= {"accuracy", "assistant_tokens", "turns"}
-    assert r["policy_tokens"] > 0
+        assert set(r.trained[who]) >= {"accuracy", "assistant_tokens", "turns"}
+    assert r.policy_tokens > 0
     assert T.train(T.TrainConfig.make(method=method)) == r  # a finished run is reused, not retrained
 
 
@@ -122,7 +123,7 @@ def test_the_same_seed_gives_the_same_trained_policy_and_scores(tmp_path):
     # the smoke world's LM rarely scores; a token penalty makes rewards differ within every group, so each step moves the weights
     runs = {k: T.TrainConfig.make(method="oracle", token_penalty=0.01, seed=seed, out_dir=str(tmp_path / k)) for k, seed in (("a", 1), ("b", 1), ("c", 2))}
     results = {k: T.train(cfg, progress=False) for k, cfg in runs.items()}
-    assert results["a"]["trained"] == results["b"]["trained"]
+    assert results["a"].trained == results["b"].trained
     from safetensors.torch import load_file
 
     a, b, c = (load_file(tmp_path / k / "policy" / "model.safetensors") for k in "abc")
@@ -144,7 +145,7 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
         T.train(cfg, callbacks=[Stop()], progress=False)
     assert (tmp_path / "run" / "checkpoints" / "checkpoint-2").is_dir() and not (tmp_path / "run" / "eval.json").exists()
     r = T.train(cfg, progress=False)
-    assert r["resumed_from"].endswith("checkpoint-2") and r["steps"] == 4
+    assert r.resumed_from.endswith("checkpoint-2") and r.steps == 4
     log = json.loads((tmp_path / "run" / "log.json").read_text())
     assert [h["step"] for h in log if "reward" in h][-2:] == [3, 4]
 
@@ -170,8 +171,8 @@ def test_sim_vs_real_plot_puts_base_first_and_one_pair_per_method(tmp_path):
     from calirl_lite import plots
 
     def row(method, seed, sim, real):
-        return {"task": "arith-chat", "metric": "accuracy", "method": method, "seed": seed, "base": {"real": {"accuracy": 0.5}},
-                "trained": {"simulator": {"accuracy": sim}, "real": {"accuracy": real}}}
+        return RunResult(method, "tiny", "arith-chat", seed, "accuracy", method, 30, {"real": {"accuracy": 0.5}},
+                         {"simulator": {"accuracy": sim}, "real": {"accuracy": real}}, "")
 
     rows = [row("naive", s, 0.9, 0.2) for s in (0, 1)] + [row("oracle", s, 0.7, 0.7) for s in (0, 1)]
     fig = plots.plot_sim_vs_real(rows, path=tmp_path / "f.png")
@@ -182,13 +183,14 @@ def test_sim_vs_real_plot_puts_base_first_and_one_pair_per_method(tmp_path):
     assert plots.reward_points([{"step": 1, "reward": 0.5}, {"step": 1, "loss": 0.1}, {"step": 2, "reward": 0.7}]) == ([1, 2], [0.5, 0.7])
 
 
-def test_results_table_gives_mean_and_std_over_seeds_per_task_and_method():
-    def row(seed, before, after):
-        return {"task": "arith-chat", "metric": "accuracy", "method": "naive", "seed": seed, "simulator": "naive",
-                "base": {"simulator": {"accuracy": before}, "real": {"accuracy": 0.5}}, "trained": {"simulator": {"accuracy": after}, "real": {"accuracy": 0.25}}}
+def test_the_table_gives_mean_std_and_seeds_with_the_real_users_and_what_the_training_user_said():
+    def row(seed, after):
+        return RunResult("naive", "tiny", "arith-chat", seed, "accuracy", "naive", 30, {"simulator": {"accuracy": 0.4}, "real": {"accuracy": 0.5}},
+                         {"simulator": {"accuracy": after}, "real": {"accuracy": 0.25 * (seed + 1)}}, "")
 
-    table = T.results_table([row(1, 0.2, 0.4), row(0, 0.4, 0.6)])
-    assert "| arith-chat (accuracy) | naive | 0, 1 | naive | 0.300 ± 0.100 → 0.500 ± 0.100 | 0.500 ± 0.000 → 0.250 ± 0.000 |" in table
+    table = table_markdown(summarise([row(1, 0.4), row(0, 0.6)], seeds=[0, 1]))
+    assert "| Naive Interactive RL | 0.375 ± 0.125 [0.250, 0.500] · *0.500* |" in table
+    assert "| Base | 0.500 ± 0.000 [0.500, 0.500] |" in table
 
 
 def test_lora_finetuning_saves_an_adapter_and_leaves_the_base_weights_alone(tmp_path):
@@ -198,7 +200,7 @@ def test_lora_finetuning_saves_an_adapter_and_leaves_the_base_weights_alone(tmp_
 
     adapter = load_file(tmp_path / "run" / "policy" / "adapter_model.safetensors")
     assert any("lora_B" in k and adapter[k].abs().sum() > 0 for k in adapter)  # the adapter was trained
-    assert r["steps"] == T.TrainConfig.make().steps
+    assert r.steps == T.TrainConfig.make().steps
 
 
 def test_a_run_stopped_after_its_last_checkpoint_is_finished_not_trained_further(tmp_path):
@@ -210,8 +212,8 @@ def test_a_run_stopped_after_its_last_checkpoint_is_finished_not_trained_further
     for _ in range(3):  # stopped during the final evaluation (or while saving the policy), then run again
         (tmp_path / "run" / "eval.json").unlink()
         again = T.train(cfg, progress=False)
-        assert again["steps"] == 4 and again["resumed_from"].endswith("checkpoint-4")
-        assert again["trained"] == first["trained"]
+        assert again.steps == 4 and again.resumed_from.endswith("checkpoint-4")
+        assert again.trained == first.trained
         now = load_file(tmp_path / "run" / "policy" / "model.safetensors")
         assert all(torch.equal(weights[k], now[k]) for k in weights)
 
@@ -227,9 +229,9 @@ def test_a_torn_checkpoint_is_skipped_for_the_one_before_it(tmp_path):
     state.write_text(state.read_text()[:200])  # killed while transformers wrote it in place
     with pytest.warns(UserWarning, match="checkpoint-4"):
         again = T.train(cfg, progress=False)
-    assert again["resumed_from"].endswith("checkpoint-2") and again["steps"] == 4
+    assert again.resumed_from.endswith("checkpoint-2") and again.steps == 4
     now = load_file(tmp_path / "run" / "policy" / "model.safetensors")
-    assert all(torch.equal(weights[k], now[k]) for k in weights) and again["trained"] == first["trained"]
+    assert all(torch.equal(weights[k], now[k]) for k in weights) and again.trained == first.trained
 
 
 def test_a_nan_setting_is_named_before_anything_is_written(tmp_path, capsys):

@@ -9,11 +9,12 @@ import pytest
 from calirl_lite import chat
 from calirl_lite.dialogue import TERMINATE
 from calirl_lite.profiles import get_profile, load_model, quantization_config, require
+from calirl_lite.prompts import assistant_messages
 from calirl_lite.rollout import Policy, rollout, rollout_one_at_a_time
 from calirl_lite.tasks import get_task
 from calirl_lite.tiny_models import build_tiny_model
 from calirl_lite.users import EndpointUser, LMUser, ScriptedUsers, User
-from calirl_lite.world import WorldConfig, assistant_messages, build_world
+from calirl_lite.world import WorldConfig, build_world
 
 
 @pytest.fixture(scope="module")
@@ -264,9 +265,9 @@ def test_smol_profile_runs_offline_from_the_pypi_package(world):
 
 
 def test_rollout_benchmark_reports_the_three_rates():
-    from calirl_lite.bench import bench_rollout
+    from calirl_lite.bench import RolloutBench, bench_rollout
 
-    r = bench_rollout(n_dialogues=4, n_naive=2, max_messages=4, max_new_tokens=8, repeats=2)
+    r = bench_rollout(RolloutBench.make(dialogues=4, naive_dialogues=2, max_messages=4, max_new_tokens=8, repeats=2))
     assert len(r["engine_vs_generate_each_run"]) == 2
     for key in ("engine_tok_s", "generate_tok_s", "naive_tok_s", "generate_fixed_length_tok_s"):
         assert r[key] > 0

@@ -1,0 +1,56 @@
+"""``calirl notebooks``: the numbered notebooks run top to bottom in fresh kernels, executed copies kept apart."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Sequence
+
+from .io import atomic_write_text
+from .paths import project_root, results_dir
+from .profiles import require
+
+
+def notebook_paths(root: Path | None = None) -> list[Path]:
+    """The numbered notebooks under ``notebooks/``, in order."""
+    folder = (root or project_root()) / "notebooks"
+    paths = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not paths:
+        raise FileNotFoundError(f"no numbered notebooks (NN_name.ipynb) in {folder}")
+    return paths
+
+
+def run_notebook(path: Path, out_dir: Path, timeout: int = 3600) -> Path:
+    """Execute one notebook in a fresh kernel, in its own folder; write the executed copy to ``out_dir``."""
+
+    require("nbclient", 'pip install "calirl-lite[notebooks]"')
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    client.execute()
+    return atomic_write_text(out_dir / path.name, nbformat.writes(nb))
+
+
+def run_notebooks(notebooks: Sequence[str] | None = None, out: str | None = None) -> Path:
+    """Run the given notebooks (default: all, in order) with results going to ``out``; the executed copies
+    (with outputs) go to ``results/notebooks/`` and the copies in ``notebooks/`` stay clean."""
+    from tqdm.auto import tqdm
+
+    if out:
+        os.environ["CALIRL_RESULTS"] = str(Path(out).resolve())  # the kernels inherit it
+    base = results_dir()
+    os.environ["CALIRL_RESULTS"] = str(base.resolve())
+    paths = [Path(p) for p in notebooks] if notebooks else notebook_paths()
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"notebook {p} does not exist")
+    bar = tqdm(paths, desc="notebooks", unit="nb")
+    for p in bar:
+        bar.set_postfix_str(p.name)
+        start = time.perf_counter()
+        written = run_notebook(p.resolve(), base / "notebooks")
+        tqdm.write(f"{p.name}: {time.perf_counter() - start:.1f} s → {written}")
+    return base
