@@ -17,6 +17,7 @@ QLoRA calibration and of a GRPO step at full lengths, on random-weight models of
 
 from __future__ import annotations
 
+import json
 import statistics
 import tempfile
 import time
@@ -119,6 +120,27 @@ class MemoryBench(Settings):
     """also measure calibration and a GRPO step on random-weight models of the layouts (CUDA)"""
 
     BOUNDS = {"budget": (0, None), "max_messages": (2, None)}
+
+
+@dataclass
+class ParsingBench(Settings):
+    """Settings of ``calirl bench parsing``."""
+
+    profile: str = "smol"
+    """model profile of the policy whose turns are read"""
+    task: str = "math-chat"
+    """task family whose scripted real users read them"""
+    dialogues: int = 200
+    """dialogues of the base policy with the real users, on the first held-out goals"""
+    sample: int = 30
+    """assistant turns drawn at random for checking by hand"""
+    seed: int = 0
+    """seed of the dialogues and of the sample"""
+    out: str = ""
+    """JSON Lines file for the sample (default: results/parsing-<profile>-<task>.jsonl)"""
+
+    SMOKE = {"dialogues": 4, "sample": 4}
+    BOUNDS = {"dialogues": (1, None), "sample": (0, None)}
 
 
 def _check_user(user: str) -> None:
@@ -375,3 +397,40 @@ def _grpo_step(profile: str, base: Path, max_messages: int) -> dict[str, Any]:
     trainer.train()
     return {"micro_batch": trainer.args.per_device_train_batch_size, "accumulation": trainer.args.gradient_accumulation_steps,
             "rollout_seconds": round(stats.seconds[0], 1), "tokens_sampled": stats.all_tokens[0], "lora": cfg.lora()}
+
+
+def bench_parsing(cfg: ParsingBench | None = None, world: World | None = None) -> dict[str, Any]:
+    """How the scripted real users read a real model's turns: the profile's base policy talks with them on held-out
+    goals, and every assistant turn is tallied by what the user took it for (an answer — and whether judged right —,
+    a question, or neither). A random sample of turns, each with the user's reading and reply, goes to a JSON Lines
+    file with an empty ``check`` field, for a person to mark where the reading is wrong: that the reward a model gets
+    is the reward it earned is checked by reading, not assumed."""
+    from .io import atomic_write_text
+    from .paths import results_dir
+    from .rollout import rollout_in_batches
+    from .sources import task_goals
+
+    cfg = cfg or ParsingBench.make()
+    task = get_task(cfg.task)
+    goals = [t["goal"] for t in task_goals(cfg.task, "test", world)][: cfg.dialogues]
+    dialogues = rollout_in_batches(base_policy(cfg.profile), ScriptedUsers(), cfg.task, goals, WorldConfig.make().max_messages, cfg.seed,
+                                   get_profile(cfg.profile).eval_batch, "parsing", f"{cfg.profile} with {cfg.task}'s real users")
+    turns = []
+    for d in dialogues:
+        for k, m in enumerate(d.messages):
+            if m.role == "assistant":
+                intent = task.parse_assistant(m.text)
+                reply = d.messages[k + 1].text if k + 1 < len(d.messages) else ""
+                turns.append({"dialogue": d.task_id, "turn": k, "assistant": m.text, "read_as": intent.kind, "read_value": intent.value,
+                              "judged_right": task.answer_is_right(d.goal, intent) if intent.kind == "answer" else None,
+                              "user_reply": reply, "gold": d.goal.get("answer"), "check": ""})
+    kinds = {kind: sum(t["read_as"] == kind for t in turns) for kind in ("answer", "ask", "other")}
+    answered = {t["dialogue"] for t in turns if t["read_as"] == "answer"}
+    rng = np.random.default_rng(cfg.seed)
+    sample = [turns[i] for i in sorted(rng.choice(len(turns), min(cfg.sample, len(turns)), replace=False))] if turns else []
+    out = Path(cfg.out) if cfg.out else results_dir() / f"parsing-{cfg.profile}-{cfg.task}.jsonl"
+    atomic_write_text(out, "".join(json.dumps(t) + "\n" for t in sample))
+    return {"profile": cfg.profile, "task": cfg.task, "dialogues": len(dialogues), "turns": len(turns), "read_as": kinds,
+            "dialogues_with_an_answer": len(answered), "answers_judged_right": sum(bool(t["judged_right"]) for t in turns),
+            "accuracy": float(np.mean([task.score(d)[task.metric] for d in dialogues])) if dialogues else 0.0,
+            "sample": str(out), "sample_size": len(sample)}

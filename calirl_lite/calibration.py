@@ -286,15 +286,16 @@ def check_calibration_inputs(cfg: CalibrationConfig) -> tuple[list[Dialogue], li
 
         quantization_config(True)  # a clear error before any work where 4-bit cannot run
     if cfg.task != "chitchat":
-        from .world import build_world
-
-        world_goals(cfg, build_world())
+        world_goals(cfg)
     return kept_traces(cfg)
 
 
-def world_goals(cfg: CalibrationConfig, world: Any) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The world's first ``n_traces`` train goals and ``n_heldout`` test goals; an error if it has fewer."""
-    train, test = ([t["goal"] for t in world.tasks(cfg.task, split)] for split in ("train", "test"))
+def world_goals(cfg: CalibrationConfig, world: Any = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The task's first ``n_traces`` train goals and ``n_heldout`` test goals (:func:`calirl_lite.sources.task_goals`;
+    ``world``: the toy world, for its tasks); an error if it has fewer."""
+    from .sources import task_goals
+
+    train, test = ([t["goal"] for t in task_goals(cfg.task, split, world)] for split in ("train", "test"))
     if cfg.n_traces > len(train) or cfg.n_heldout > len(test):
         raise ValueError(f"{cfg.task}: asked for {cfg.n_traces} train / {cfg.n_heldout} held-out traces, "
                          f"the world has {len(train)} train and {len(test)} test goals")
@@ -331,13 +332,10 @@ def traces_for(cfg: CalibrationConfig, kept: tuple[list[Dialogue], list[Dialogue
     else:
         from .profiles import get_profile
         from .rollout import base_policy
-        from .world import build_world
-
-        world = build_world()
-        train_goals, test_goals = world_goals(cfg, world)
-        policy, batch = base_policy(cfg.profile), get_profile(cfg.profile).eval_batch
-        train = collect_traces(policy, cfg.task, train_goals, world.config.max_messages, cfg.seed, batch)
-        held = collect_traces(policy, cfg.task, test_goals, world.config.max_messages, cfg.seed + HELDOUT_SEED_OFFSET, batch)
+        train_goals, test_goals = world_goals(cfg)
+        policy, batch, max_messages = base_policy(cfg.profile), get_profile(cfg.profile).eval_batch, WorldConfig.make().max_messages
+        train = collect_traces(policy, cfg.task, train_goals, max_messages, cfg.seed, batch)
+        held = collect_traces(policy, cfg.task, test_goals, max_messages, cfg.seed + HELDOUT_SEED_OFFSET, batch)
     limits = text_limits(cfg.profile)
     for dialogues, path in ((train, run / "traces.jsonl"), (held, run / "heldout.jsonl")):
         check_dialogues(dialogues, str(path), cfg.task, limits)
@@ -355,10 +353,8 @@ def gap_metrics(cfg: CalibrationConfig, simulators: dict[str, Any], heldout: Seq
     report: dict[str, Any] = {"real": {"stats": behaviour_stats(heldout), "scores": mean_scores(heldout)}}
     policy, max_messages = None, 14
     if cfg.task != "chitchat":
-        from .world import build_world
-
         policy = base_policy(cfg.profile)
-        max_messages = build_world().config.max_messages
+        max_messages = WorldConfig.make().max_messages
     goals = [d.goal for d in heldout][: cfg.n_sim_dialogues]
     for name, (model, tok) in simulators.items():
         entry: dict[str, Any] = {"nll": user_nll(model, tok, heldout, style)}

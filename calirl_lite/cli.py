@@ -199,6 +199,22 @@ def cmd_bench_memory(args: argparse.Namespace) -> int:
     return json_or_text(args, lambda: bench_memory(cfg), text)
 
 
+def cmd_bench_parsing(args: argparse.Namespace) -> int:
+    from .bench import ParsingBench, bench_parsing
+
+    def text(r: dict[str, Any]) -> str:
+        k = r["read_as"]
+        return "\n".join([
+            f"{r['profile']}'s base policy with {r['task']}'s real users: {r['dialogues']} dialogues, {r['turns']} assistant turns",
+            f"  read as an answer {k['answer']} (judged right {r['answers_judged_right']}), as a question {k['ask']}, as neither {k['other']}",
+            f"  dialogues with an answer read: {r['dialogues_with_an_answer']} of {r['dialogues']}; accuracy {r['accuracy']:.3f}",
+            f"  {r['sample_size']} turns to check by hand: {r['sample']}",
+        ])
+
+    cfg = settings_from_args(ParsingBench, args)
+    return json_or_text(args, lambda: bench_parsing(cfg), text)
+
+
 def bench_parser(bench: Any, name: str, help: str, cls: type[Settings], func: Any) -> argparse.ArgumentParser:
     """A ``calirl bench NAME`` parser: the flags of its settings dataclass, and ``--json``."""
     p = bench.add_parser(name, help=help)
@@ -246,13 +262,15 @@ def add_world(p: argparse.ArgumentParser) -> None:
 
 
 def add_bench(p: argparse.ArgumentParser) -> None:
-    from .bench import MemoryBench, RolloutBench, TrainBench, WorldBench
+    from .bench import MemoryBench, ParsingBench, RolloutBench, TrainBench, WorldBench
 
     bench = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
     bench_parser(bench, "rollout", "tokens/s: batched rollout engine vs plain generate vs one dialogue at a time", RolloutBench, cmd_bench_rollout)
     bench_parser(bench, "train", "GRPO steps/s and tokens/s for single-turn and multi-turn rollouts", TrainBench, cmd_bench_train)
     bench_parser(bench, "memory", "the memory plan of a GPU profile per stage; --measure: the peaks on this machine's GPU", MemoryBench, cmd_bench_memory)
     bench_parser(bench, "world", "build the toy world afresh (timed) and measure what its LM copies from the chat", WorldBench, cmd_bench_world)
+    bench_parser(bench, "parsing", "how the scripted real users read a real model's turns: a tally, and a sample to check by hand", ParsingBench,
+                 cmd_bench_parsing)
 
 
 def add_calibrate(p: argparse.ArgumentParser) -> None:

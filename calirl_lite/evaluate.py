@@ -16,8 +16,9 @@ from .dialogue import Dialogue
 from .results import EvalResult
 from .rollout import Policy, mean_scores, rollout_in_batches
 from .settings import EVAL_SEED_OFFSET, Settings, check_number
+from .sources import task_goals
 from .users import User
-from .world import World, build_world
+from .world import World, WorldConfig
 
 
 def evaluate_policy(policy: Policy, user: User, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int,
@@ -94,11 +95,11 @@ class EvaluateConfig(Settings):
     BOUNDS = {"n_eval": (1, None), "judge_timeout": (0.1, None)}
 
     def __post_init__(self) -> None:
-        from .tasks import TASKS
+        from .tasks import TASKS, get_task
 
         super().__post_init__()
-        if self.task not in TASKS:
-            raise ValueError(f"task {self.task!r} has no score to evaluate; tasks: {', '.join(TASKS)}")
+        if not get_task(self.task).metric:
+            raise ValueError(f"task {self.task!r} has no score to evaluate; tasks: {', '.join([*TASKS, 'math-chat'])}")
         if self.user not in ("real", "naive", "calibrated"):
             raise ValueError(f"unknown user {self.user!r}; use real, naive or calibrated")
         if not self.seeds:
@@ -124,12 +125,11 @@ def evaluate_seeds(cfg: EvaluateConfig, progress: bool = True, judge: Any = None
     if cfg.user == "calibrated":
         adapter = calibrated_adapter(CalibrationConfig.make(profile=cfg.profile, task=cfg.task), why="the calibrated user")
     pol = load_policy(cfg.profile, cfg.policy)
-    world = world or build_world()
-    goals = [t["goal"] for t in world.tasks(cfg.task, "test")][: cfg.n_eval]
+    goals = [t["goal"] for t in task_goals(cfg.task, "test", world)][: cfg.n_eval]
     who = make_user(cfg.user, cfg.profile, adapter)
     per_seed = {}
     for s in cfg.seeds:
-        scores, dialogues = evaluate_policy(pol, who, cfg.task, goals, cfg.max_messages or world.config.max_messages, EVAL_SEED_OFFSET + int(s), progress,
+        scores, dialogues = evaluate_policy(pol, who, cfg.task, goals, cfg.max_messages or WorldConfig.make().max_messages, EVAL_SEED_OFFSET + int(s), progress,
                                             get_profile(cfg.profile).eval_batch)
         if judge is not None:
             from .judge import interactivity

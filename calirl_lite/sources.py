@@ -7,15 +7,19 @@
   ``single_turn_completion`` (reference answer or document), ``single_turn_metadata``,
   ``sessions``, ``rewards``. A local ``.jsonl`` / ``.json`` / ``.parquet`` file with the same
   columns loads the same way (that is how the tests run offline).
-* GSM-style problems from the ``reasoning-gym`` package (offline), for the ``smol`` profile.
+* GSM-style problems from the ``reasoning-gym`` package (offline), for the ``smol`` profile, and the English
+  world's math-chat goals made from them (:func:`math_chat_goals`); :func:`task_goals` gives any task's goals.
 """
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 from .dialogue import Dialogue, Message
+from .tasks import TASKS, MathChat
+from .world import World, build_world
 
 COLLABLLM_NAMES = ("math-hard", "medium", "bigcodebench")
 
@@ -106,3 +110,49 @@ def gsm_goals(n: int, seed: int = 0) -> list[dict[str, Any]]:
     ds = reasoning_gym.create_dataset("gsm_symbolic", size=n, seed=seed)
     return [{"task_id": f"gsm-{seed}-{i}", "goal": {"problem": x["question"], "answer": str(x["answer"])}} for i, x in enumerate(ds)]
 
+
+
+MATH_CHAT_POOL = 1000
+"""math-chat goals per split"""
+
+
+@functools.lru_cache(maxsize=4)
+def _math_chat_goals(split: str, n: int) -> tuple[dict[str, Any], ...]:
+    from .profiles import require
+
+    require("reasoning_gym", 'pip install "calirl-lite[smol]"')
+    import reasoning_gym
+
+    parity = {"train": 0, "test": 1}[split]
+    ds = reasoning_gym.create_dataset("gsm_symbolic", size=8 * n, seed=0)
+    out: list[dict[str, Any]] = []
+    for i in range(len(ds)):
+        if ds.task_indices[i] % 2 != parity:
+            continue
+        x = ds[i]
+        goal = MathChat.from_problem(x["question"], x["answer"])
+        if goal is not None:
+            out.append({"task_id": f"math-{split}-{i}", "goal": goal})
+        if len(out) == n:
+            break
+    return tuple(out)
+
+
+def math_chat_goals(split: str, n: int = MATH_CHAT_POOL) -> list[dict[str, Any]]:
+    """The English world's math-chat goals: reasoning-gym's ``gsm_symbolic`` problems (seed 0, offline), each cut
+    into the question and the facts (:meth:`calirl_lite.tasks.MathChat.from_problem`). Train goals come from the
+    even problem templates and test goals from the odd ones, so no test problem is a train problem with other
+    numbers."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return [dict(t, goal=dict(t["goal"])) for t in _math_chat_goals(split, n)]
+
+
+def task_goals(task: str, split: str, world: World | None = None) -> list[dict[str, Any]]:
+    """``{"task_id", "goal"}`` of every goal of ``task`` in ``split``: the toy world's tasks from ``world`` (default:
+    the default world, built or loaded), the English world's from their sources."""
+    if task in TASKS:
+        return (world or build_world()).tasks(task, split)
+    if task == "math-chat":
+        return math_chat_goals(split)
+    raise ValueError(f"task {task!r} has no goals to train or evaluate on; tasks with goals: {', '.join([*TASKS, 'math-chat'])}")

@@ -27,12 +27,14 @@ assistant turns; they are not the policy, which is a language model.
 from __future__ import annotations
 
 import re
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .dialogue import TERMINATE, Dialogue, Message
+from .mathcheck import math_correct
 
 ACCEPT = "great , thanks !"
 REJECT = "no , that is not right ."
@@ -147,6 +149,14 @@ class Task:
     metric: str = ""
     goal_fields: dict[str, type] = {}
     """the fields of a hidden goal that users and scores read, and their types (checked when goals are read)"""
+    phrases: dict[str, tuple[str, ...]] = {"accept": (ACCEPT,), "reject": (REJECT,), "confused": (CONFUSED,), "not_sure": (NOT_SURE,),
+                                           "give_up": (GIVE_UP,)}
+    """what a scripted user says to accept, reject, ask what the assistant means, not know, or give up (one of them
+    at random where there are several; the toy world has one of each)"""
+
+    def say(self, kind: str, rng: np.random.Generator) -> str:
+        options = self.phrases[kind]
+        return options[0] if len(options) == 1 else options[int(rng.integers(len(options)))]  # one option: no draw
 
     def check_goal_values(self, goal: dict[str, Any]) -> None:
         """Beyond the fields' types: values the task's code relies on (a ``ValueError`` names the field)."""
@@ -428,11 +438,106 @@ class ChitChat(Task):
         return {}
 
 
+class MathChat(Task):
+    r"""The English world's math task: a GSM-style word problem whose quantities the user gives only when asked.
+
+    A goal is a problem of reasoning-gym's ``gsm_symbolic`` set cut in two: ``question`` (the sentence that asks)
+    and ``facts`` (the sentences that hold the quantities), with the numeric ``answer``. The user's first message
+    asks the question and leaves the facts out, as CollabLLM's math users do; asked for them — in any words — the
+    user gives the facts. An assistant's turn is read as a person would read it: an *answer* where it says so
+    ("the answer is …", "so … in total", ``\boxed{}``, an equation's result) or, lacking a question, states a
+    number; a *question* where a sentence ends in "?" or asks outright ("please tell me …", "could you share …"),
+    in any case. Answers are compared with math-verify (:func:`calirl_lite.mathcheck.math_correct`: ``3/4`` is
+    ``0.75``). Scored by the accuracy of the last answer. The user writes plain English with some variety (an opener
+    and a way of giving the facts picked per problem, phrases per reply).
+    """
+
+    name = "math-chat"
+    slots = ("facts",)
+    metric = "accuracy"
+    goal_fields = {"question": str, "facts": str, "answer": str}
+    phrases = {
+        "accept": ("Great, thanks!", "That's it, thank you!", "Perfect, that matches what I expected. Thanks!", "Yes, that's right. Thanks a lot."),
+        "reject": ("Hmm, that's not right.", "No, I don't think that's correct.", "That doesn't look right to me."),
+        "confused": ("Sorry, what do you mean?", "I'm not sure I follow.", "Can you help me get the answer?"),
+        "not_sure": ("I'm not sure, sorry.", "I don't remember that part."),
+        "give_up": ("Never mind, bye.", "Forget it, thanks anyway."),
+    }
+    OPENERS = ("{q}", "Hi! Can you help me with this? {q}", "I have a math question. {q}", "{q} I'm a bit stuck.")
+    GIVING = ("Sure! {f}", "Oh, right. {f}", "Here's what I know: {f}", "{f}")
+
+    @staticmethod
+    def from_problem(text: str, answer: Any) -> dict[str, Any] | None:
+        """The goal of one word problem, or None where no sentence but the question holds a number."""
+        text = re.sub(r"\s*Give the result as your final answer\..*$", "", text.strip(), flags=re.S)
+        sentences = [x for x in re.split(r"(?<=[.?!])\s+", text) if x]
+        asking = [i for i, x in enumerate(sentences) if x.endswith("?")]
+        k = asking[-1] if asking else len(sentences) - 1
+        facts = " ".join(sentences[:k] + sentences[k + 1 :])
+        return {"question": sentences[k], "facts": facts, "answer": str(answer)} if re.search(r"\d", facts) else None
+
+    @staticmethod
+    def _pick(options: tuple[str, ...], key: str) -> str:
+        return options[zlib.crc32(key.encode()) % len(options)]  # the same for a problem every time, varied across problems
+
+    def goal_text(self, goal: dict[str, Any]) -> str:
+        return f"you want the answer to this problem: {goal['facts']} {goal['question']} (the right answer is {goal['answer']})"
+
+    def first_message(self, goal: dict[str, Any], told: dict[str, Any]) -> str:
+        if "facts" in told:
+            return f"{told['facts']} {goal['question']}"
+        return self._pick(self.OPENERS, goal["question"]).format(q=goal["question"])
+
+    def reveal(self, goal: dict[str, Any], slot: str, value: Any) -> str:
+        return self._pick(self.GIVING, goal["facts"]).format(f=value)
+
+    def wrong_value(self, goal: dict[str, Any], slot: str, rng: np.random.Generator) -> Any:
+        numbers = list(re.finditer(r"\d+", goal["facts"]))
+        m = numbers[int(rng.integers(len(numbers)))]
+        wrong = max(1, int(m.group()) + int(rng.choice([-2, -1, 1, 2])))
+        return goal["facts"][: m.start()] + str(wrong) + goal["facts"][m.end() :]
+
+    def parse_user(self, text: str) -> dict[str, Any]:
+        return {"facts": text} if re.search(r"\d", text) else {}
+
+    _CUE = re.compile(r"\\boxed\s*\{|\b(?:final\s+)?answer\s*(?:is|:|=|would be|will be|should be)|\bthe result is\b|\bin total\b|"
+                      r"\btotal (?:is|of)\b|\btherefore\b|\bthus\b|=\s*\$?-?\d", re.IGNORECASE)
+    _REQUEST = re.compile(r"\b(?:(?:could|can|would) you (?:please )?|please )(?:tell|give|share|provide|clarify|specify|confirm)\b|"
+                          r"\bi need to know\b|\blet me know (?:the|how|what|which|when|where|who)\b", re.IGNORECASE)
+    _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?")
+    _LIST_MARK = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s+")
+    _SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+(?=\s|$)|\n|$)")
+
+    def parse_assistant(self, text: str) -> Intent:
+        body = self._LIST_MARK.sub("", text)  # "1." of a numbered list is no quantity
+        sentences = [x.strip() for x in self._SENTENCE.findall(body) if x.strip()]
+        cued = [x for x in sentences if (cue := self._CUE.search(x)) and self._NUMBER.search(x, cue.start())]
+        if cued:  # the last sentence that says it answers: the number after the saying (or what is boxed)
+            said = cued[-1][self._CUE.search(cued[-1]).start() :]
+            return Intent("answer", value=said if said.startswith("\\boxed") else self._NUMBER.search(said).group())
+        if any(x.rstrip(" *_)\"'").endswith("?") for x in sentences) or self._REQUEST.search(body):
+            return Intent("ask", self.slots)
+        stated = [x for x in sentences if x.endswith((".", "!")) and self._NUMBER.search(x)]
+        if stated and sentences[-1].endswith((".", "!")):  # finished text that states a number: its last one is the answer
+            return Intent("answer", value=self._NUMBER.findall(stated[-1])[-1])
+        return Intent("other")  # working cut short, chat, or nothing a person would take as an answer or a question
+
+    def answer_is_right(self, goal: dict[str, Any], intent: Intent) -> bool:
+        return math_correct(str(intent.value).replace(",", ""), goal["answer"])
+
+    def wrong_slots(self, goal: dict[str, Any], intent: Intent) -> list[str]:
+        return list(self.slots)
+
+    def score(self, dialogue: Dialogue) -> dict[str, float]:
+        answers = [a for a in (self.parse_assistant(m.text) for m in dialogue.messages if m.role == "assistant") if a.kind == "answer"]
+        return {"accuracy": float(bool(answers) and self.answer_is_right(dialogue.goal, answers[-1]))}
+
+
 TASKS: dict[str, Task] = {t.name: t for t in (ArithChat(), DocEditChat())}
 """The toy world's task families."""
 
-OTHER_TASKS: dict[str, Task] = {"chitchat": ChitChat()}
-"""Tasks outside the toy world (real data)."""
+OTHER_TASKS: dict[str, Task] = {"chitchat": ChitChat(), "math-chat": MathChat()}
+"""Tasks outside the toy world: real human chat, and the English world's task families (for instruction-tuned models)."""
 
 
 def get_task(name: str) -> Task:
@@ -470,17 +575,20 @@ class ScriptedUser:
                 self._give(slot)
         return self.task.first_message(self.goal, self.told)
 
+    def _say(self, kind: str) -> str:
+        return self.task.say(kind, self.rng)
+
     def reply(self, assistant_text: str) -> str:
         intent = self.task.parse_assistant(assistant_text)
         parts: list[str] = []
         asked: tuple[str, ...] = ()
         if intent.kind == "answer":
             if self.task.answer_is_right(self.goal, intent) or self.rng.random() < self.persona.p_accept_wrong:
-                return f"{ACCEPT} {TERMINATE}"
-            parts.append(REJECT)
+                return f"{self._say('accept')} {TERMINATE}"
+            parts.append(self._say("reject"))
             self.rejected += 1
             if self.rejected >= self.persona.patience:
-                return f"{REJECT} {GIVE_UP} {TERMINATE}"
+                return f"{parts[0]} {self._say('give_up')} {TERMINATE}"
             wrong = [s for s in self.task.slots if s in self.told and self.told[s] != self.goal[s]]
             if self.rng.random() < self.persona.p_point_out:
                 pointed = [s for s in self.task.wrong_slots(self.goal, intent) if s not in wrong]
@@ -490,12 +598,12 @@ class ScriptedUser:
                 parts.append(self.task.reveal(self.goal, slot, self.goal[slot]))
         elif intent.kind == "ask":
             if self.persona.p_quit_on_question and self.rng.random() < self.persona.p_quit_on_question:
-                return f"{GIVE_UP} {TERMINATE}"
+                return f"{self._say('give_up')} {TERMINATE}"
             asked = intent.slots
             for slot in asked:
-                parts.append(self._give(slot) if self.rng.random() < self.persona.p_answer_when_asked else NOT_SURE)
+                parts.append(self._give(slot) if self.rng.random() < self.persona.p_answer_when_asked else self._say("not_sure"))
         else:
-            parts.append(CONFUSED)
+            parts.append(self._say("confused"))
         missing = [s for s in self.task.slots if s not in self.told and s not in asked]
         if missing and self.rng.random() < self.persona.p_unprompted_reveal:
             parts.append(self._give(missing[0]))

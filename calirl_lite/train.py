@@ -118,9 +118,8 @@ class TrainConfig(Settings):
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; methods: {', '.join(METHODS)}")
         get_profile(self.profile)
-        get_task(self.task)
-        if self.task not in TASKS:
-            raise ValueError(f"task {self.task!r} has no reward to train on; train on one of the world's tasks: {', '.join(TASKS)}")
+        if not get_task(self.task).metric:
+            raise ValueError(f"task {self.task!r} has no reward to train on; train on one with a score: {', '.join([*TASKS, 'math-chat'])}")
         if self.finetune not in ("auto", "full", "lora"):
             raise ValueError(f"finetune must be 'auto', 'full' or 'lora', got {self.finetune!r}")
         if self.max_messages and self.max_messages < 2:
@@ -360,11 +359,14 @@ def make_trainer(cfg: TrainConfig, starts: Sequence[Start], user: Any, callbacks
     return trainer, stats
 
 
-def training_starts(cfg: TrainConfig, need: dict[str, Any], world: Any) -> list[Start]:
-    """Interactive methods start from the world's train goals; Static Context from the logged contexts."""
+def training_starts(cfg: TrainConfig, need: dict[str, Any], world: Any = None) -> list[Start]:
+    """Interactive methods start from the task's train goals (``world``: the toy world, for its tasks); Static
+    Context from the logged contexts."""
+    from .sources import task_goals
+
     if cfg.method == "static":
         return static_contexts(need["logged"], cfg.task, cfg.budget())
-    return [Start(t["goal"]) for t in world.tasks(cfg.task, "train")]
+    return [Start(t["goal"]) for t in task_goals(cfg.task, "train", world)]
 
 
 def save_policy(trainer: Any, folder: Path) -> Path:
@@ -438,20 +440,19 @@ def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Any], run: Path, callb
     from .profiles import get_profile
     from .rollout import Policy
     from .settings import set_seed
+    from .sources import task_goals
     from .tasks import get_task
     from .users import make_user
-    from .world import build_world
 
     set_seed(cfg.seed)
     prof = get_profile(cfg.profile)
-    world = world or build_world()
     max_messages = cfg.budget()
     starts = training_starts(cfg, need, world)
     train_user = make_user(SIMULATOR[cfg.method], cfg.profile, need.get("adapter"))
     real_user = train_user if SIMULATOR[cfg.method] == "real" else make_user("real", cfg.profile)
     bar = [reward_bar(f"GRPO {cfg.method} · {cfg.task} · seed {cfg.seed}")] if progress else []
     trainer, stats = make_trainer(cfg, starts, train_user, [*bar, *callbacks])
-    goals = [t["goal"] for t in world.tasks(cfg.task, "test")][: cfg.n_eval]
+    goals = [t["goal"] for t in task_goals(cfg.task, "test", world)][: cfg.n_eval]
     eval_seed = EVAL_SEED_OFFSET + cfg.seed
 
     def evaluate(name: str, user: Any) -> tuple[dict[str, float], list[Dialogue]]:

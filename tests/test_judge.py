@@ -7,7 +7,8 @@ import pytest
 from calirl_lite.cli import main
 from calirl_lite.dialogue import Dialogue, Message
 from calirl_lite.evaluate import EvaluateConfig, evaluate_seeds
-from calirl_lite.judge import EndpointJudge, LocalJudge, interactivity, make_judge, math_correct, parse_score
+from calirl_lite.judge import EndpointJudge, LocalJudge, interactivity, make_judge, parse_score
+from calirl_lite.mathcheck import math_correct
 
 
 def dialogue(*texts):

@@ -10,7 +10,7 @@ from pathlib import Path
 import calirl_lite
 
 LAYERS = [
-    {"io", "paths", "quiet", "chat", "endpoints", "checkpoints", "grpo", "pool"},  # foundations: no import of the package
+    {"io", "paths", "quiet", "chat", "endpoints", "checkpoints", "grpo", "pool", "mathcheck"},  # foundations: no import of the package
     {"results"},  # what a training run and an evaluation leave behind, the table
     {"dialogue", "settings", "plots"},  # the currency, settings dataclasses, figures
     {"tasks", "shift", "__init__"},  # the toy tasks and their scripted people; notebook 01's exact MDPs
