@@ -10,6 +10,7 @@ from typing import Sequence
 from .io import atomic_write_text
 from .paths import project_root, results_dir
 from .profiles import require
+from .quiet import no_bars
 
 
 def notebook_paths(root: Path | None = None) -> list[Path]:
@@ -47,7 +48,7 @@ def run_notebooks(notebooks: Sequence[str] | None = None, out: str | None = None
     for p in paths:
         if not p.is_file():
             raise FileNotFoundError(f"notebook {p} does not exist")
-    bar = tqdm(paths, desc="notebooks", unit="nb")
+    bar = tqdm(paths, desc="notebooks", unit="nb", disable=no_bars())
     for p in bar:
         bar.set_postfix_str(p.name)
         start = time.perf_counter()

@@ -12,6 +12,8 @@ import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Any, Callable, Sequence
 
+from .quiet import no_bars
+
 
 def _worker_start(parent: int) -> None:
     """A worker runs one torch thread, and leaves as soon as the process that started it is gone (killed, or
@@ -43,7 +45,7 @@ def run_pool(jobs: Sequence[tuple[str, Callable[..., Any], tuple]], workers: int
     from tqdm.auto import tqdm
 
     out: dict[str, Any] = {}
-    bar = tqdm(total=len(jobs), desc=desc, unit="run")
+    bar = tqdm(total=len(jobs), desc=desc, unit="run", disable=no_bars())
     if workers <= 1:
         for name, fn, args in jobs:
             bar.set_postfix_str(name)

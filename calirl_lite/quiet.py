@@ -27,6 +27,12 @@ SILENCED = (
 """The library warnings the kit's own calls cause: (message pattern, category)."""
 
 _VERBOSE = False
+_QUIET = False
+
+
+def no_bars() -> bool:
+    """Whether progress bars are off (``calirl -q``): every bar the kit draws asks this."""
+    return _QUIET
 
 
 def filter_library_warnings() -> None:
@@ -38,19 +44,25 @@ def set_loudness(quiet: bool = False, verbose: bool = False) -> None:
     """``quiet``: no progress bars (the kit's, TQDM's and the libraries'), in this process and in the worker
     processes it starts; the libraries log errors only. ``verbose``: the libraries log at info level, draw their own
     bars, and the warnings in :data:`SILENCED` show. Results, real warnings and errors show either way."""
-    global _VERBOSE
+    global _VERBOSE, _QUIET
     if quiet and verbose:
         raise ValueError("quiet and verbose exclude each other")
-    _VERBOSE = verbose
+    _VERBOSE, _QUIET = verbose, quiet
     level = "error" if quiet else "info" if verbose else None
-    if quiet:
-        os.environ["TQDM_DISABLE"] = "1"  # read by every tqdm bar created from now on, and by the workers
+    if quiet:  # the libraries' bars, here (read when they are imported) and in worker processes
+        os.environ.update(TQDM_DISABLE="1", HF_HUB_DISABLE_PROGRESS_BARS="1", HF_DATASETS_DISABLE_PROGRESS_BARS="1")
+        if "datasets" in sys.modules:
+            import datasets
+
+            datasets.disable_progress_bars()
     if level:
         os.environ["TRANSFORMERS_VERBOSITY"] = os.environ["DATASETS_VERBOSITY"] = level
         if "transformers" in sys.modules:  # already imported: the variable was read
             from transformers.utils import logging as hf_logging
 
             hf_logging.set_verbosity(hf_logging.ERROR if quiet else hf_logging.INFO)
+            if quiet:
+                hf_logging.disable_progress_bar()
     if verbose:
         for message, category in SILENCED:
             warnings.filterwarnings("default", message=message, category=category)

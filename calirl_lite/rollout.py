@@ -24,6 +24,7 @@ from .chat import next_segment_ids, prompt_ids, turn_end_id
 from .decode import TokenStream
 from .dialogue import TERMINATE, Dialogue, Message
 from .prompts import assistant_messages
+from .quiet import no_bars
 from .tasks import Task, get_task
 from .users import User
 
@@ -202,7 +203,7 @@ def rollout_in_batches(policy: Policy, user: User, task: str, goals: Sequence[di
     from tqdm.auto import tqdm
 
     dialogues: list[Dialogue] = []
-    for start in tqdm(range(0, len(goals), batch_size), desc=desc, unit=unit, disable=not progress):
+    for start in tqdm(range(0, len(goals), batch_size), desc=desc, unit=unit, disable=not progress or no_bars()):
         part = goals[start : start + batch_size]
         ids = [f"{task}-{label}-{seed}-{start + i}" for i in range(len(part))]
         dialogues += rollout(policy, user, task, part, max_messages, seed=seed + start, task_ids=ids).dialogues
@@ -222,6 +223,6 @@ def compare_users(policy: Policy, users: dict[str, User], goals_by_task: dict[st
 
     out: dict[str, dict[str, list[Dialogue]]] = {}
     jobs = [(t, u) for t in goals_by_task for u in users]
-    for task, name in tqdm(jobs, desc="rollouts", unit="batch"):
+    for task, name in tqdm(jobs, desc="rollouts", unit="batch", disable=no_bars()):
         out.setdefault(task, {})[name] = rollout(policy, users[name], task, goals_by_task[task], max_messages, seed=seed).dialogues
     return out

@@ -41,6 +41,7 @@ from typing import Any, Callable, Sequence
 
 from .dialogue import Dialogue, Message, write_jsonl
 from .io import atomic_dir, atomic_write_json, folder_lock, json_safe
+from .quiet import no_bars
 from .results import METHOD_LABELS, RunResult
 from .settings import EVAL_SEED_OFFSET, RUN_SEED_STRIDE, STEP_SEED_STRIDE, Settings
 from .tasks import TASKS
@@ -262,7 +263,7 @@ def reward_bar(desc: str) -> Any:
         bar: Any = None
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=desc, unit="step")
+            self.bar = tqdm(total=state.max_steps, initial=state.global_step, desc=desc, unit="step", disable=no_bars())
 
         def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
             if self.bar is not None and logs and "reward" in logs:

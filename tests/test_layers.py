@@ -10,8 +10,8 @@ from pathlib import Path
 import calirl_lite
 
 LAYERS = [
-    {"io", "paths", "quiet", "chat", "endpoints", "checkpoints", "grpo", "pool", "mathcheck"},  # foundations: no import of the package
-    {"results"},  # what a training run and an evaluation leave behind, the table
+    {"io", "paths", "quiet", "chat", "endpoints", "checkpoints", "grpo", "mathcheck"},  # foundations: no import of the package
+    {"results", "pool"},  # what a training run and an evaluation leave behind, the table; the worker pool
     {"dialogue", "settings", "plots"},  # the currency, settings dataclasses, figures
     {"tasks", "shift", "__init__"},  # the toy tasks and their scripted people; notebook 01's exact MDPs
     {"prompts"},  # the chat as the policy and as a user simulator see it

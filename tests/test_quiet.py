@@ -47,3 +47,15 @@ def test_quiet_and_verbose_exclude_each_other_on_the_command_line(capsys):
     with pytest.raises(SystemExit) as e:
         main(["-q", "-v", "bench", "memory"])
     assert e.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
+
+
+def test_calirl_quiet_trains_and_evaluates_without_a_single_progress_bar(tmp_path):
+    import os
+
+    env = {**os.environ, "CALIRL_SMOKE": "1"}
+    args = [sys.executable, "-m", "calirl_lite", "{}", "train", "--method", "oracle", "--out-dir", str(tmp_path / "{}")]
+    loud = subprocess.run([a.format("-v", "loud") for a in args], capture_output=True, text=True, env=env, check=True)
+    quiet = subprocess.run([a.format("-q", "quiet") for a in args], capture_output=True, text=True, env=env, check=True)
+    assert "%|" in loud.stderr  # the kit's bars (rollouts, the reward bar) and the libraries' draw here
+    assert "%|" not in quiet.stderr and "%|" not in quiet.stdout
+    assert "Oracle on arith-chat" in quiet.stdout  # the result still shows
