@@ -39,8 +39,8 @@ from .world import World, WorldConfig, build_world
 
 
 @dataclass
-class RolloutBench(Settings):
-    """Settings of ``calirl bench rollout``."""
+class UserBench(Settings):
+    """Settings every benchmark of dialogues with a user has."""
 
     profile: str = "tiny"
     """model profile"""
@@ -50,6 +50,17 @@ class RolloutBench(Settings):
     """who plays the user: naive (the LM) or real (scripted)"""
     seed: int = 0
     """seed"""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.user not in ("naive", "real"):
+            raise ValueError(f"user must be 'naive' (the LM plays the user) or 'real' (scripted), got {self.user!r}")
+
+
+@dataclass
+class RolloutBench(UserBench):
+    """Settings of ``calirl bench rollout``."""
+
     dialogues: int = 32
     """dialogues run together by the engine"""
     naive_dialogues: int = 8
@@ -63,23 +74,13 @@ class RolloutBench(Settings):
 
     BOUNDS = {"dialogues": (1, None), "naive_dialogues": (1, None), "max_messages": (2, None), "max_new_tokens": (1, None), "repeats": (1, None)}
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_user(self.user)
-
 
 @dataclass
-class TrainBench(Settings):
+class TrainBench(UserBench):
     """Settings of ``calirl bench train``."""
 
-    profile: str = "tiny"
-    """model profile"""
-    task: str = "arith-chat"
-    """task family"""
     user: str = "real"
     """who plays the user: real (scripted; trains the oracle) or naive (the LM; trains the naive method)"""
-    seed: int = 0
-    """seed"""
     steps: int = 6
     """GRPO steps per setting (the first is a warm-up)"""
     prompts_per_step: int = 4
@@ -88,10 +89,6 @@ class TrainBench(Settings):
     """dialogues per goal"""
 
     BOUNDS = {"steps": (2, None), "prompts_per_step": (1, None), "group_size": (2, None)}
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        _check_user(self.user)
 
 
 @dataclass
@@ -141,11 +138,6 @@ class ParsingBench(Settings):
 
     SMOKE = {"dialogues": 4, "sample": 4}
     BOUNDS = {"dialogues": (1, None), "sample": (0, None)}
-
-
-def _check_user(user: str) -> None:
-    if user not in ("naive", "real"):
-        raise ValueError(f"user must be 'naive' (the LM plays the user) or 'real' (scripted), got {user!r}")
 
 
 def hf_generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new_tokens: int, temperature: float, fixed_length: bool = False) -> int:

@@ -290,12 +290,12 @@ def check_calibration_inputs(cfg: CalibrationConfig) -> tuple[list[Dialogue], li
     return kept_traces(cfg)
 
 
-def world_goals(cfg: CalibrationConfig, world: Any = None) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The task's first ``n_traces`` train goals and ``n_heldout`` test goals (:func:`calirl_lite.sources.task_goals`;
-    ``world``: the toy world, for its tasks); an error if it has fewer."""
+def world_goals(cfg: CalibrationConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The task's first ``n_traces`` train goals and ``n_heldout`` test goals (:func:`calirl_lite.sources.task_goals`);
+    an error if it has fewer."""
     from .sources import task_goals
 
-    train, test = ([t["goal"] for t in task_goals(cfg.task, split, world)] for split in ("train", "test"))
+    train, test = ([t["goal"] for t in task_goals(cfg.task, split)] for split in ("train", "test"))
     if cfg.n_traces > len(train) or cfg.n_heldout > len(test):
         raise ValueError(f"{cfg.task}: asked for {cfg.n_traces} train / {cfg.n_heldout} held-out traces, "
                          f"the world has {len(train)} train and {len(test)} test goals")

@@ -108,23 +108,6 @@ def cmd_world_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bench_rollout(args: argparse.Namespace) -> int:
-    from .bench import RolloutBench, bench_rollout
-
-    def text(r: dict[str, Any]) -> str:
-        return "\n".join([
-            f"engine   {r['engine_tok_s']:9.1f} tok/s  ({r['n_dialogues']} dialogues in lock step, user: {r['user']}; median of {r['repeats']} runs)",
-            f"generate {r['generate_tok_s']:9.1f} tok/s  (plain batched generate of single turns, same prompts and tokens)",
-            f"         {r['generate_fixed_length_tok_s']:9.1f} tok/s  (upper bound: generate with no turn ends, every row full length)",
-            f"stream   {r['stream_tok_s']:9.1f} tok/s  (the kit's sampling loop, {r['forward']}, on the same single turns)",
-            f"naive    {r['naive_tok_s']:9.1f} tok/s  (one dialogue at a time, {r['n_naive']} dialogues)",
-            f"engine / generate = {r['engine_vs_generate']:.2f}   stream / generate = {r['stream_vs_generate']:.2f}   engine / naive = {r['engine_vs_naive']:.1f}",
-        ])
-
-    cfg = settings_from_args(RolloutBench, args)
-    return json_or_text(args, lambda: bench_rollout(cfg), text)
-
-
 def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibration import CalibrationConfig, calibrate, format_gap, report_json
 
@@ -151,76 +134,65 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return json_or_text(args, lambda: evaluate_seeds(cfg, judge=judge), lambda r: r.text())
 
 
-def cmd_bench_train(args: argparse.Namespace) -> int:
-    from .bench import TrainBench, bench_train
-
-    def text(r: dict[str, Any]) -> str:
-        lines = [f"GRPO on {r['task']} ({r['profile']} profile, user: {r['user']}, {r['prompts_per_step']}×{r['group_size']} dialogues per step, "
-                 f"{r['threads']} threads; timed over {r['steps'] - 1} steps after a warm-up)"]
-        for name in ("single_turn", "multi_turn"):
-            x = r[name]
-            lines.append(f"{name.replace('_', '-'):>12} ({x['max_messages']:>2} messages): {x['steps_per_s']:6.3f} steps/s  {x['policy_tok_s']:8.1f} policy tok/s  "
-                         f"{x['all_tok_s']:9.1f} tok/s in training sequences  rollouts {100 * x['rollout_share']:.0f}% of the time  "
-                         f"{x['policy_tokens_per_dialogue']:.1f} policy tokens per dialogue")
-        return "\n".join(lines)
-
-    cfg = settings_from_args(TrainBench, args)
-    return json_or_text(args, lambda: bench_train(cfg), text)
+def bench_rollout_text(r: dict[str, Any]) -> str:
+    return "\n".join([
+        f"engine   {r['engine_tok_s']:9.1f} tok/s  ({r['n_dialogues']} dialogues in lock step, user: {r['user']}; median of {r['repeats']} runs)",
+        f"generate {r['generate_tok_s']:9.1f} tok/s  (plain batched generate of single turns, same prompts and tokens)",
+        f"         {r['generate_fixed_length_tok_s']:9.1f} tok/s  (upper bound: generate with no turn ends, every row full length)",
+        f"stream   {r['stream_tok_s']:9.1f} tok/s  (the kit's sampling loop, {r['forward']}, on the same single turns)",
+        f"naive    {r['naive_tok_s']:9.1f} tok/s  (one dialogue at a time, {r['n_naive']} dialogues)",
+        f"engine / generate = {r['engine_vs_generate']:.2f}   stream / generate = {r['stream_vs_generate']:.2f}   engine / naive = {r['engine_vs_naive']:.1f}",
+    ])
 
 
-def cmd_bench_world(args: argparse.Namespace) -> int:
-    from .bench import WorldBench, bench_world
-
-    def text(r: dict[str, Any]) -> str:
-        return "\n".join([
-            f"world seed {r['seed']} built in {r['build_seconds']:.1f} s ({r['pretrain_steps']} pre-training steps, final loss {r['final_loss']}, {r['threads']} threads)",
-            f"told every detail up front, on {r['n_goals']} test goals, the base policy's first turn:",
-            f"  arith-chat   answers {r['arith_answers']:.2f}; of its answers right {r['arith_right']:.2f}",
-            f"  docedit-chat drafts  {r['docedit_drafts']:.2f}; of its drafts with the right name {r['name']:.2f}, tone {r['tone']:.2f}, "
-            f"place {r['place']:.2f}, day {r['day']:.2f}",
-        ])
-
-    cfg = settings_from_args(WorldBench, args)
-    return json_or_text(args, lambda: bench_world(cfg), text)
+def bench_train_text(r: dict[str, Any]) -> str:
+    lines = [f"GRPO on {r['task']} ({r['profile']} profile, user: {r['user']}, {r['prompts_per_step']}×{r['group_size']} dialogues per step, "
+             f"{r['threads']} threads; timed over {r['steps'] - 1} steps after a warm-up)"]
+    for name in ("single_turn", "multi_turn"):
+        x = r[name]
+        lines.append(f"{name.replace('_', '-'):>12} ({x['max_messages']:>2} messages): {x['steps_per_s']:6.3f} steps/s  {x['policy_tok_s']:8.1f} policy tok/s  "
+                     f"{x['all_tok_s']:9.1f} tok/s in training sequences  rollouts {100 * x['rollout_share']:.0f}% of the time  "
+                     f"{x['policy_tokens_per_dialogue']:.1f} policy tokens per dialogue")
+    return "\n".join(lines)
 
 
-def cmd_bench_memory(args: argparse.Namespace) -> int:
-    from .bench import MemoryBench, bench_memory
+def bench_world_text(r: dict[str, Any]) -> str:
+    return "\n".join([
+        f"world seed {r['seed']} built in {r['build_seconds']:.1f} s ({r['pretrain_steps']} pre-training steps, final loss {r['final_loss']}, {r['threads']} threads)",
+        f"told every detail up front, on {r['n_goals']} test goals, the base policy's first turn:",
+        f"  arith-chat   answers {r['arith_answers']:.2f}; of its answers right {r['arith_right']:.2f}",
+        f"  docedit-chat drafts  {r['docedit_drafts']:.2f}; of its drafts with the right name {r['name']:.2f}, tone {r['tone']:.2f}, "
+        f"place {r['place']:.2f}, day {r['day']:.2f}",
+    ])
+
+
+def bench_memory_text(r: dict[str, Any]) -> str:
     from .memory import format_plan
 
-    def text(r: dict[str, Any]) -> str:
-        lines = [format_plan(r["plan"])]
-        for stage, m in r["measured"].items():
-            peak = f"peak {m['peak_allocated_gib']:.2f} GiB allocated, {m['peak_reserved_gib']:.2f} reserved" if "peak_allocated_gib" in m else "no GPU: no peak"
-            lines.append(f"  measured {stage:<11} {peak}; micro-batch {m['micro_batch']} × {m['accumulation']}; {m['seconds']:.1f} s")
-        return "\n".join(lines)
-
-    cfg = settings_from_args(MemoryBench, args)
-    return json_or_text(args, lambda: bench_memory(cfg), text)
+    lines = [format_plan(r["plan"])]
+    for stage, m in r["measured"].items():
+        peak = f"peak {m['peak_allocated_gib']:.2f} GiB allocated, {m['peak_reserved_gib']:.2f} reserved" if "peak_allocated_gib" in m else "no GPU: no peak"
+        lines.append(f"  measured {stage:<11} {peak}; micro-batch {m['micro_batch']} × {m['accumulation']}; {m['seconds']:.1f} s")
+    return "\n".join(lines)
 
 
-def cmd_bench_parsing(args: argparse.Namespace) -> int:
-    from .bench import ParsingBench, bench_parsing
-
-    def text(r: dict[str, Any]) -> str:
-        k = r["read_as"]
-        return "\n".join([
-            f"{r['profile']}'s base policy with {r['task']}'s real users: {r['dialogues']} dialogues, {r['turns']} assistant turns",
-            f"  read as an answer {k['answer']} (judged right {r['answers_judged_right']}), as a question {k['ask']}, as neither {k['other']}",
-            f"  dialogues with an answer read: {r['dialogues_with_an_answer']} of {r['dialogues']}; accuracy {r['accuracy']:.3f}",
-            f"  {r['sample_size']} turns to check by hand: {r['sample']}",
-        ])
-
-    cfg = settings_from_args(ParsingBench, args)
-    return json_or_text(args, lambda: bench_parsing(cfg), text)
+def bench_parsing_text(r: dict[str, Any]) -> str:
+    k = r["read_as"]
+    return "\n".join([
+        f"{r['profile']}'s base policy with {r['task']}'s real users: {r['dialogues']} dialogues, {r['turns']} assistant turns",
+        f"  read as an answer {k['answer']} (judged right {r['answers_judged_right']}), as a question {k['ask']}, as neither {k['other']}",
+        f"  dialogues with an answer read: {r['dialogues_with_an_answer']} of {r['dialogues']}; accuracy {r['accuracy']:.3f}",
+        f"  {r['sample_size']} turns to check by hand: {r['sample']}",
+    ])
 
 
-def bench_parser(bench: Any, name: str, help: str, cls: type[Settings], func: Any) -> argparse.ArgumentParser:
-    """A ``calirl bench NAME`` parser: the flags of its settings dataclass, and ``--json``."""
+def bench_parser(bench: Any, name: str, help: str, cls: type[Settings], run: Any, text: Any) -> argparse.ArgumentParser:
+    """A ``calirl bench NAME`` parser: the flags of its settings dataclass, and ``--json``; it runs ``run(settings)``
+    and prints ``text(figures)`` (or the JSON)."""
     p = bench.add_parser(name, help=help)
     add_settings_arguments(p, cls)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.set_defaults(func=func)
+    p.set_defaults(func=lambda args: json_or_text(args, lambda: run(settings_from_args(cls, args)), text))
     return p
 
 
@@ -262,15 +234,18 @@ def add_world(p: argparse.ArgumentParser) -> None:
 
 
 def add_bench(p: argparse.ArgumentParser) -> None:
-    from .bench import MemoryBench, ParsingBench, RolloutBench, TrainBench, WorldBench
+    from . import bench as b
 
     bench = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
-    bench_parser(bench, "rollout", "tokens/s: batched rollout engine vs plain generate vs one dialogue at a time", RolloutBench, cmd_bench_rollout)
-    bench_parser(bench, "train", "GRPO steps/s and tokens/s for single-turn and multi-turn rollouts", TrainBench, cmd_bench_train)
-    bench_parser(bench, "memory", "the memory plan of a GPU profile per stage; --measure: the peaks on this machine's GPU", MemoryBench, cmd_bench_memory)
-    bench_parser(bench, "world", "build the toy world afresh (timed) and measure what its LM copies from the chat", WorldBench, cmd_bench_world)
-    bench_parser(bench, "parsing", "how the scripted real users read a real model's turns: a tally, and a sample to check by hand", ParsingBench,
-                 cmd_bench_parsing)
+    bench_parser(bench, "rollout", "tokens/s: batched rollout engine vs plain generate vs one dialogue at a time", b.RolloutBench, b.bench_rollout,
+                 bench_rollout_text)
+    bench_parser(bench, "train", "GRPO steps/s and tokens/s for single-turn and multi-turn rollouts", b.TrainBench, b.bench_train, bench_train_text)
+    bench_parser(bench, "memory", "the memory plan of a GPU profile per stage; --measure: the peaks on this machine's GPU", b.MemoryBench, b.bench_memory,
+                 bench_memory_text)
+    bench_parser(bench, "world", "build the toy world afresh (timed) and measure what its LM copies from the chat", b.WorldBench, b.bench_world,
+                 bench_world_text)
+    bench_parser(bench, "parsing", "how the scripted real users read a real model's turns: a tally, and a sample to check by hand", b.ParsingBench,
+                 b.bench_parsing, bench_parsing_text)
 
 
 def add_calibrate(p: argparse.ArgumentParser) -> None:

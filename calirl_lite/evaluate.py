@@ -95,11 +95,11 @@ class EvaluateConfig(Settings):
     BOUNDS = {"n_eval": (1, None), "judge_timeout": (0.1, None)}
 
     def __post_init__(self) -> None:
-        from .tasks import TASKS, get_task
+        from .tasks import get_task, scored_tasks
 
         super().__post_init__()
         if not get_task(self.task).metric:
-            raise ValueError(f"task {self.task!r} has no score to evaluate; tasks: {', '.join([*TASKS, 'math-chat'])}")
+            raise ValueError(f"task {self.task!r} has no score to evaluate; tasks: {', '.join(scored_tasks())}")
         if self.user not in ("real", "naive", "calibrated"):
             raise ValueError(f"unknown user {self.user!r}; use real, naive or calibrated")
         if not self.seeds:

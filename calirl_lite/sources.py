@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .dialogue import Dialogue, Message
-from .tasks import TASKS, MathChat
+from .tasks import TASKS, MathChat, scored_tasks
 from .world import World, build_world
 
 COLLABLLM_NAMES = ("math-hard", "medium", "bigcodebench")
@@ -155,4 +155,4 @@ def task_goals(task: str, split: str, world: World | None = None) -> list[dict[s
         return (world or build_world()).tasks(task, split)
     if task == "math-chat":
         return math_chat_goals(split)
-    raise ValueError(f"task {task!r} has no goals to train or evaluate on; tasks with goals: {', '.join([*TASKS, 'math-chat'])}")
+    raise ValueError(f"task {task!r} has no goals to train or evaluate on; tasks with goals: {', '.join(scored_tasks())}")

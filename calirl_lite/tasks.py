@@ -511,9 +511,9 @@ class MathChat(Task):
     def parse_assistant(self, text: str) -> Intent:
         body = self._LIST_MARK.sub("", text)  # "1." of a numbered list is no quantity
         sentences = [x.strip() for x in self._SENTENCE.findall(body) if x.strip()]
-        cued = [x for x in sentences if (cue := self._CUE.search(x)) and self._NUMBER.search(x, cue.start())]
+        cued = [x[cue.start() :] for x in sentences if (cue := self._CUE.search(x)) and self._NUMBER.search(x, cue.start())]
         if cued:  # the last sentence that says it answers: the number after the saying (or what is boxed)
-            said = cued[-1][self._CUE.search(cued[-1]).start() :]
+            said = cued[-1]
             return Intent("answer", value=said if said.startswith("\\boxed") else self._NUMBER.search(said).group())
         if any(x.rstrip(" *_)\"'").endswith("?") for x in sentences) or self._REQUEST.search(body):
             return Intent("ask", self.slots)
@@ -538,6 +538,11 @@ TASKS: dict[str, Task] = {t.name: t for t in (ArithChat(), DocEditChat())}
 
 OTHER_TASKS: dict[str, Task] = {"chitchat": ChitChat(), "math-chat": MathChat()}
 """Tasks outside the toy world: real human chat, and the English world's task families (for instruction-tuned models)."""
+
+
+def scored_tasks() -> list[str]:
+    """The tasks with a score (and goals): those that can be trained on and evaluated."""
+    return [name for name, task in {**TASKS, **OTHER_TASKS}.items() if task.metric]
 
 
 def get_task(name: str) -> Task:

@@ -113,14 +113,14 @@ class TrainConfig(Settings):
 
     def __post_init__(self) -> None:
         from .profiles import get_profile
-        from .tasks import TASKS, get_task
+        from .tasks import get_task, scored_tasks
 
         super().__post_init__()
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; methods: {', '.join(METHODS)}")
         get_profile(self.profile)
         if not get_task(self.task).metric:
-            raise ValueError(f"task {self.task!r} has no reward to train on; train on one with a score: {', '.join([*TASKS, 'math-chat'])}")
+            raise ValueError(f"task {self.task!r} has no reward to train on; train on one with a score: {', '.join(scored_tasks())}")
         if self.finetune not in ("auto", "full", "lora"):
             raise ValueError(f"finetune must be 'auto', 'full' or 'lora', got {self.finetune!r}")
         if self.max_messages and self.max_messages < 2:
