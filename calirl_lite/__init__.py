@@ -4,7 +4,7 @@ The package backs the numbered notebooks in ``notebooks/``; each notebook cell c
 or two of its public functions. Modules, one per idea of the paper:
 
 * :mod:`calirl_lite.shift` — compounding distribution shift in tabular MDPs, the O(H²) bound (notebook 01)
-* :mod:`calirl_lite.tasks` — the toy tasks (arith-chat, docedit-chat), the English world's math-chat, scripted real users and corpus assistants
+* :mod:`calirl_lite.tasks` — the toy tasks (arith-chat, docedit-chat), the English world's math-chat and doc-chat, scripted real users and corpus assistants
 * :mod:`calirl_lite.prompts` — the chat as the policy and as a user simulator see it
 * :mod:`calirl_lite.world` — the ``tiny`` world: task splits, corpus, tokenizer, tiny LM (notebook 02)
 * :mod:`calirl_lite.users` — one user-simulator interface: scripted, LM-prompted (naive), LoRA (calibrated), endpoint

@@ -343,18 +343,11 @@ def bench_memory(cfg: MemoryBench | None = None, layout: Any = None, folder: str
 
 def _peak(run: Any) -> dict[str, Any]:
     """``run()``'s seconds and (on CUDA) its peak of allocated and reserved GPU memory, in GiB."""
-    import gc
+    from .memory import Measure
 
-    gc.collect()
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-        torch.cuda.reset_peak_memory_stats()
-    start = time.perf_counter()
-    extra = run()
-    out = {"seconds": round(time.perf_counter() - start, 1), **extra}
-    if torch.cuda.is_available():
-        out.update(peak_allocated_gib=round(torch.cuda.max_memory_allocated() / 2**30, 2), peak_reserved_gib=round(torch.cuda.max_memory_reserved() / 2**30, 2))
-    return out
+    with Measure() as m:
+        extra = run()
+    return {**m.as_dict(), **extra}
 
 
 def _long_text(rng: np.random.Generator, words: int) -> str:
@@ -414,8 +407,8 @@ def bench_parsing(cfg: ParsingBench | None = None, world: World | None = None) -
                 intent = task.parse_assistant(m.text)
                 reply = d.messages[k + 1].text if k + 1 < len(d.messages) else ""
                 turns.append({"dialogue": d.task_id, "turn": k, "assistant": m.text, "read_as": intent.kind, "read_value": intent.value,
-                              "judged_right": task.answer_is_right(d.goal, intent) if intent.kind == "answer" else None,
-                              "user_reply": reply, "gold": d.goal.get("answer"), "check": ""})
+                              "asked_about": list(intent.slots), "judged_right": task.answer_is_right(d.goal, intent) if intent.kind == "answer" else None,
+                              "user_reply": reply, "gold": d.goal.get("answer", d.goal.get("target")), "check": ""})
     kinds = {kind: sum(t["read_as"] == kind for t in turns) for kind in ("answer", "ask", "other")}
     answered = {t["dialogue"] for t in turns if t["read_as"] == "answer"}
     rng = np.random.default_rng(cfg.seed)

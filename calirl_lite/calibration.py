@@ -32,7 +32,7 @@ from .io import atomic_dir, atomic_write_json, folder_lock, json_safe
 from .prompts import user_messages
 from .settings import HELDOUT_SEED_OFFSET, SIMULATOR_SEED_OFFSET, Settings
 from .tasks import get_task
-from .world import WorldConfig
+from .world import WorldConfig, message_budget
 
 
 @dataclass
@@ -44,13 +44,15 @@ class CalibrationConfig(Settings):
     user_model: str = ""
     """the simulator's base model: a folder or hub id (default: the profile's user model)"""
     task: str = "arith-chat"
-    """task whose real users the simulator learns: arith-chat, docedit-chat (toy world) or chitchat (real human turns)"""
+    """task whose real users the simulator learns: arith-chat, docedit-chat (toy world), math-chat, doc-chat (English world) or chitchat (real human turns)"""
     n_traces: int = 600
     """training dialogues of the base policy with the real users (paper: 1,860 MATH-Chat, 16,028 MediumDocEdit)"""
     n_heldout: int = 100
     """held-out real-user dialogues (on test goals) for the gap metrics"""
     n_sim_dialogues: int = 100
     """dialogues of the base policy with each simulator for its behaviour statistics"""
+    max_messages: int = 0
+    """message budget of every dialogue collected or sampled here (0: the world's, as in `calirl train`)"""
     seed: int = 0
     """seed of trace collection, training and evaluation rollouts"""
     steps: int = 300
@@ -75,7 +77,8 @@ class CalibrationConfig(Settings):
 
     SMOKE = {"n_traces": 40, "n_heldout": 12, "n_sim_dialogues": 12, "steps": 8, "batch_size": 8, "save_steps": 4}
     BOUNDS = {"n_traces": (4, None), "n_heldout": (2, None), "n_sim_dialogues": (1, None), "steps": (1, None), "batch_size": (1, None),
-              "lora_r": (1, None), "save_steps": (1, None), "max_length": (1, None), "learning_rate": (0, None)}
+              "lora_r": (1, None), "save_steps": (1, None), "max_length": (1, None), "learning_rate": (0, None),
+              "max_messages": (0, None)}
 
     def __post_init__(self) -> None:
         from .profiles import get_profile
@@ -84,6 +87,10 @@ class CalibrationConfig(Settings):
         if self.load_in_4bit is None:
             self.load_in_4bit = get_profile(self.profile).user_in_4bit
         get_task(self.task)
+
+    def budget(self) -> int:
+        """The message budget of a dialogue: ``max_messages``, or the world's when it is 0."""
+        return message_budget(self.max_messages)
 
     def folder(self) -> Path:
         """The run folder; its name carries a hash of the settings, so a changed setting never resumes an old run."""
@@ -333,9 +340,9 @@ def traces_for(cfg: CalibrationConfig, kept: tuple[list[Dialogue], list[Dialogue
         from .profiles import get_profile
         from .rollout import base_policy
         train_goals, test_goals = world_goals(cfg)
-        policy, batch, max_messages = base_policy(cfg.profile), get_profile(cfg.profile).eval_batch, WorldConfig.make().max_messages
-        train = collect_traces(policy, cfg.task, train_goals, max_messages, cfg.seed, batch)
-        held = collect_traces(policy, cfg.task, test_goals, max_messages, cfg.seed + HELDOUT_SEED_OFFSET, batch)
+        policy, batch = base_policy(cfg.profile), get_profile(cfg.profile).eval_batch
+        train = collect_traces(policy, cfg.task, train_goals, cfg.budget(), cfg.seed, batch)
+        held = collect_traces(policy, cfg.task, test_goals, cfg.budget(), cfg.seed + HELDOUT_SEED_OFFSET, batch)
     limits = text_limits(cfg.profile)
     for dialogues, path in ((train, run / "traces.jsonl"), (held, run / "heldout.jsonl")):
         check_dialogues(dialogues, str(path), cfg.task, limits)
@@ -351,16 +358,13 @@ def gap_metrics(cfg: CalibrationConfig, simulators: dict[str, Any], heldout: Seq
     from .users import LMUser
 
     report: dict[str, Any] = {"real": {"stats": behaviour_stats(heldout), "scores": mean_scores(heldout)}}
-    policy, max_messages = None, 14
-    if cfg.task != "chitchat":
-        policy = base_policy(cfg.profile)
-        max_messages = WorldConfig.make().max_messages
+    policy = None if cfg.task == "chitchat" else base_policy(cfg.profile)
     goals = [d.goal for d in heldout][: cfg.n_sim_dialogues]
     for name, (model, tok) in simulators.items():
         entry: dict[str, Any] = {"nll": user_nll(model, tok, heldout, style)}
         if policy is not None:
             sim = LMUser(model, tok, name=name, temperature=get_profile(cfg.profile).user_temperature, prompt_style=style)
-            ds = rollout(policy, sim, cfg.task, goals, max_messages=max_messages, seed=cfg.seed + SIMULATOR_SEED_OFFSET).dialogues
+            ds = rollout(policy, sim, cfg.task, goals, max_messages=cfg.budget(), seed=cfg.seed + SIMULATOR_SEED_OFFSET).dialogues
             entry.update(stats=behaviour_stats(ds), tv_to_real=behaviour_tv(ds, heldout), scores=mean_scores(ds))
         report[name] = entry
     return report

@@ -95,3 +95,36 @@ def describe_runtime(profile: str) -> dict[str, Any]:
     else:
         print(".")
     return info
+
+
+
+def gpu_profile() -> str:
+    """The profile of the notebooks' "On a GPU" sections: ``colab-t4`` where a CUDA GPU is, else ``smol``
+    (SmolLM2-135M-Instruct, a real instruction model that runs on a CPU, offline), so the same cells run anywhere."""
+    import torch
+
+    return "colab-t4" if torch.cuda.is_available() else "smol"
+
+
+ENGLISH_BUDGETS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
+    "colab-t4": (dict(n_traces=64, n_heldout=16, n_sim_dialogues=16, steps=40, batch_size=8, save_steps=10),
+                 dict(steps=4, prompts_per_step=2, group_size=4, max_messages=6, n_eval=16, n_eval_simulator=16, save_steps=2)),
+    "smol": (dict(n_traces=16, n_heldout=8, n_sim_dialogues=8, steps=20, batch_size=4, save_steps=10),
+             dict(steps=2, prompts_per_step=1, group_size=4, max_messages=4, n_eval=8, n_eval_simulator=8, save_steps=1)),
+}
+"""Calibration and training sizes of the notebooks' "On a GPU" sections, per profile: small budgets that run every
+stage on a real model in minutes — to see it work, not to reproduce the paper's effect."""
+ENGLISH_SMOKE = (dict(n_traces=4, n_heldout=2, n_sim_dialogues=2, steps=2, batch_size=4, save_steps=2, max_messages=4),
+                 dict(steps=1, prompts_per_step=1, group_size=2, max_messages=4, n_eval=2, n_eval_simulator=2, save_steps=1))
+"""the same in smoke mode: the sizes of the smol end-to-end test, whose runs the notebook tests then reuse"""
+
+
+def english_budget(profile: str) -> tuple[dict[str, int], dict[str, int]]:
+    """``(calibration sizes, training sizes)`` for ``CalibrationConfig.make`` and ``TrainConfig.make`` (see
+    :data:`ENGLISH_BUDGETS`); the smoke sizes in smoke mode."""
+    from .settings import smoke_mode
+
+    if profile not in ENGLISH_BUDGETS:
+        raise ValueError(f"no budget for profile {profile!r}; profiles with one: {', '.join(ENGLISH_BUDGETS)}")
+    calibration, training = ENGLISH_SMOKE if smoke_mode() else ENGLISH_BUDGETS[profile]
+    return dict(calibration), dict(training)

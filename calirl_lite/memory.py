@@ -20,6 +20,7 @@ is the one to trust, and the plan's job is to pick micro-batches that keep it un
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -180,3 +181,57 @@ def format_plan(p: dict[str, Any]) -> str:
         parts = ", ".join(f"{k} {v:.2f}" for k, v in s["parts_gib"].items())
         lines.append(f"  {name:<11} {s['peak_gib']:6.2f} GiB planned{measured}{extra}   ({parts})")
     return "\n".join(lines)
+
+
+class Measure:
+    """Wall time and peak memory of a block: ``with Measure("calibration") as m: …`` then ``print(m)``.
+
+    On CUDA the peak is the GPU memory PyTorch allocated (and reserved) inside the block — the figure to compare with
+    the plan and with a 16 GB card; on a CPU it is the process's peak resident memory so far (the operating system
+    keeps one peak per process, so it can only grow from block to block).
+    """
+
+    def __init__(self, label: str = "") -> None:
+        self.label, self.seconds = label, 0.0
+        self.peaks: dict[str, float] = {}
+
+    def __enter__(self) -> Measure:
+        import gc
+
+        import torch
+
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+            torch.cuda.reset_peak_memory_stats()
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        import sys
+
+        import torch
+
+        self.seconds = round(time.perf_counter() - self._start, 1)
+        if torch.cuda.is_available():
+            self.peaks = {"peak_allocated_gib": round(torch.cuda.max_memory_allocated() / GIB, 2),
+                          "peak_reserved_gib": round(torch.cuda.max_memory_reserved() / GIB, 2)}
+            return
+        try:
+            import resource
+        except ImportError:  # Windows: no peak to read
+            return
+        unit = 1 if sys.platform == "darwin" else 1024  # macOS counts bytes, Linux KiB
+        self.peaks = {"peak_rss_gib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit / GIB, 2)}
+
+    def as_dict(self) -> dict[str, float]:
+        return {"seconds": self.seconds, **self.peaks}
+
+    def __str__(self) -> str:
+        minutes, seconds = divmod(round(self.seconds), 60)
+        took = f"{minutes} min {seconds} s" if minutes else f"{self.seconds:.1f} s"
+        if "peak_allocated_gib" in self.peaks:
+            memory = f"peak GPU memory {self.peaks['peak_allocated_gib']:.2f} GiB allocated ({self.peaks['peak_reserved_gib']:.2f} reserved)"
+        else:
+            memory = f"peak resident memory of this process so far {self.peaks['peak_rss_gib']:.2f} GiB (no GPU)" if self.peaks else "no GPU"
+        return f"{self.label + ': ' if self.label else ''}{took}, {memory}"

@@ -8,7 +8,8 @@
   ``sessions``, ``rewards``. A local ``.jsonl`` / ``.json`` / ``.parquet`` file with the same
   columns loads the same way (that is how the tests run offline).
 * GSM-style problems from the ``reasoning-gym`` package (offline), for the ``smol`` profile, and the English
-  world's math-chat goals made from them (:func:`math_chat_goals`); :func:`task_goals` gives any task's goals.
+  world's math-chat goals made from them (:func:`math_chat_goals`); its doc-chat goals (:func:`doc_chat_goals`);
+  :func:`task_goals` gives any task's goals.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .dialogue import Dialogue, Message
-from .tasks import TASKS, MathChat, scored_tasks
+from .tasks import TASKS, DocChat, MathChat, scored_tasks
 from .world import World, build_world
 
 COLLABLLM_NAMES = ("math-hard", "medium", "bigcodebench")
@@ -148,6 +149,24 @@ def math_chat_goals(split: str, n: int = MATH_CHAT_POOL) -> list[dict[str, Any]]
     return [dict(t, goal=dict(t["goal"])) for t in _math_chat_goals(split, n)]
 
 
+def doc_chat_goals(split: str) -> list[dict[str, Any]]:
+    """The English world's doc-chat goals: every combination of name, place, day and tone
+    (:class:`calirl_lite.tasks.DocChat`), split in two by a hash of the combination — half train, half test, none in
+    both — in a fixed shuffled order."""
+    import itertools
+    import zlib
+
+    import numpy as np
+
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    task, parity = DocChat(), {"train": 0, "test": 1}[split]
+    combos = [c for c in itertools.product(*(task.OPTIONS[s] for s in task.slots)) if zlib.crc32("|".join(c).encode()) % 2 == parity]
+    order = np.random.default_rng(0).permutation(len(combos))
+    goals = [dict(zip(task.slots, combos[i])) for i in order]
+    return [{"task_id": f"doc-{split}-{n}", "goal": {**g, "target": task.document(g)}} for n, g in enumerate(goals)]
+
+
 def task_goals(task: str, split: str, world: World | None = None) -> list[dict[str, Any]]:
     """``{"task_id", "goal"}`` of every goal of ``task`` in ``split``: the toy world's tasks from ``world`` (default:
     the default world, built or loaded), the English world's from their sources."""
@@ -155,4 +174,6 @@ def task_goals(task: str, split: str, world: World | None = None) -> list[dict[s
         return (world or build_world()).tasks(task, split)
     if task == "math-chat":
         return math_chat_goals(split)
+    if task == "doc-chat":
+        return doc_chat_goals(split)
     raise ValueError(f"task {task!r} has no goals to train or evaluate on; tasks with goals: {', '.join(scored_tasks())}")

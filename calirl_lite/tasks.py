@@ -1,4 +1,4 @@
-"""The toy world's two task families and their scripted people.
+"""The task families and their scripted people: the toy world's two, and the English world's two.
 
 * **arith-chat** — the user has a hidden two-step word problem ("tom has 12 apples . then tom
   buys 5 apples ."); the first message may leave the numbers out; the assistant must ask for
@@ -8,6 +8,10 @@
   the draft; scored by BLEU (sacrebleu) of the final draft against the hidden target.
 
 All text is lower-case words separated by single spaces, so any tokenizer round-trips it.
+
+The **English world** (:class:`MathChat`, :class:`DocChat`, for instruction-tuned models) has the same two
+families in plain English — GSM-style word problems (math-chat) and an invitation note (doc-chat) — whose users
+write with some variety and read an assistant's free text as a person would.
 
 **Users** are scripted stochastic programs following CollabLLM's user rules: minimal effort
 (vague first message), reveal a detail when asked, occasionally give a wrong value (and
@@ -328,15 +332,17 @@ class DocEditChat(Task):
     goal_fields = {"name": str, "place": str, "day": str, "tone": str, "target": str}
 
     def sample_goal(self, rng: np.random.Generator) -> dict[str, Any]:
-        goal = {"name": str(rng.choice(NAMES)), "place": str(rng.choice(PLACES)), "day": str(rng.choice(DAYS)), "tone": str(rng.choice(TONES))}
+        goal = {slot: str(rng.choice(self.OPTIONS[slot])) for slot in self.slots}
         goal["target"] = self.document(goal)
         return goal
 
-    @staticmethod
-    def document(v: dict[str, Any]) -> str:
-        if v["tone"] == "formal":
-            return f"dear {v['name']} , i would like to invite you to meet at {v['place']} on {v['day']} . kind regards ."
-        return f"hi {v['name']} , want to meet at {v['place']} on {v['day']} ? see you !"
+    NOTES = {"formal": "dear {name} , i would like to invite you to meet at {place} on {day} . kind regards .",
+             "casual": "hi {name} , want to meet at {place} on {day} ? see you !"}
+    """the note of each tone ({at} is "at the park" or "in rome")"""
+
+    @classmethod
+    def document(cls, v: dict[str, Any]) -> str:
+        return cls.NOTES[v["tone"]].format(name=v["name"], place=v["place"], day=v["day"], at=_at(v["place"]))
 
     def goal_text(self, goal: dict[str, Any]) -> str:
         # the details in the very words the user reveals them with ("the day is monday ."), so a simulator LM copies
@@ -393,12 +399,15 @@ class DocEditChat(Task):
     def public_info(self, first_message: str) -> dict[str, Any]:
         return {}
 
+    DRAFT_INTRO = "here is the note : "
+    """how a corpus assistant introduces its draft"""
+
     def answer(self, known: dict[str, Any], rng: np.random.Generator, p_error: float) -> str:
         values = {s: known[s] if s in known else str(rng.choice(self.OPTIONS[s])) for s in self.slots}  # guess what is unknown
         if rng.random() < p_error:
             slot = str(rng.choice(self.slots))
             values[slot] = self.wrong_value(values, slot, rng)
-        return f"here is the note : {self.document(values)}"
+        return f"{self.DRAFT_INTRO}{self.document(values)}"
 
     def answer_is_right(self, goal: dict[str, Any], intent: Intent) -> bool:
         return intent.value == goal["target"]
@@ -501,12 +510,12 @@ class MathChat(Task):
         return {"facts": text} if re.search(r"\d", text) else {}
 
     _CUE = re.compile(r"\\boxed\s*\{|\b(?:final\s+)?answer\s*(?:is|:|=|would be|will be|should be)|\bthe result is\b|\bin total\b|"
-                      r"\btotal (?:is|of)\b|\btherefore\b|\bthus\b|=\s*\$?-?\d", re.IGNORECASE)
+                      r"\btotal (?:is|of)\b|\btherefore\b|\bthus\b|=\s*\$?-?\d[\d,.]*(?![\d,.]*[^\W\d_])", re.IGNORECASE)
     _REQUEST = re.compile(r"\b(?:(?:could|can|would) you (?:please )?|please )(?:tell|give|share|provide|clarify|specify|confirm)\b|"
                           r"\bi need to know\b|\blet me know (?:the|how|what|which|when|where|who)\b", re.IGNORECASE)
     _NUMBER = re.compile(r"-?\d+(?:,\d{3})*(?:\.\d+)?(?:\s*/\s*\d+)?")
     _LIST_MARK = re.compile(r"(?m)^\s*(?:\d+[.)]|[-*•])\s+")
-    _SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+(?=\s|$)|\n|$)")
+    _SENTENCE = re.compile(r"[^.!?\n]*(?:[.!?]+[\"'”’)\]*_]*(?=\s|$)|\n|$)")  # a sentence may end inside quotes or brackets
 
     def parse_assistant(self, text: str) -> Intent:
         body = self._LIST_MARK.sub("", text)  # "1." of a numbered list is no quantity
@@ -517,8 +526,9 @@ class MathChat(Task):
             return Intent("answer", value=said if said.startswith("\\boxed") else self._NUMBER.search(said).group())
         if any(x.rstrip(" *_)\"'").endswith("?") for x in sentences) or self._REQUEST.search(body):
             return Intent("ask", self.slots)
-        stated = [x for x in sentences if x.endswith((".", "!")) and self._NUMBER.search(x)]
-        if stated and sentences[-1].endswith((".", "!")):  # finished text that states a number: its last one is the answer
+        ended = [x.rstrip("\"'”’)]*_").endswith((".", "!")) for x in sentences]  # a full stop, maybe inside quotes or brackets
+        stated = [x for x, end in zip(sentences, ended) if end and self._NUMBER.search(x)]
+        if stated and ended[-1]:  # finished text that states a number: its last one is the answer
             return Intent("answer", value=self._NUMBER.findall(stated[-1])[-1])
         return Intent("other")  # working cut short, chat, or nothing a person would take as an answer or a question
 
@@ -533,10 +543,128 @@ class MathChat(Task):
         return {"accuracy": float(bool(answers) and self.answer_is_right(dialogue.goal, answers[-1]))}
 
 
+def _at(place: str) -> str:
+    """"at the park", "in Rome"."""
+    return f"at {place}" if place.startswith("the ") else f"in {place}"
+
+
+def _any_of(options: tuple[str, ...]) -> re.Pattern:
+    """A pattern matching any of ``options`` as whole words, in any case."""
+    return re.compile(r"\b(" + "|".join(re.escape(o) for o in options) + r")\b", re.IGNORECASE)
+
+
+class DocChat(DocEditChat):
+    """The English world's document task: a short invitation note whose details the user gives only when asked.
+
+    A goal is who the note is for, where and on which day to meet, and a formal or casual tone, with the note the
+    user has in mind (``target``: "Dear Anna, …" or "Hi Anna! …"). The user's first message asks for a note and
+    leaves the details out; asked — in any words — the user gives what was asked about (who, where, when, the tone;
+    all of them for a question about nothing in particular). An assistant's turn is read as a person would read it:
+    a *draft* where a note starts on a line of its own with a greeting (Dear, Hi, Hello, Hey) and goes on to name a
+    place, a day or a ``[placeholder]``; else a *question* (a sentence ending in "?", or "please tell me …"). A draft
+    is right when its details are the goal's: the name, the place and the day appear in it (any case) and the tone
+    is formal exactly when it opens with "Dear". Scored by BLEU of the last draft against the target (the toy
+    world's metric), with the share of the four details right beside it.
+    """
+
+    name = "doc-chat"
+    metric = "bleu"
+    OPTIONS = {"name": tuple(n.capitalize() for n in NAMES), "place": tuple(p if p.startswith("the ") else p.capitalize() for p in PLACES),
+               "day": tuple(d.capitalize() for d in DAYS), "tone": TONES}
+    phrases = {
+        "accept": ("Perfect, thanks!", "That's exactly what I wanted. Thank you!", "Looks good, thanks a lot."),
+        "reject": ("That's not quite right.", "Hmm, some details are wrong.", "No, that's not what I asked for."),
+        "confused": ("Sorry, what do you mean?", "I just need a short note.", "Can you write the note for me?"),
+        "not_sure": MathChat.phrases["not_sure"],
+        "give_up": MathChat.phrases["give_up"],
+    }
+    OPENERS = ("Can you write a short note for me?", "Hi, I need a quick note inviting someone to meet up.",
+               "Could you help me write an invitation note?", "Please write a short note for me.")
+    REVEALS = {"name": ("It's for {v}.", "The note is for {v}.", "Please address it to {v}."),
+               "place": ("We're meeting {at}.", "The place is {v}.", "Let's meet {at}."),
+               "day": ("It's on {v}.", "The day is {v}.", "We meet on {v}."),
+               "tone": ("Make it {v}, please.", "Keep the tone {v}.", "A {v} tone, please.")}
+    DRAFT_INTRO = "Here is the note:\n\n"
+
+    NOTES = {"formal": "Dear {name},\n\nI would like to invite you to meet {at} on {day}.\n\nKind regards",
+             "casual": "Hi {name}!\n\nWant to meet {at} on {day}? See you there!"}
+
+    def goal_text(self, goal: dict[str, Any]) -> str:
+        return (f"you want a short note inviting {goal['name']} to meet {_at(goal['place'])} on {goal['day']}, in a {goal['tone']} tone. "
+                f"The note you have in mind:\n{goal['target']}\n")
+
+    def first_message(self, goal: dict[str, Any], told: dict[str, Any]) -> str:
+        opener = MathChat._pick(self.OPENERS, goal["target"])
+        return " ".join([opener] + [self.reveal(goal, s, told[s]) for s in self.slots if s in told])
+
+    def reveal(self, goal: dict[str, Any], slot: str, value: Any) -> str:
+        return MathChat._pick(self.REVEALS[slot], goal["target"] + slot).format(v=value, at=_at(str(value)))
+
+    _FOUND = {slot: _any_of(options) for slot, options in OPTIONS.items()}
+    _GREETING = re.compile(r"(?im)^[\s>*_\"']*(dear|hi|hello|hey)\b")
+    _PLACEHOLDER = re.compile(r"\[[^\]\n]{1,30}\]")
+    _ABOUT = {"name": re.compile(r"\b(who|whom|recipient|name|address)", re.IGNORECASE),
+              "place": re.compile(r"\b(where|place|location|venue)\b", re.IGNORECASE),
+              "day": re.compile(r"\b(when|day|date|time)\b", re.IGNORECASE),
+              "tone": re.compile(r"\b(tone|formal|casual|informal|style)\b", re.IGNORECASE)}
+
+    def _values(self, text: str) -> dict[str, Any]:
+        """Each slot's value as the text names it last (the options' own spelling)."""
+        found: dict[str, Any] = {}
+        for slot, pattern in self._FOUND.items():
+            for m in pattern.finditer(text):
+                found[slot] = next(o for o in self.OPTIONS[slot] if o.lower() == m.group(1).lower())
+        return found
+
+    def parse_user(self, text: str) -> dict[str, Any]:
+        return self._values(text)
+
+    def parse_draft(self, doc: str) -> dict[str, Any]:
+        greeting = self._GREETING.search(doc)
+        if not greeting:
+            return {}
+        first_line, _, rest = doc[greeting.start() :].partition("\n")
+        found = {s: v for s, v in self._values(rest).items() if s in ("place", "day")}
+        name = self._FOUND["name"].search(first_line) or self._FOUND["name"].search(rest)
+        if name:
+            found["name"] = self._values(name.group(1))["name"]
+        found["tone"] = "formal" if greeting.group(1).lower() == "dear" else "casual"
+        return found
+
+    def parse_assistant(self, text: str) -> Intent:
+        greeting = self._GREETING.search(text)
+        if greeting:
+            note = text[greeting.start() :].strip(" \n*_\"'>")
+            if self._PLACEHOLDER.search(note) or any(self._FOUND[s].search(note) for s in ("place", "day")):
+                return Intent("answer", value=note)
+        sentences = [x.strip() for x in MathChat._SENTENCE.findall(text) if x.strip()]
+        questions = [x for x in sentences if x.rstrip(" *_)\"'").endswith("?")]
+        if questions or MathChat._REQUEST.search(text):
+            about = " ".join(questions) or text
+            asked = tuple(s for s in self.slots if self._ABOUT[s].search(about))
+            return Intent("ask", asked or self.slots)
+        return Intent("other")
+
+    def ask(self, slot: str, public: dict[str, Any]) -> str:
+        return {"name": "Who is the note for?", "place": "Where will you meet?", "day": "Which day?", "tone": "Should it be formal or casual?"}[slot]
+
+    def answer_is_right(self, goal: dict[str, Any], intent: Intent) -> bool:
+        return not self.wrong_slots(goal, intent)
+
+    def score(self, dialogue: Dialogue) -> dict[str, float]:
+        import sacrebleu
+
+        drafts = [a.value for a in (self.parse_assistant(m.text) for m in dialogue.messages if m.role == "assistant") if a.kind == "answer"]
+        final = drafts[-1] if drafts else ""
+        right = self.parse_draft(final) if final else {}
+        return {"bleu": sacrebleu.sentence_bleu(final, [dialogue.goal["target"]]).score / 100.0,
+                "details": sum(right.get(s) == dialogue.goal[s] for s in self.slots) / len(self.slots)}
+
+
 TASKS: dict[str, Task] = {t.name: t for t in (ArithChat(), DocEditChat())}
 """The toy world's task families."""
 
-OTHER_TASKS: dict[str, Task] = {"chitchat": ChitChat(), "math-chat": MathChat()}
+OTHER_TASKS: dict[str, Task] = {"chitchat": ChitChat(), "math-chat": MathChat(), "doc-chat": DocChat()}
 """Tasks outside the toy world: real human chat, and the English world's task families (for instruction-tuned models)."""
 
 

@@ -67,7 +67,7 @@ class TrainConfig(Settings):
     profile: str = "tiny"
     """model profile (tiny, smol, colab-t4, paper)"""
     task: str = "arith-chat"
-    """task family to train on: arith-chat or docedit-chat"""
+    """task family to train on: arith-chat or docedit-chat (toy world), math-chat or doc-chat (English world)"""
     seed: int = 0
     """seed of training, rollouts and evaluation"""
     calibration_seed: int = 0
@@ -141,9 +141,9 @@ class TrainConfig(Settings):
 
     def budget(self) -> int:
         """The message budget of a dialogue: ``max_messages``, or the world's when it is 0."""
-        from .world import WorldConfig
+        from .world import message_budget
 
-        return self.max_messages or WorldConfig.make().max_messages
+        return message_budget(self.max_messages)
 
     def lora(self) -> bool:
         from .profiles import get_profile

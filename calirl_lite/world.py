@@ -120,6 +120,11 @@ class WorldConfig(Settings):
 # ----------------------------------------------------------------------------- tasks and corpus
 
 
+def message_budget(max_messages: int = 0) -> int:
+    """A dialogue's message budget: ``max_messages``, or the default world's when it is 0 (CollabLLM counts messages)."""
+    return max_messages or WorldConfig.make().max_messages
+
+
 def make_splits(cfg: WorldConfig) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """Disjoint train and test goals per task: {task: {"train": [...], "test": [...]}}."""
     rng = np.random.default_rng([cfg.seed, 1])

@@ -75,3 +75,21 @@ def test_the_tiny_profile_stays_on_the_cpu_and_says_so(capsys):
     out = capsys.readouterr().out
     assert "Profile 'tiny'" in out and "runs on the CPU" in out
     assert out.startswith("GPU: ") == info["cuda"]
+
+
+def test_the_gpu_sections_pick_their_profile_and_budget_and_measure_time_and_memory(monkeypatch):
+    import torch
+
+    from calirl_lite.colab import ENGLISH_BUDGETS, ENGLISH_SMOKE, english_budget, gpu_profile
+    from calirl_lite.memory import Measure
+
+    assert gpu_profile() == ("colab-t4" if torch.cuda.is_available() else "smol")
+    assert english_budget("smol") == ENGLISH_SMOKE  # the tests run in smoke mode
+    monkeypatch.setenv("CALIRL_SMOKE", "0")
+    assert english_budget("colab-t4") == ENGLISH_BUDGETS["colab-t4"]
+    with pytest.raises(ValueError, match="no budget for profile 'tiny'"):
+        english_budget("tiny")
+    with Measure("a block") as m:
+        block = torch.ones(256, 256, 64)  # 16 MiB
+    assert m.seconds >= 0 and str(m).startswith("a block: ")
+    assert ("peak_allocated_gib" in m.peaks) if torch.cuda.is_available() else m.peaks["peak_rss_gib"] >= block.numel() * 4 / 2**30

@@ -45,6 +45,9 @@ def test_train_and_test_goals_come_from_disjoint_problem_templates():
     ("So, if he gets paid 195 every day, the total amount of", "other", None),  # working cut short
     ("1. Read the problem.\n2. Find the numbers.\n3", "other", None),  # a numbered list is no answer
     ("Hello! I am happy to help you with math.", "other", None),
+    ("Let's break it down. 10 * 1 plus 10 * 1 equals 10. Now 10 * 10 * x = 10x. Now we have 10x, so we need to", "other", None),  # "= 10x" is working
+    ('He answers 112 a day. So over the week: "560."', "answer", True),  # a full stop inside quotes ends the text
+    ('He gets 160 a day (and 800 a week?) I need the share he answers.', "ask", None),  # a question inside brackets ends its sentence
 ])
 def test_the_user_reads_answers_and_questions_in_any_words(text, kind, right):
     intent = TASK.parse_assistant(text)
@@ -80,3 +83,62 @@ def test_the_parsing_tally_counts_every_turn_and_writes_a_sample_to_check(tmp_pa
     assert r["dialogues"] == 4 and sum(r["read_as"].values()) == r["turns"] > 0
     sample = [json.loads(line) for line in (tmp_path / "sample.jsonl").read_text().splitlines()]
     assert len(sample) == 3 and all(s["check"] == "" and s["read_as"] in ("answer", "ask", "other") for s in sample)
+
+
+# ----------------------------------------------------------------------------- doc-chat
+
+DOC = get_task("doc-chat")
+NOTE = {"name": "Anna", "place": "the library", "day": "Friday", "tone": "formal"}
+NOTE["target"] = DOC.document(NOTE)
+
+
+def test_doc_chat_goals_split_every_combination_in_two_with_none_in_both():
+    train, test = task_goals("doc-chat", "train"), task_goals("doc-chat", "test")
+    assert len(train) + len(test) == 16 * 12 * 7 * 2 and task_goals("doc-chat", "test") == test
+    key = lambda t: tuple(t["goal"][s] for s in DOC.slots)  # noqa: E731
+    assert not {key(t) for t in train} & {key(t) for t in test}
+    assert {t["goal"]["tone"] for t in test[:20]} == {"formal", "casual"}  # shuffled, not sorted
+    assert all(t["goal"]["target"] == DOC.document(t["goal"]) for t in test[:20])
+
+
+@pytest.mark.parametrize("text, kind, slots, wrong", [
+    ("Here is the note:\n\nDear Anna,\n\nI would like to invite you to meet at the library on Friday.\n\nKind regards", "answer", (), []),
+    ("Sure!\n\n**Dear anna,**\n\nCould we meet at The Library on friday?\n\nBest, Sam", "answer", (), []),  # any case, a question inside
+    ("Dear Anna,\n\nLet's meet at the park on Friday.\n\nRegards", "answer", (), ["place"]),
+    ("Hi Anna!\n\nWant to meet at the library on Friday? See you!", "answer", (), ["tone"]),
+    ("Here's a draft:\n\nDear [Name],\n\nI'd like to meet at [Location] on [Day].", "answer", (), ["name", "place", "day"]),
+    ("Hi! Sure, I can help. Who is the note for?", "ask", ("name",), None),
+    ("When and where would you like to meet?", "ask", ("place", "day"), None),
+    ("Should it be formal or casual?", "ask", ("tone",), None),
+    ("Could you tell me more", "ask", ("name", "place", "day", "tone"), None),  # about nothing in particular: everything
+    ("Hello! I'd be happy to help you write a note.", "other", (), None),
+])
+def test_the_doc_user_reads_drafts_and_questions_in_any_words(text, kind, slots, wrong):
+    intent = DOC.parse_assistant(text)
+    assert intent.kind == kind and intent.slots == slots
+    if kind == "answer":
+        assert DOC.wrong_slots(NOTE, intent) == wrong and DOC.answer_is_right(NOTE, intent) is (not wrong)
+
+
+def test_the_doc_user_asks_vaguely_gives_what_is_asked_and_judges_the_draft():
+    user = ScriptedUser(DOC, NOTE, REAL_USER, np.random.default_rng(0))
+    first = user.first_message()
+    assert DOC.parse_user(first) == {} and first in DOC.OPENERS  # no detail given
+    reply = user.reply("Where will you meet?")
+    assert DOC.parse_user(reply).get("place") in ("the library", None)
+    accepted = user.reply(f"Here it is:\n\n{NOTE['target']}")
+    assert accepted.endswith(TERMINATE) and any(p in accepted for p in DOC.phrases["accept"])
+    openers = {DOC.first_message(t["goal"], {}) for t in task_goals("doc-chat", "test")[:40]}
+    assert len(openers) >= 3
+
+
+def test_doc_chat_scores_the_last_draft_by_bleu_and_its_details():
+    from calirl_lite.dialogue import Dialogue, Message
+
+    wrong_day = NOTE["target"].replace("Friday", "Monday")
+    d = Dialogue("doc-chat", "d", NOTE, [Message("user", "A note, please."), Message("assistant", wrong_day), Message("user", "No."),
+                                         Message("assistant", NOTE["target"])])
+    assert DOC.score(d) == {"bleu": pytest.approx(1.0), "details": 1.0}
+    d.messages.append(Message("assistant", wrong_day))
+    s = DOC.score(d)
+    assert s["details"] == 0.75 and 0.3 < s["bleu"] < 1.0
