@@ -44,7 +44,9 @@ def add_settings_arguments(parser: argparse.ArgumentParser, cls: type[Settings],
         if f.name in skip:
             continue
         hint = hints[f.name]
-        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": f"{docs[f.name]} (default: {f.default!r})"}
+        default = f.default_factory() if f.default is dataclasses.MISSING and f.default_factory is not dataclasses.MISSING else f.default
+        help_text = f"{docs[f.name]} (default: {default!r})".replace("%", "%%")  # argparse reads % as a format
+        kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         parse = number_arg(*numbers[f.name]) if f.name in numbers else None
         if typing.get_origin(hint) is tuple:
             kwargs.update(nargs="+", type=parse or typing.get_args(hint)[0])

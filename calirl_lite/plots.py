@@ -248,33 +248,49 @@ def plot_sim_vs_real(results: Sequence[RunResult], path: str | os.PathLike | Non
     return _finish(fig, path)
 
 
-def plot_gap_vs_drop(rows: Sequence[dict[str, Any]], path: str | os.PathLike | None = None) -> Any:
-    """The gap study (``calirl reproduce``): per task, the drop |J_sim − J_real| of one policy against the
-    measured per-turn behaviour gap ε, a line per horizon (left), and against notebook 01's bound
-    R_max · Σ_i (H − i) · ε (right: every point must lie under the diagonal)."""
-    tasks = sorted({r["task"] for r in rows})
-    fig, axes = plt.subplots(len(tasks), 2, figsize=(10, 3.6 * len(tasks)), squeeze=False)
+def plot_gap_vs_drop(gap: dict[str, Any], path: str | os.PathLike | None = None) -> Any:
+    """The gap study (``calirl reproduce``'s ``gap_vs_drop.json``): per task, the drop |J_sim − J_real| of one policy
+    against the measured per-turn behaviour gap ε — a line per horizon for the graded simulators (mean over dialogue
+    seeds, bars their range), the LM simulators and the trained policies as markers (left) — and against the bound
+    that fits the reward, R_max · Σ_t ε_t (right, filled; the paper's per-turn-reward bound hollow, far to the right):
+    every point must lie under the diagonal."""
+    points, trained = gap["points"], gap.get("trained", [])
+    tasks = sorted({p["task"] for p in points})
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 3.8 * len(tasks)), squeeze=False)
     for (left, right), task in zip(axes, tasks):
-        rs = [r for r in rows if r["task"] == task]
-        horizons = sorted({r["horizon"] for r in rs})
-        colors = plt.cm.viridis(np.linspace(0.1, 0.85, len(horizons)))
-        for H, c in zip(horizons, colors):
-            part = sorted((r for r in rs if r["horizon"] == H), key=lambda r: r["eps"])
-            left.plot([r["eps"] for r in part], [r["drop"] for r in part], "o-", color=c, label=f"H = {H} messages")
-            right.plot([max(r["bound"], 1e-3) for r in part], [r["drop"] for r in part], "o", color=c, label=f"H = {H}")
-        left.set_xlabel("measured gap ε (per user turn: mean TV of reveal and accept-wrong rates)")
-        left.set_ylabel(f"drop |J_sim − J_real| ({rs[0]['metric']})")
+        ps = [p for p in points if p["task"] == task]
+        horizons = sorted({p["horizon"] for p in ps})
+        colors = dict(zip(horizons, plt.cm.viridis(np.linspace(0.1, 0.85, len(horizons)))))
+        for H in horizons:
+            part = sorted((p for p in ps if p["horizon"] == H and p["w"] is not None), key=lambda p: p["eps"])
+            left.errorbar([p["eps"] for p in part], [p["drop"] for p in part], yerr=[[p["drop"] - p["drop_low"] for p in part], [p["drop_high"] - p["drop"] for p in part]],
+                          fmt="o-", color=colors[H], ms=4, capsize=2, label=f"graded, H = {H}")
+            for p in (p for p in ps if p["horizon"] == H and p["w"] is None):
+                left.plot(p["eps"], p["drop"], "s" if p["simulator"] == "naive" else "D", color=colors[H], mec="k", ms=7)
+        method_colors = {"static": "tab:orange", "naive": "tab:red", "calibrated": "tab:blue"}
+        for p in (p for p in trained if p["task"] == task):
+            left.plot(p["eps"], p["drop"], "*", color=method_colors.get(p["method"], "grey"), ms=10, mec="k")
+        left.plot([], [], "s", color="grey", mec="k", label="naive LM simulator")
+        left.plot([], [], "D", color="grey", mec="k", label="calibrated LM simulator")
+        left.plot([], [], "*", color="grey", mec="k", ms=10, label="trained policies vs their simulator (static orange, naive red, calibrated blue)")
+        left.set_xlabel("measured gap ε (per user turn: mean TV of the per-turn behaviour rates)")
+        left.set_ylabel(f"drop |J_sim − J_real| ({ps[0]['metric']})")
         left.set_title(f"{task}: the drop grows with the gap?", fontsize=9)
-        left.legend(fontsize=8)
+        left.legend(fontsize=7)
         left.grid(True, alpha=0.3)
-        top = max([r["bound"] for r in rs] + [1.0])
+        for p in ps:
+            right.plot(max(p["bound_final"], 1e-3), p["drop"], "o", color=colors[p["horizon"]])
+            right.plot(max(p["bound_per_turn"], 1e-3), p["drop"], "o", mfc="none", color=colors[p["horizon"]], alpha=0.5)
+        top = max([p["bound_per_turn"] for p in ps] + [1.0])
         right.plot([1e-3, top], [1e-3, top], "k--", lw=1, label="bound = drop")
+        right.plot([], [], "o", color="grey", label="R_max · Σ ε  (final reward: fits the task)")
+        right.plot([], [], "o", mfc="none", color="grey", label="R_max · Σ (H − t) ε  (a reward every turn)")
         right.set_xscale("log")
-        right.set_ylim(0, max(1.0, max(r["drop"] for r in rs)) * 1.05)
-        right.set_xlabel("bound R_max · Σ_i (H − i) · ε  (notebook 01)")
+        right.set_ylim(0, max(1.0, max(p["drop"] for p in ps)) * 1.05)
+        right.set_xlabel("bound")
         right.set_ylabel("drop")
         right.set_title(f"{task}: every point under the diagonal = the bound holds", fontsize=9)
-        right.legend(fontsize=8)
+        right.legend(fontsize=7)
         right.grid(True, alpha=0.3)
     fig.tight_layout()
     return _finish(fig, path)

@@ -8,12 +8,14 @@ that has finished before:
    on those traces (``calirl calibrate``; one calibrated simulator, calibration seed 0, serves every seed);
 3. **training** — Static, Naive, Calibrated and Oracle on both tasks for every seed, one code path and
    one budget (``calirl train``), each evaluated with the real users on held-out goals next to Base;
-4. **gap versus drop** — one policy (the base policy) scored by simulators of graded quality and by the
-   real users at several horizons: the drop |J_sim − J_real| against the measured per-turn behaviour gap ε
-   and against notebook 01's bound R_max · Σ_i (H − i) · ε;
+4. **gap versus drop** — one policy (the base policy) scored by simulators of graded quality, by the two LM
+   simulators and by the real users at several horizons and dialogue seeds: the drop |J_sim − J_real| against the
+   measured per-turn behaviour gap ε and against the bound that fits the reward, R_max · Σ_t ε_t (and the paper's
+   per-turn-reward bound beside it); the trained policies join as points (:mod:`calirl_lite.gap_study`);
 5. **table and figures** — ``results/table.md``, ``results/table.json`` (per task and method: mean, std,
-   per-seed values, and whether each of the paper's qualitative claims holds), ``results/table.png``,
-   ``results/gap_vs_drop.json`` and ``results/gap_vs_drop.png``.
+   per-seed values, and each of the paper's qualitative claims judged by a paired bootstrap interval and the seeds
+   that agree), ``results/paper.md`` (the paper's table beside the toy's, every ordering of its rows judged),
+   ``results/table.png``, ``results/gap_vs_drop.json`` and ``results/gap_vs_drop.png``.
 
 Runs of stages 2–4 go to a pool of worker processes, one per CPU core with one thread each (the tiny
 models spend their time in Python, not in arithmetic, so two single-threaded runs go twice as fast as
@@ -24,6 +26,7 @@ one two-threaded run). The elapsed time is printed at the end and kept in ``tabl
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -32,13 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from .calibration import CalibrationConfig, calibrate
-from .gap_study import format_trends, gap_points, gap_trends
+from .gap_study import LM_SIMULATORS, format_trends, gap_points, gap_trends, seed_means, trained_points
 from .io import atomic_write_json, atomic_write_text, json_safe
 from .paths import results_dir
 from .plots import close_figure, plot_gap_vs_drop, plot_sim_vs_real
 from .pool import run_pool
-from .results import RunResult, summarise, table_markdown
-from .settings import Settings
+from .results import RunResult, paper_markdown, summarise, table_markdown
+from .settings import WORLD_SEED_ENV, Settings
 from .tasks import TASKS
 from .train import METHODS, TrainConfig, finished_results, train
 from .world import build_world
@@ -63,10 +66,19 @@ class ReproduceConfig(Settings):
     """message budgets of the gap study"""
     gap_goals: int = 100
     """held-out goals per point of the gap study"""
-    gap_seed: int = 0
-    """seed of the gap study's dialogues"""
+    gap_seeds: tuple[int, ...] = (0, 1, 2)
+    """seeds of the gap study's dialogues (each point: the mean drop over them, and their range)"""
+    gap_study: bool = True
+    """run the gap study (stage 4); the robustness study leaves it out"""
+    calibration_seed: int = 0
+    """seed of the calibration run whose simulator (and, for Static, traces) every method uses"""
+    steps: int = 0
+    """GRPO steps of every run (0: `calirl train`'s default)"""
+    robustness: bool = False
+    """instead of the table: the robustness study — the claims again on training seeds 3–5, a second world, a second
+    calibration seed and twice the GRPO budget (results/robustness/)"""
 
-    SMOKE = {"seeds": (0,), "gap_mixes": (0.0, 1.0), "gap_horizons": (2, 6), "gap_goals": 8}
+    SMOKE = {"seeds": (0,), "gap_mixes": (0.0, 1.0), "gap_horizons": (2, 6), "gap_goals": 8, "gap_seeds": (0, 1)}
     BOUNDS = {"gap_mixes": (0, 1), "gap_horizons": (2, None), "gap_goals": (1, None)}
 
     def __post_init__(self) -> None:
@@ -76,8 +88,8 @@ class ReproduceConfig(Settings):
         get_profile(self.profile)
         if self.profile != "tiny":
             raise ValueError(f"calirl reproduce runs the toy world of the 'tiny' profile; got profile {self.profile!r}")
-        if not self.seeds:
-            raise ValueError("seeds must name at least one training seed")
+        if not self.seeds or not self.gap_seeds:
+            raise ValueError("seeds and gap_seeds must each name at least one seed")
 
     def n_workers(self) -> int:
         return self.workers or max(1, min(os.cpu_count() or 1, 4))
@@ -86,26 +98,34 @@ class ReproduceConfig(Settings):
 # ----------------------------------------------------------------------------- jobs (run in worker processes)
 
 
-def calibration_job(profile: str, task: str) -> dict[str, Any]:
+def calibration_job(profile: str, task: str, seed: int = 0) -> dict[str, Any]:
     """Calibrate the simulator of ``task`` (reused when finished); returns gap.json's contents."""
-    cfg = CalibrationConfig.make(profile=profile, task=task, seed=0)
+    cfg = CalibrationConfig.make(profile=profile, task=task, seed=seed)
     done = cfg.folder() / "gap.json"
     if done.is_file() and (cfg.folder() / "adapter" / "adapter_config.json").is_file():
         return json.loads(done.read_text())
     return calibrate(cfg)
 
 
-def train_job(profile: str, method: str, task: str, seed: int) -> RunResult:
-    """Train one method on one task with one seed (reused when finished)."""
-    return train(TrainConfig.make(profile=profile, method=method, task=task, seed=seed), progress=False)
+def train_job(profile: str, method: str, task: str, seed: int, settings: dict[str, Any] | None = None) -> RunResult:
+    """Train one method on one task with one seed (reused when finished); ``settings``: other TrainConfig fields."""
+    return train(TrainConfig.make(profile=profile, method=method, task=task, seed=seed, **(settings or {})), progress=False)
+
+
+def run_settings(cfg: ReproduceConfig) -> dict[str, Any]:
+    """The TrainConfig fields the reproduction sets besides method, task and seed."""
+    return {"calibration_seed": cfg.calibration_seed, **({"steps": cfg.steps} if cfg.steps else {})}
 
 
 # ----------------------------------------------------------------------------- the whole job
 
 
 def reproduce(cfg: ReproduceConfig | None = None, out: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Run every stage (reusing finished ones) and write the table and figures; returns table.json's contents."""
+    """Run every stage (reusing finished ones) and write the table and figures; returns table.json's contents.
+    With ``cfg.robustness``, the robustness study instead (:func:`robustness`)."""
     cfg = cfg or ReproduceConfig.make()
+    if cfg.robustness:
+        return robustness(cfg, out)
     start = time.perf_counter()
     base = Path(out) if out else results_dir()
     base.mkdir(parents=True, exist_ok=True)
@@ -117,33 +137,100 @@ def reproduce(cfg: ReproduceConfig | None = None, out: str | os.PathLike | None 
     stage("1/5 world: build or load the toy world")
     build_world()
     stage("2/5 calibration: traces of the base policy with the real users, LoRA-SFT of the simulator, per task")
-    run_pool([(t, calibration_job, (cfg.profile, t)) for t in TASK_NAMES], min(workers, len(TASK_NAMES)), "calibrate")
+    run_pool([(t, calibration_job, (cfg.profile, t, cfg.calibration_seed)) for t in TASK_NAMES], min(workers, len(TASK_NAMES)), "calibrate")
     stage(f"3/5 training: {len(METHODS)} methods × {len(TASK_NAMES)} tasks × {len(cfg.seeds)} seeds, then evaluation with the real users")
     # longest runs first (docedit dialogues are longer; LM users are slower than scripted ones), so the pool ends together
     order = {"calibrated": 0, "static": 1, "naive": 2, "oracle": 3}
-    jobs = sorted(((f"{m} · {t} · seed {s}", train_job, (cfg.profile, m, t, s)) for m in METHODS for t in TASK_NAMES for s in cfg.seeds),
+    settings = run_settings(cfg)
+    jobs = sorted(((f"{m} · {t} · seed {s}", train_job, (cfg.profile, m, t, s, settings)) for m in METHODS for t in TASK_NAMES for s in cfg.seeds),
                   key=lambda j: (j[2][2] != "docedit-chat", order[j[2][1]], j[2][3]))
-    reused = len(finished_results(METHODS, TASK_NAMES, cfg.seeds, profile=cfg.profile))
+    reused = len(finished_results(METHODS, TASK_NAMES, cfg.seeds, profile=cfg.profile, **settings))
     results = list(run_pool(jobs, workers, "train").values())
-    stage("4/5 gap versus drop: the base policy with graded simulators and with the real users, at several horizons")
-    gap_jobs = [(f"{t} · w={w:g}", gap_points, (cfg.profile, t, w, cfg.gap_horizons, cfg.gap_goals, cfg.gap_seed)) for t in TASK_NAMES for w in cfg.gap_mixes]
-    gap_rows = [row for rows in run_pool(gap_jobs, workers, "gap study").values() for row in rows]
-    gap_rows.sort(key=lambda r: (r["task"], r["w"], r["horizon"]))
+    gap_rows: list[dict[str, Any]] = []
+    if cfg.gap_study:
+        stage("4/5 gap versus drop: the base policy with graded and LM simulators and with the real users, at several horizons")
+        simulators = [*cfg.gap_mixes, *LM_SIMULATORS]
+        gap_jobs = [(f"{t} · {sim} · seed {seed}", gap_points, (cfg.profile, t, sim, cfg.gap_horizons, cfg.gap_goals, seed))
+                    for t in TASK_NAMES for sim in simulators for seed in cfg.gap_seeds]
+        gap_rows = [row for rows in run_pool(gap_jobs, workers, "gap study").values() for row in rows]
+        gap_rows.sort(key=lambda r: (r["task"], r["simulator"], r["horizon"], r["seed"]))
     stage("5/5 table and figures")
     summary = summarise(results, cfg.seeds)
-    summary.update(profile=cfg.profile, workers=workers, seconds=time.perf_counter() - start, settings=cfg.to_dict(), reused_runs=reused,
-                   runs={f"{r.method}/{r.task}/{r.seed}": r.run for r in results})
-    close_figure(plot_sim_vs_real(results, base / "table.png"))
-    atomic_write_json(base / "gap_vs_drop.json", json_safe({"rows": gap_rows, "trends": gap_trends(gap_rows)}))
-    close_figure(plot_gap_vs_drop(gap_rows, base / "gap_vs_drop.png"))
-    summary["seconds"] = time.perf_counter() - start
-    atomic_write_json(base / "table.json", json_safe(summary))
-    atomic_write_text(base / "table.md", table_markdown(summary))
-    print(table_markdown(summary))
-    print(format_trends(gap_trends(gap_rows)))
-    print(f"wrote {base / 'table.md'}, table.json, table.png, gap_vs_drop.json, gap_vs_drop.png")
+    summary.update(profile=cfg.profile, workers=workers, settings=cfg.to_dict(), reused_runs=reused, runs={f"{r.method}/{r.task}/{r.seed}": r.run for r in results})
+    write_outputs(base, summary, results, gap_rows, start)
     print(f"calirl reproduce took {summary['seconds']:.0f} s ({summary['seconds'] / 60:.1f} min) with {workers} worker processes"
           + (f"; {reused} of {len(jobs)} training runs were reused" if reused else ""))
     return summary
 
 
+def write_outputs(base: Path, summary: dict[str, Any], results: list[RunResult], gap_rows: list[dict[str, Any]], start: float) -> None:
+    """Stage 5: table.md / .json / .png, paper.md and (with a gap study) gap_vs_drop.json / .png, printed too."""
+    close_figure(plot_sim_vs_real(results, base / "table.png"))
+    gap: dict[str, Any] = {}
+    if gap_rows:
+        gap = {"rows": gap_rows, "points": seed_means(gap_rows), "trained": trained_points(results), "trends": gap_trends(gap_rows)}
+        atomic_write_json(base / "gap_vs_drop.json", json_safe(gap))
+        close_figure(plot_gap_vs_drop(gap, base / "gap_vs_drop.png"))
+    summary["seconds"] = time.perf_counter() - start
+    atomic_write_json(base / "table.json", json_safe(summary))
+    atomic_write_text(base / "table.md", table_markdown(summary))
+    atomic_write_text(base / "paper.md", paper_markdown(summary))
+    print(table_markdown(summary))
+    print(paper_markdown(summary))
+    if gap:
+        print(format_trends(gap["trends"]))
+    print(f"wrote {base / 'table.md'}, table.json, table.png, paper.md" + (", gap_vs_drop.json, gap_vs_drop.png" if gap else ""))
+
+
+# ----------------------------------------------------------------------------- the robustness study
+
+VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
+    "seeds 3–5": ("training seeds 3, 4 and 5 (the table's are 0, 1, 2)", {"seeds": (3, 4, 5)}, {}),
+    "world seed 1": ("a second toy world (world seed 1: other goals, corpus and LM)", {}, {WORLD_SEED_ENV: "1"}),
+    "calibration seed 1": ("the simulator calibrated with seed 1 (other traces, other SFT order)", {"calibration_seed": 1}, {}),
+    "twice the budget": ("60 GRPO steps instead of 30", {"steps": 60}, {}),
+}
+"""The robustness study's variants: (what it changes, ReproduceConfig fields, environment)."""
+
+
+def robustness(cfg: ReproduceConfig, out: str | os.PathLike | None = None) -> dict[str, Any]:
+    """Every claim again, judged the same way, under each of :data:`VARIANTS` — on seeds, a world and a calibration
+    nobody tuned on, and with twice the training budget. Each variant is a whole reproduction (without the gap study)
+    under ``results/robustness/<variant>/``; ``summary.md`` (claim × variant → holds / not shown) and
+    ``summary.json`` sit beside them. The world's design is not touched: the second world is the same design with
+    another seed."""
+    start = time.perf_counter()
+    base = Path(out) if out else results_dir("robustness")
+    verdicts: dict[str, dict[str, Any]] = {}
+    for name, (what, fields, env) in VARIANTS.items():
+        print(f"[{time.perf_counter() - start:6.0f} s] robustness: {name} — {what}", flush=True)
+        variant = dataclasses.replace(cfg, robustness=False, gap_study=False, **fields)
+        saved = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
+        try:
+            summary = reproduce(variant, out=base / name.replace(" ", "-").replace("–", "-"))
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        verdicts[name] = {"what": what, "claims": {t: d["claims"] for t, d in summary["tasks"].items()}}
+    result = {"variants": verdicts, "seconds": time.perf_counter() - start}
+    atomic_write_json(base / "summary.json", json_safe(result))
+    atomic_write_text(base / "summary.md", robustness_markdown(result))
+    print(robustness_markdown(result))
+    return result
+
+
+def robustness_markdown(result: dict[str, Any]) -> str:
+    """Claim × variant → holds / not shown (with the mean difference), one row per task and claim."""
+    names = list(result["variants"])
+    rows: dict[tuple[str, str], dict[str, str]] = {}
+    for name, v in result["variants"].items():
+        for task, claims in v["claims"].items():
+            for c in claims:
+                cell = "not judged" if not c.get("judged") else f"{'holds' if c['holds'] else '**not shown**'} ({c['mean']:+.3f}, {c['seeds_agree']}/{c['seeds']})"
+                rows.setdefault((task, c["claim"]), {})[name] = cell
+    lines = ["| task | claim | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    lines += [f"| {t} | {c} | " + " | ".join(cells.get(n, "—") for n in names) + " |" for (t, c), cells in rows.items()]
+    lines += ["", "Each cell: the verdict (interval and seeds, as in the table), the mean difference and the seeds that agree. "
+              + "; ".join(f"*{n}*: {v['what']}" for n, v in result["variants"].items()) + "."]
+    return "\n".join(lines) + "\n"

@@ -26,9 +26,68 @@ METHOD_LABELS = {"base": "Base", "static": "Static Context RL", "naive": "Naive 
                  "calibrated": "Calibrated Interactive RL", "oracle": "Oracle"}
 """Each row of the table: the base policy and the four ways to train it, in this order."""
 
-CLAIMS = (("oracle", ">", "static"), ("calibrated", ">", "static"), ("static", ">", "base"), ("naive", "<", "calibrated"))
-"""The paper's qualitative results (DESIGN.md), checked on both tasks; on docedit-chat also naive < base."""
-TASK_CLAIMS = {"docedit-chat": (("naive", "<", "base"),)}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One of the paper's qualitative results as the toy world checks it: ``left op right`` with the real users."""
+
+    left: str
+    op: str
+    """'>' or '<'"""
+    right: str
+    tasks: tuple[str, ...] = ("arith-chat", "docedit-chat")
+
+    @property
+    def text(self) -> str:
+        return f"{self.left} {self.op} {self.right}"
+
+
+CLAIMS = (Claim("oracle", ">", "static"), Claim("calibrated", ">", "static"), Claim("static", ">", "base"),
+          Claim("naive", "<", "calibrated"), Claim("naive", "<", "base", ("docedit-chat",)))
+"""What the toy world must reproduce (DESIGN.md): Oracle and Calibrated > Static > Base on both tasks, Naive <
+Calibrated on both, and on docedit-chat Naive < Base (the simulator-induced collapse)."""
+
+PAPER = {"arith-chat": ("MATH-Chat", "accuracy", {"base": 82.3, "static": 85.0, "naive": 89.3, "calibrated": 91.5, "oracle": 89.7}),
+         "docedit-chat": ("MediumDocEdit-Chat", "BLEU", {"base": 32.2, "static": 33.8, "naive": 26.1, "calibrated": 34.6})}
+"""The paper's table (means of 3 runs, in percent; Naive on MATH-Chat 89.3 ± 3.4; no Oracle row for
+MediumDocEdit-Chat), beside the toy task that stands for each of its tasks."""
+
+BOOTSTRAP = 10_000
+"""bootstrap resamples behind each interval"""
+
+
+def paired_difference(left: dict[int, Sequence[float]], right: dict[int, Sequence[float]], rng_seed: int = 0) -> dict[str, Any]:
+    """``left − right`` over (seed, goal) pairs: the mean, its 95 % paired bootstrap interval and each seed's mean.
+
+    Both sides were scored on the same held-out goals with the same evaluation seed, so every (seed, goal) is a
+    paired difference. The bootstrap resamples goals (the same draw in every seed, as a goal is the same goal in
+    every seed) and keeps the seeds: the interval is the uncertainty of judging on these goals. Whether the
+    training seeds agree is counted beside it (``per_seed``).
+    """
+    import numpy as np
+
+    seeds = sorted(set(left) & set(right))
+    if not seeds:
+        raise ValueError("no seed has per-goal scores on both sides")
+    if len({len(left[s]) for s in seeds} | {len(right[s]) for s in seeds}) != 1:
+        raise ValueError("both sides need scores for the same goals in every seed")
+    d = np.asarray([left[s] for s in seeds], float) - np.asarray([right[s] for s in seeds], float)  # [seeds, goals]
+    picks = np.random.default_rng(rng_seed).integers(d.shape[1], size=(BOOTSTRAP, d.shape[1]))
+    boot = d[:, picks].mean(axis=(0, 2))
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return {"mean": float(d.mean()), "low": float(low), "high": float(high), "per_seed": {str(s): float(x) for s, x in zip(seeds, d.mean(1))}}
+
+
+def judge(claim: Claim, diff: dict[str, Any]) -> dict[str, Any]:
+    """The verdict on ``claim`` from :func:`paired_difference` of its left minus its right side: it *holds* when the
+    interval excludes 0 in the claimed direction and at least two thirds of the seeds (2 of 3) agree; else it is
+    "not shown"."""
+    sign = 1 if claim.op == ">" else -1
+    agree = sum(sign * x > 0 for x in diff["per_seed"].values())
+    excludes = diff["low"] > 0 if sign > 0 else diff["high"] < 0
+    return {"claim": claim.text, **diff, "seeds_agree": agree, "seeds": len(diff["per_seed"]), "judged": True,
+            "holds": bool(excludes and 3 * agree >= 2 * len(diff["per_seed"]))}
 
 Scores = dict[str, float]
 
@@ -72,6 +131,9 @@ class RunResult:
     train_seconds: float = 0.0
     rollout_seconds: float = 0.0
     policy_tokens: int = 0
+    per_goal: dict[str, list[float]] = field(default_factory=dict)
+    """the real users' score of each held-out goal (same goals, same order, same evaluation seed for every method):
+    ``base`` and ``trained`` — what the claims' paired intervals are computed from"""
 
     FILE = "eval.json"
 
@@ -148,17 +210,21 @@ class EvalResult:
 
 def summarise(results: Sequence[RunResult], seeds: Sequence[int]) -> dict[str, Any]:
     """Per task, Base and every method with the real users: mean, std and per-seed values (and the mean of each
-    method with its own training user); and the paper's claims checked on the means."""
+    method with its own training user); and every claim judged (:func:`judge`) where both sides have per-goal
+    scores (runs trained before per-goal scores were kept have none: their claims are left out, and say so)."""
     import numpy as np
 
     tasks: dict[str, Any] = {}
     for task in sorted({r.task for r in results}):
         rows = [r for r in results if r.task == task]
         per: dict[str, dict[int, float]] = {"base": {r.seed: r.score("real", "base") for r in rows}}
+        goals: dict[str, dict[int, list[float]]] = {"base": {r.seed: r.per_goal["base"] for r in rows if r.per_goal}}
         sim: dict[str, dict[int, float]] = {}
         for r in rows:
             per.setdefault(r.method, {})[r.seed] = r.score("real")
             sim.setdefault(r.method, {})[r.seed] = r.score("simulator")
+            if r.per_goal:
+                goals.setdefault(r.method, {})[r.seed] = r.per_goal["trained"]
         methods = {}
         for name in METHOD_LABELS:
             if name not in per:
@@ -167,13 +233,64 @@ def summarise(results: Sequence[RunResult], seeds: Sequence[int]) -> dict[str, A
             methods[name] = {"mean": float(np.mean(v)), "std": float(np.std(v)), "per_seed": {str(s): per[name][s] for s in sorted(per[name])}}
             if name in sim:
                 methods[name]["with_training_user_mean"] = float(np.mean(list(sim[name].values())))
-        claims = []
-        for a, op, b in CLAIMS + TASK_CLAIMS.get(task, ()):
-            if a in methods and b in methods:
-                x, y = methods[a]["mean"], methods[b]["mean"]
-                claims.append({"claim": f"{a} {op} {b}", "holds": bool(x > y if op == ">" else x < y), "left": x, "right": y})
-        tasks[task] = {"metric": rows[0].metric, "methods": methods, "claims": claims}
+        claims = [_judged(c, per, goals) for c in CLAIMS if task in c.tasks and c.left in per and c.right in per]
+        orders = [_judged(Claim(a, ">", b), per, goals) for a, b in paper_orderings(task) if a in per and b in per]
+        tasks[task] = {"metric": rows[0].metric, "methods": methods, "claims": claims, "paper_orderings": orders}
     return {"seeds": list(seeds), "tasks": tasks}
+
+
+def _judged(claim: Claim, per: dict[str, dict[int, float]], goals: dict[str, dict[int, list[float]]]) -> dict[str, Any]:
+    """:func:`judge` of ``claim`` where both sides have per-goal scores for every seed; else marked as not judged."""
+    left, right = goals.get(claim.left, {}), goals.get(claim.right, {})
+    if left and set(left) == set(right) == set(per[claim.left]) == set(per[claim.right]):
+        return judge(claim, paired_difference(left, right))
+    return {"claim": claim.text, "holds": False, "judged": False}
+
+
+def paper_orderings(task: str) -> list[tuple[str, str]]:
+    """Every ordered pair (higher, lower) of the paper's rows for the paper task ``task`` stands for."""
+    if task not in PAPER:
+        return []
+    rows = PAPER[task][2]
+    names = sorted(rows, key=rows.get, reverse=True)
+    return [(a, b) for i, a in enumerate(names) for b in names[i + 1 :]]
+
+
+def _interval(c: dict[str, Any]) -> str:
+    """The three last cells of a judged claim's row: difference [interval] | seeds agree | verdict."""
+    if not c.get("judged"):
+        return "— | — | not judged: no per-goal scores (runs trained before they were kept: train them again)"
+    return f"{c['mean']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] | {c['seeds_agree']} of {c['seeds']} | {'holds' if c['holds'] else '**not shown**'}"
+
+
+REASONS: dict[tuple[str, str, str], str] = {}
+"""Where the toy world disagrees with the paper's ordering (task, higher, lower in the paper) — why we think so."""
+
+
+def paper_markdown(summary: dict[str, Any]) -> str:
+    """The paper's table beside the toy's, row by row, and every ordering of the paper's rows judged in the toy
+    (as the claims are: interval and seeds), with the reason where the toy disagrees."""
+    tasks = [t for t in summary["tasks"] if t in PAPER]
+    lines = ["| method | " + " | ".join(f"paper {PAPER[t][0]} ({PAPER[t][1]}) | toy {t}" for t in tasks) + " |",
+             "|---|" + "---|---|" * len(tasks)]
+    for m, label in METHOD_LABELS.items():
+        cells = []
+        for t in tasks:
+            paper, toy = PAPER[t][2].get(m), summary["tasks"][t]["methods"].get(m)
+            cells += [f"{paper:.1f}" if paper is not None else "—", f"{100 * toy['mean']:.1f}" if toy else "—"]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    lines += ["", "Every ordering of the paper's rows, judged in the toy world as the claims are (toy scores × 100 above):", "",
+              "| paper task | paper's ordering | toy difference [95 % interval] | seeds agree | toy | why, where it disagrees |",
+              "|---|---|---|---|---|---|"]
+    for t in tasks:
+        for c in summary["tasks"][t]["paper_orderings"]:
+            a, _, b = c["claim"].split()
+            paper = PAPER[t][2]
+            agrees = "agrees" if c["holds"] else ("reversed" if c.get("judged") and c["high"] < 0 and 3 * (c["seeds"] - c["seeds_agree"]) >= 2 * c["seeds"]
+                                                  else "not shown")
+            lines.append(f"| {PAPER[t][0]} | {c['claim']} ({paper[a]:.1f} vs {paper[b]:.1f}) | {_interval(c).rsplit(' | ', 1)[0]} | {agrees} | "
+                         f"{REASONS.get((t, a, b), '') if agrees != 'agrees' else ''} |")
+    return "\n".join(lines) + "\n"
 
 
 def table_markdown(summary: dict[str, Any]) -> str:
@@ -190,10 +307,11 @@ def table_markdown(summary: dict[str, Any]) -> str:
             cell = f"{x['mean']:.3f} ± {x['std']:.3f} [{', '.join(f'{v:.3f}' for v in x['per_seed'].values())}]" if x else "—"
             cells.append(cell + (f" · *{x['with_training_user_mean']:.3f}*" if x and "with_training_user_mean" in x else ""))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", "The paper's qualitative results, checked on the means:", ""]
-    for t, d in summary["tasks"].items():
-        for c in d["claims"]:
-            lines.append(f"- {t}: {c['claim']} — {'holds' if c['holds'] else 'does NOT hold'} ({c['left']:.3f} vs {c['right']:.3f})")
+    lines += ["", "The paper's qualitative results: the mean difference over (seed, goal) pairs with its 95 % paired bootstrap "
+              "interval, and how many seeds agree. A claim *holds* when the interval excludes 0 in the claimed direction and "
+              "at least 2 of 3 seeds agree; otherwise it is *not shown*.", "",
+              "| task | claim | difference [95 % interval] | seeds agree | verdict |", "|---|---|---|---|---|"]
+    lines += [f"| {t} | {c['claim']} | {_interval(c)} |" for t, d in summary["tasks"].items() for c in d["claims"]]
     if "seconds" in summary:
         reused = summary.get("reused_runs", 0)
         lines += ["", f"Measured: this `calirl reproduce` took {summary['seconds'] / 60:.1f} min ({summary['workers']} worker processes"

@@ -107,6 +107,24 @@ def smoke_mode() -> bool:
     raise ValueError(f"{SMOKE_ENV}={value!r} is not understood: use 1 (smoke runs) or 0 (full runs)")
 
 
+WORLD_SEED_ENV = "CALIRL_WORLD_SEED"
+
+
+def world_seed() -> int:
+    """The seed of the default toy world: ``CALIRL_WORLD_SEED`` if set, else 0.
+
+    The robustness study (``calirl reproduce --robustness``) sets it to run the whole pipeline in a second world
+    that nobody tuned on; every run folder carries its world's key, so the two worlds' runs never mix. This is the
+    only function in the kit that reads the variable.
+    """
+    value = os.environ.get(WORLD_SEED_ENV, "").strip()
+    if not value:
+        return 0
+    if not value.isdigit() or int(value) > SEED_MAX:
+        raise ValueError(f"{WORLD_SEED_ENV}={value!r} is not a seed: use a whole number from 0 to {SEED_MAX}")
+    return int(value)
+
+
 def set_seed(seed: int) -> None:
     """Seed Python's ``random``, NumPy's global generator and torch (CPU and CUDA).
 

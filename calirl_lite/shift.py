@@ -213,15 +213,8 @@ def monte_carlo_value(mdp: TabularMDP, pi: np.ndarray, n_episodes: int, rng: np.
 # --------------------------------------------------------------------------- the bound
 
 
-def compounding_bound(errors: float | Sequence[float], H: int | None = None, r_max: float = 1.0, name: str = "eps") -> float:
-    """The paper's bound R_max · Σ_{i=0}^{H−1} (H − i) · ε_i.
-
-    ``errors`` is either one ε used at every step (then ``H`` is required) or the list
-    ε_0..ε_{H−1}. An error made at step i can spoil the reward of step i and of every
-    step after it, H − i steps in all; with a constant ε the sum is ε·H(H+1)/2 = O(H²ε).
-    ``name`` is used in error messages (``eps`` for the policy, ``delta`` for a simulator).
-    """
-    r_max = check_r_max(r_max)
+def _per_step(errors: float | Sequence[float], H: int | None, name: str) -> np.ndarray:
+    """ε_0..ε_{H−1} from one ε and ``H``, or from the list itself (checked: probabilities, a horizon ≥ 1)."""
     errs = check_probability(errors, name)
     if errs.ndim == 0:
         if H is None:
@@ -230,8 +223,31 @@ def compounding_bound(errors: float | Sequence[float], H: int | None = None, r_m
     elif H is not None and check_horizon(H) != errs.shape[0]:
         raise ValueError(f"{name} has {errs.shape[0]} per-step values but H = {H}")
     check_horizon(errs.shape[0], f"len({name})")
+    return errs
+
+
+def compounding_bound(errors: float | Sequence[float], H: int | None = None, r_max: float = 1.0, name: str = "eps") -> float:
+    """The paper's bound R_max · Σ_{i=0}^{H−1} (H − i) · ε_i — for a reward at every step.
+
+    ``errors`` is either one ε used at every step (then ``H`` is required) or the list
+    ε_0..ε_{H−1}. An error made at step i can spoil the reward of step i and of every
+    step after it, H − i steps in all; with a constant ε the sum is ε·H(H+1)/2 = O(H²ε).
+    ``name`` is used in error messages (``eps`` for the policy, ``delta`` for a simulator).
+    """
+    errs = _per_step(errors, H, name)
     steps_left = errs.shape[0] - np.arange(errs.shape[0])  # H − i for i = 0..H−1
-    return float(r_max * np.sum(steps_left * errs))
+    return float(check_r_max(r_max) * np.sum(steps_left * errs))
+
+
+def final_reward_bound(errors: float | Sequence[float], H: int | None = None, r_max: float = 1.0, name: str = "eps") -> float:
+    """The bound for one reward in [0, R_max] at the end (the toy world's tasks): R_max · min(1, Σ_i ε_i).
+
+    The simulation lemma: |J − J′| ≤ R_max · TV(final-turn distributions), and an error at step i moves the final
+    distribution by at most ε_i — once, not once per later step — so the TV is at most Σ_i ε_i (and never above 1).
+    It grows like H, not H²: the O(H²) of :func:`compounding_bound` needs a reward at every step (or per-step costs
+    that a policy's own mistakes keep paying). Same arguments as :func:`compounding_bound`.
+    """
+    return float(check_r_max(r_max) * min(1.0, float(np.sum(_per_step(errors, H, name)))))
 
 
 def tv(p: np.ndarray, q: np.ndarray) -> np.ndarray:

@@ -559,11 +559,13 @@ class DocChat(DocEditChat):
     A goal is who the note is for, where and on which day to meet, and a formal or casual tone, with the note the
     user has in mind (``target``: "Dear Anna, …" or "Hi Anna! …"). The user's first message asks for a note and
     leaves the details out; asked — in any words — the user gives what was asked about (who, where, when, the tone;
-    all of them for a question about nothing in particular). An assistant's turn is read as a person would read it:
-    a *draft* where a note starts on a line of its own with a greeting (Dear, Hi, Hello, Hey) and goes on to name a
-    place, a day or a ``[placeholder]``; else a *question* (a sentence ending in "?", or "please tell me …"). A draft
-    is right when its details are the goal's: the name, the place and the day appear in it (any case) and the tone
-    is formal exactly when it opens with "Dear". Scored by BLEU of the last draft against the target (the toy
+    all of them for a question about the note in general). An assistant's turn is read as a person would read it:
+    a *draft* where a note starts — a salutation alone on its line ("Dear Anna,", "Hi!", "Max,", "[Name],") with
+    a few words after it, or a greeting starting a line that goes on to name a place, a day or a ``[placeholder]``;
+    else a *question* where a question or a request is about the note (who, where, when, the tone, or the note, its
+    details, what to write …) — a question about something else is neither. A draft is right when its details are
+    the goal's: the name, the place and the day appear in it (any case) and the tone is formal exactly when it opens
+    with "Dear". Scored by BLEU of the last draft against the target (the toy
     world's metric), with the share of the four details right beside it.
     """
 
@@ -602,7 +604,12 @@ class DocChat(DocEditChat):
 
     _FOUND = {slot: _any_of(options) for slot, options in OPTIONS.items()}
     _GREETING = re.compile(r"(?im)^[\s>*_\"']*(dear|hi|hello|hey)\b")
+    _SALUTATION = re.compile(r"(?m)^[ \t>*_\"']*(?:(?i:(dear|hi|hello|hey))\b[^\n,!?.]{0,30}[,!]?|(?!(?i:best|regards|cheers|thanks|sincerely|yours|love|warmly)\b)"
+                             r"[A-Z][a-z]+,|\[[^\]\n]{1,30}\],)[*_\"']*[ \t]*$")
+    """a line that is only a salutation: "Dear Anna,", "Hi there!", "Max,", "[Name]," (not a sign-off)"""
+    _NOT_NAMES = {o.lower() for o in OPTIONS["place"] + OPTIONS["day"]}
     _PLACEHOLDER = re.compile(r"\[[^\]\n]{1,30}\]")
+    _TASK_WORDS = re.compile(r"\b(note|details?|information|info|more|help|assist|write|say|include|need|want|like|prefer)\b", re.IGNORECASE)
     _ABOUT = {"name": re.compile(r"\b(who|whom|recipient|name|address)", re.IGNORECASE),
               "place": re.compile(r"\b(where|place|location|venue)\b", re.IGNORECASE),
               "day": re.compile(r"\b(when|day|date|time)\b", re.IGNORECASE),
@@ -619,31 +626,41 @@ class DocChat(DocEditChat):
     def parse_user(self, text: str) -> dict[str, Any]:
         return self._values(text)
 
-    def parse_draft(self, doc: str) -> dict[str, Any]:
-        greeting = self._GREETING.search(doc)
-        if not greeting:
-            return {}
-        first_line, _, rest = doc[greeting.start() :].partition("\n")
-        found = {s: v for s, v in self._values(rest).items() if s in ("place", "day")}
-        name = self._FOUND["name"].search(first_line) or self._FOUND["name"].search(rest)
-        if name:
-            found["name"] = self._values(name.group(1))["name"]
-        found["tone"] = "formal" if greeting.group(1).lower() == "dear" else "casual"
-        return found
-
-    def parse_assistant(self, text: str) -> Intent:
+    def _note(self, text: str) -> str | None:
+        """The note in ``text``, from its salutation on: a salutation alone on its line with at least five words
+        after it, or a greeting that starts a line and goes on to name a place, a day or a ``[placeholder]``."""
+        for line in self._SALUTATION.finditer(text):
+            word = line.group().strip(" \t>*_\"',").lower()
+            if word not in self._NOT_NAMES and len(text[line.end() :].split()) >= 5:  # "Paris," on its own opens no note
+                return text[line.start() :].strip(" \n*_\"'>")
         greeting = self._GREETING.search(text)
         if greeting:
             note = text[greeting.start() :].strip(" \n*_\"'>")
             if self._PLACEHOLDER.search(note) or any(self._FOUND[s].search(note) for s in ("place", "day")):
-                return Intent("answer", value=note)
+                return note
+        return None
+
+    def parse_draft(self, doc: str) -> dict[str, Any]:
+        first_line, _, rest = doc.partition("\n")
+        found = {s: v for s, v in self._values(rest).items() if s in ("place", "day")}
+        name = self._FOUND["name"].search(first_line) or self._FOUND["name"].search(rest)
+        if name:
+            found["name"] = self._values(name.group(1))["name"]
+        found["tone"] = "formal" if re.match(r"[\s>*_\"']*dear\b", doc, re.IGNORECASE) else "casual"
+        return found
+
+    def parse_assistant(self, text: str) -> Intent:
+        note = self._note(text)
+        if note is not None:
+            return Intent("answer", value=note)
         sentences = [x.strip() for x in MathChat._SENTENCE.findall(text) if x.strip()]
-        questions = [x for x in sentences if x.rstrip(" *_)\"'").endswith("?")]
-        if questions or MathChat._REQUEST.search(text):
-            about = " ".join(questions) or text
-            asked = tuple(s for s in self.slots if self._ABOUT[s].search(about))
+        questions = " ".join(x for x in sentences if x.rstrip(" *_)\"'").endswith("?"))
+        request = MathChat._REQUEST.search(text)
+        about = questions or (text if request else "")
+        asked = tuple(s for s in self.slots if self._ABOUT[s].search(about))
+        if asked or request or self._TASK_WORDS.search(questions):  # a question about the note (nothing in particular: all of it)
             return Intent("ask", asked or self.slots)
-        return Intent("other")
+        return Intent("other")  # rambling, chat, or a question about something else
 
     def ask(self, slot: str, public: dict[str, Any]) -> str:
         return {"name": "Who is the note for?", "place": "Where will you meet?", "day": "Which day?", "tone": "Should it be formal or casual?"}[slot]

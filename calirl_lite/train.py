@@ -389,12 +389,12 @@ def base_eval_path(cfg: TrainConfig, who: str, adapter: Path | None) -> Path:
 
     key = {"profile": cfg.profile, "task": cfg.task, "user": who, "adapter": str(adapter.resolve()) if adapter and who == "calibrated" else "",
            "n_eval": cfg.n_eval if who == "real" else cfg.n_eval_simulator, "max_messages": cfg.budget(), "seed": cfg.seed,
-           "world": WorldConfig.make().key()}
+           "world": WorldConfig.make().key(), "layout": "scores and per_goal"}
     return runs_dir() / "base-eval" / f"{cfg.profile}-{cfg.task}-{who}-seed{cfg.seed}-{short_hash(key)}.json"
 
 
 def cached_scores(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
-    """The scores in ``path``, or ``compute()``'s, written there (atomically) for the next run."""
+    """What ``path`` holds, or ``compute()``'s result, written there (atomically) for the next run."""
     import json
 
     if path.is_file():
@@ -464,24 +464,40 @@ def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Any], run: Path, callb
     if process_rank()[0] > 0:  # another process of a launch: its share of the training, nothing else
         train_or_resume(trainer, run / "checkpoints", cfg.steps)
         return {"run": str(run), "rank": process_rank()[0]}
-    # the base policy's scores, shared with the other methods of this seed (the oracle's training user is the
-    # real user: same seed, same dialogues, so it is scored once)
-    base = {"real": cached_scores(base_eval_path(cfg, "real", None), lambda: evaluate("base", real_user)[0])}
-    base["simulator"] = base["real"] if train_user is real_user else cached_scores(
-        base_eval_path(cfg, SIMULATOR[cfg.method], need.get("adapter")), lambda: evaluate("base", train_user)[0])
+    metric = get_task(cfg.task).metric
+    base, base_per_goal = base_scores(cfg, need, evaluate, real_user, train_user, metric)
     start = time.perf_counter()
     checkpoint = train_or_resume(trainer, run / "checkpoints", cfg.steps)  # a finished run is loaded, not trained again
     seconds = time.perf_counter() - start
-    metric = get_task(cfg.task).metric
     save_training(trainer, run, metric, f"{cfg.method} on {cfg.task} (seed {cfg.seed})")
     real, real_dialogues = evaluate(cfg.method, real_user)
     sim, sim_dialogues = (real, []) if train_user is real_user else evaluate(cfg.method, train_user)
     trained = {"simulator": sim, "real": real}
     write_jsonl(run / "eval_dialogues.jsonl", sim_dialogues + real_dialogues)
     result = RunResult(cfg.method, cfg.profile, cfg.task, cfg.seed, metric, SIMULATOR[cfg.method], trainer.state.global_step, base, trained, str(run),
-                       resumed_from=checkpoint, train_seconds=seconds, rollout_seconds=sum(stats.seconds), policy_tokens=sum(stats.policy_tokens))
+                       resumed_from=checkpoint, train_seconds=seconds, rollout_seconds=sum(stats.seconds), policy_tokens=sum(stats.policy_tokens),
+                       per_goal={"base": base_per_goal, "trained": [d.scores[metric] for d in real_dialogues]})
     result.save()
     return result
+
+
+def base_scores(cfg: TrainConfig, need: dict[str, Any], evaluate: Callable[[str, Any], tuple[dict[str, float], list[Dialogue]]],
+                real_user: Any, train_user: Any, metric: str) -> tuple[dict[str, dict[str, float]], list[float]]:
+    """The base policy's scores with the real users and with the training user, and its real-user score per goal.
+
+    Kept under ``runs/base-eval/`` and shared by every method of this task and seed (:func:`base_eval_path`): one
+    Base for the whole table. The oracle's training user is the real user (same seed, same dialogues): scored once.
+    """
+    def cached(who: str, user: Any) -> dict[str, Any]:
+        def compute() -> dict[str, Any]:
+            scores, dialogues = evaluate("base", user)
+            return {"scores": scores, "per_goal": [d.scores[metric] for d in dialogues]}
+        return cached_scores(base_eval_path(cfg, who, need.get("adapter")), compute)
+
+    real = cached("real", real_user)
+    base = {"real": real["scores"]}
+    base["simulator"] = base["real"] if train_user is real_user else cached(SIMULATOR[cfg.method], train_user)["scores"]
+    return base, real["per_goal"]
 
 
 def save_training(trainer: Any, run: Path, metric: str, title: str) -> None:

@@ -21,6 +21,7 @@ naive simulator has a real, measurable gap to the real users — the gap the pap
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -36,7 +37,7 @@ from .io import atomic_dir, atomic_write_json, atomic_write_text, folder_lock
 from .paths import cache_dir as default_cache_dir
 from .prompts import assistant_messages, user_messages
 from .quiet import no_library_bars
-from .settings import Settings
+from .settings import Settings, world_seed
 from .tasks import CORPUS_ASSISTANTS, CORPUS_USERS, TASKS, ScriptedAssistant, ScriptedUser, Task, get_task, vocabulary
 
 WORLD_FORMAT = 6
@@ -62,8 +63,9 @@ CHATML_TEMPLATE = (
 class WorldConfig(Settings):
     """Settings of the toy world (``calirl world build``)."""
 
-    seed: int = 0
-    """seed of everything in the world: tasks, corpus, tokenizer, model initialisation and training"""
+    seed: int = field(default_factory=world_seed)
+    """seed of everything in the world: tasks, corpus, tokenizer, model initialisation and training (default: 0, or
+    ``$CALIRL_WORLD_SEED``)"""
     n_train_tasks: int = 2000
     """hidden goals per task in the train split"""
     n_test_tasks: int = 200
@@ -109,8 +111,11 @@ class WorldConfig(Settings):
                 raise ValueError(f"{name} weights must be ≥ 0 and not all zero, got {mix}")
 
     def key(self) -> str:
-        """A short hash of every setting that changes what is built (not where it is cached), and of the world's format."""
-        return self.digest(exclude=("cache_dir",), extra={"world_format": WORLD_FORMAT})
+        """A short hash of every setting that changes what is built (not where it is cached), of the world's format and
+        of its definition (:func:`world_definition`: the personas' parameters and the code of the toy tasks, the
+        scripted people and the build) — so an edited persona or corpus rule can never reuse an old world, nor the
+        runs made on it."""
+        return self.digest(exclude=("cache_dir",), extra={"world_format": WORLD_FORMAT, "definition": world_definition()})
 
     def folder(self) -> Path:
         base = Path(self.cache_dir) if self.cache_dir else default_cache_dir()
@@ -118,6 +123,35 @@ class WorldConfig(Settings):
 
 
 # ----------------------------------------------------------------------------- tasks and corpus
+
+
+def world_definition() -> dict[str, Any]:
+    """What defines the toy world besides its settings: every persona's parameters (the corpus users and assistants,
+    and the real users that score every run) and a hash of the code that makes and reads the world — the toy tasks,
+    the scripted people, their words, the prompts and the build. The personas are read at every call (an edit made in
+    a running notebook counts); the code and words once per process."""
+    import dataclasses
+
+    from . import tasks
+
+    people = {**{f"user:{k}": v for k, v in tasks.CORPUS_USERS.items()}, **{f"assistant:{k}": v for k, v in tasks.CORPUS_ASSISTANTS.items()},
+              "real": tasks.REAL_USER}
+    return {"personas": {k: dataclasses.asdict(v) for k, v in people.items()}, "code": _code_hash()}
+
+
+@functools.lru_cache(maxsize=1)
+def _code_hash() -> str:
+    import inspect
+
+    from . import prompts, tasks
+    from .settings import short_hash
+
+    pieces = [tasks.UserPersona, tasks.AssistantPersona, tasks.graded_persona, tasks.Task, tasks.ArithChat, tasks.DocEditChat, tasks.ScriptedUser,
+              tasks.ScriptedAssistant, tasks.vocabulary, prompts, make_splits, scripted_dialogue, make_corpus, corpus_texts, _space_out,
+              train_word_tokenizer, tiny_llama, pack, pretrain, _build]
+    words = [tasks.ACCEPT, tasks.REJECT, tasks.CONFUSED, tasks.NOT_SURE, tasks.GIVE_UP, tasks.NAMES, tasks.ITEMS, tasks.VERBS, tasks.PLACES,
+             tasks.DAYS, tasks.TONES, SPECIAL_TOKENS, CHATML_TEMPLATE]
+    return short_hash({"code": [inspect.getsource(p) for p in pieces], "words": repr(words)})
 
 
 def message_budget(max_messages: int = 0) -> int:

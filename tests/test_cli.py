@@ -67,3 +67,14 @@ def test_notebooks_runs_notebooks_and_keeps_executed_copies(tmp_path, monkeypatc
 def test_notebooks_names_a_missing_notebook(tmp_path, capsys):
     assert main(["notebooks", "--notebooks", str(tmp_path / "nope.ipynb"), "--out", str(tmp_path)]) == 2
     assert "nope.ipynb" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["shift", "world build", "bench rollout", "bench train", "bench memory", "bench world", "bench parsing",
+                                     "calibrate", "train", "evaluate", "reproduce", "notebooks"])
+def test_every_command_prints_its_help(command, capsys):
+    from calirl_lite.cli import COMMANDS, main
+
+    assert command.split()[0] in COMMANDS
+    with pytest.raises(SystemExit) as done:
+        main([*command.split(), "--help"])
+    assert done.value.code == 0 and "--" in capsys.readouterr().out  # a help text with "5% warm-up" in it once crashed argparse

@@ -112,6 +112,11 @@ def test_doc_chat_goals_split_every_combination_in_two_with_none_in_both():
     ("Should it be formal or casual?", "ask", ("tone",), None),
     ("Could you tell me more", "ask", ("name", "place", "day", "tone"), None),  # about nothing in particular: everything
     ("Hello! I'd be happy to help you write a note.", "other", (), None),
+    ("Dear Sarah,\n\nI hope this message finds you well. I would like to invite you", "answer", (), ["name", "place", "day"]),  # cut short
+    ("Anna,\n\nLet's meet at the library on Friday. See you then!", "answer", (), ["tone"]),  # a bare name opens it
+    ("Sure! How can I assist you today?", "ask", ("name", "place", "day", "tone"), None),
+    ("What's on your plate? Let's go to the park!", "other", (), None),  # a question, but not about the note
+    ("Loved it.\n\nBest,\nElla and the whole team at the office", "other", (), None),  # a sign-off opens no note
 ])
 def test_the_doc_user_reads_drafts_and_questions_in_any_words(text, kind, slots, wrong):
     intent = DOC.parse_assistant(text)

@@ -5,41 +5,94 @@ import json
 import pytest
 
 from calirl_lite.cli import main
-from calirl_lite.gap_study import gap_trends
+from calirl_lite.gap_study import gap_trends, seed_means
 from calirl_lite.reproduce import ReproduceConfig, reproduce
-from calirl_lite.results import RunResult, summarise, table_markdown
+from calirl_lite.results import Claim, RunResult, judge, paired_difference, paper_markdown, summarise, table_markdown
+from calirl_lite.shift import compounding_bound, final_reward_bound
 
 
-def fake_result(method, task, seed, real, base=0.5, sim=0.6):
+def fake_result(method, task, seed, real, base=0.5, sim=0.6, goals=40):
+    """A run whose real-user score is ``real`` on average: per goal, 1 on a ``real`` share of the goals (BLEU-like
+    0/1 scores are enough for the claims' arithmetic)."""
     metric = "accuracy" if task == "arith-chat" else "bleu"
+    per_goal = {"base": [float(i < round(base * goals)) for i in range(goals)], "trained": [float(i < round(real * goals)) for i in range(goals)]}
     return RunResult(method, "tiny", task, seed, metric, "x", 30, {"real": {metric: base}, "simulator": {metric: base}},
-                     {"real": {metric: real}, "simulator": {metric: sim}}, f"/runs/{method}-{task}-{seed}")
+                     {"real": {metric: real}, "simulator": {metric: sim}}, f"/runs/{method}-{task}-{seed}", per_goal=per_goal)
 
 
-def test_the_summary_checks_each_claim_on_the_means_and_keeps_every_seed():
-    scores = {"oracle": 0.9, "calibrated": 0.8, "static": 0.7, "naive": 0.4}  # naive below base (0.5): the docedit collapse
-    results = [fake_result(m, t, s, v + 0.01 * s) for m, v in scores.items() for t in ("arith-chat", "docedit-chat") for s in (0, 1, 2)]
+def test_the_summary_judges_each_claim_by_its_interval_and_its_seeds_and_keeps_every_seed():
+    scores = {"oracle": 0.9, "calibrated": 0.8, "static": 0.6, "naive": 0.3}  # naive below base (0.5): the docedit collapse
+    results = [fake_result(m, t, s, v + 0.025 * s) for m, v in scores.items() for t in ("arith-chat", "docedit-chat") for s in (0, 1, 2)]
     summary = summarise(results, (0, 1, 2))
     doc = summary["tasks"]["docedit-chat"]
-    assert doc["methods"]["naive"]["per_seed"] == pytest.approx({"0": 0.4, "1": 0.41, "2": 0.42})
-    assert doc["methods"]["naive"]["mean"] == pytest.approx(0.41) and doc["methods"]["naive"]["std"] == pytest.approx(0.00816, abs=1e-4)
-    assert all(c["holds"] for t in summary["tasks"].values() for c in t["claims"])
+    assert doc["methods"]["naive"]["per_seed"] == pytest.approx({"0": 0.3, "1": 0.325, "2": 0.35})
+    assert doc["methods"]["naive"]["mean"] == pytest.approx(0.325) and doc["methods"]["naive"]["std"] == pytest.approx(0.0204, abs=1e-4)
+    assert all(c["holds"] and c["seeds_agree"] == 3 for t in summary["tasks"].values() for c in t["claims"])
     assert "naive < base" in [c["claim"] for c in doc["claims"]] and "naive < base" not in [c["claim"] for c in summary["tasks"]["arith-chat"]["claims"]]
-    # a world where static beats calibrated: that claim is reported as failing, in the table too
+    # a world where static beats calibrated: that claim is reported as not shown, in the table too
     results = [r if r.method != "static" else fake_result("static", r.task, r.seed, 0.95) for r in results]
     summary = summarise(results, (0, 1, 2))
     failing = [c["claim"] for c in summary["tasks"]["arith-chat"]["claims"] if not c["holds"]]
     assert failing == ["oracle > static", "calibrated > static"]
-    assert "calibrated > static — does NOT hold (0.810 vs 0.950)" in table_markdown(summary)
+    assert "| arith-chat | calibrated > static | -0.125 [" in table_markdown(summary) and "| 0 of 3 | **not shown** |" in table_markdown(summary)
 
 
-def test_gap_trends_count_the_pairs_in_order_and_check_the_bound():
-    rows = [{"task": "t", "w": w, "horizon": h, "eps": w, "drop": w * h / 10, "bound": w * h} for w in (0.0, 0.5, 1.0) for h in (4, 8)]
-    assert gap_trends(rows)["t"] == {"drop_rises_with_gap": "6/6", "drop_rises_with_horizon": "2/2", "under_bound": True}  # w = 0: no drop
-    rows[3]["drop"], rows[5]["drop"] = 0.1, 0.05  # at H = 8: w = 0.5 drops 0.1 (0.2 at H = 4), w = 1 drops 0.05 (0.4 at H = 4)
-    assert gap_trends(rows)["t"] == {"drop_rises_with_gap": "5/6", "drop_rises_with_horizon": "0/2", "under_bound": True}
-    rows[-1]["drop"] = 99.0  # above its bound
-    assert gap_trends(rows)["t"]["under_bound"] is False
+def _claim(left_per_seed, right=0.5, goals=200):
+    """A claim `a > b` whose sides score, per seed, 1 on a share of the goals (b: ``right``)."""
+    a = {s: [float(i < round(v * goals)) for i in range(goals)] for s, v in enumerate(left_per_seed)}
+    b = {s: [float(i < round(right * goals)) for i in range(goals)] for s in a}
+    return judge(Claim("a", ">", "b"), paired_difference(a, b))
+
+
+def test_a_claim_holds_only_with_an_interval_clear_of_zero_and_two_seeds_of_three():
+    assert _claim([0.7, 0.7, 0.7])["holds"]  # +0.2 in every seed
+    one_seed = _claim([0.5, 0.5, 0.95])  # the mean difference (+0.15) rests on one seed's collapse
+    assert one_seed["low"] > 0 and one_seed["seeds_agree"] == 1 and not one_seed["holds"]
+    a, b = [1.0] * 3 + [0.0] * 97, [0.0] * 3 + [1.0] * 2 + [0.0] * 95  # a wins on 3 goals, loses on 2: +0.01 in every seed
+    tiny = judge(Claim("a", ">", "b"), paired_difference({s: a for s in range(3)}, {s: b for s in range(3)}))
+    assert tiny["seeds_agree"] == 3 and tiny["low"] < 0 < tiny["high"] and not tiny["holds"]  # but the interval spans 0
+    assert not _claim([0.3, 0.3, 0.3])["holds"]  # the wrong way
+    assert judge(Claim("a", "<", "b"), paired_difference({0: [0.0] * 9, 1: [0.0] * 9}, {0: [1.0] * 9, 1: [1.0] * 9}))["holds"]
+    with pytest.raises(ValueError, match="same goals"):
+        paired_difference({0: [1.0, 0.0]}, {0: [1.0]})
+
+
+def test_the_paper_sits_beside_the_toy_with_every_ordering_of_its_rows():
+    scores = {"oracle": 0.9, "calibrated": 0.8, "static": 0.6, "naive": 0.3}
+    results = [fake_result(m, t, s, v) for m, v in scores.items() for t in ("arith-chat", "docedit-chat") for s in (0, 1, 2)]
+    summary = summarise(results, (0, 1, 2))
+    assert len(summary["tasks"]["arith-chat"]["paper_orderings"]) == 10 and len(summary["tasks"]["docedit-chat"]["paper_orderings"]) == 6
+    md = paper_markdown(summary)
+    assert "| Calibrated Interactive RL | 91.5 | 80.0 | 34.6 | 80.0 |" in md
+    assert "| MATH-Chat | naive > static (89.3 vs 85.0) |" in md and "| 0 of 3 | reversed |" in md  # the toy's naive is below its static
+    assert "| MATH-Chat | calibrated > oracle (91.5 vs 89.7) |" in md
+
+
+def _gap_rows(drop):
+    rows = []
+    for seed in (0, 1, 2):
+        for w in (0.0, 0.5, 1.0):
+            for h in (2, 4, 8):
+                rows.append({"task": "t", "simulator": f"w{w:g}", "w": w, "horizon": h, "seed": seed, "metric": "accuracy", "eps": w / 4,
+                             "drop": drop(w, h, seed), "by_construction": w == 0 or h <= 2,
+                             "bound_final": final_reward_bound(w / 4, (h + 1) // 2), "bound_per_turn": compounding_bound(w / 4, (h + 1) // 2)})
+    return rows
+
+
+def test_gap_trends_leave_out_pairs_equal_by_construction_count_per_seed_and_check_both_bounds():
+    rows = _gap_rows(lambda w, h, seed: 0.0 if w == 0 or h == 2 else w * h / 40)
+    t = gap_trends(rows)["t"]
+    # without w = 0 and H = 2 only w ∈ {0.5, 1} × H ∈ {4, 8} remain: 2 pairs across the gap, 2 across the horizon
+    assert (t["drop_rises_with_gap"], t["drop_rises_with_horizon"]) == ("2/2", "2/2") and t["per_seed_gap"] == ["2/2"] * 3
+    assert t["under_final_bound"] and t["under_per_turn_bound"]
+    rows = _gap_rows(lambda w, h, seed: 0.0 if w == 0 or h == 2 else (0.12 if (seed, w, h) == (2, 0.5, 4) else w * h / 40))
+    t = gap_trends(rows)["t"]
+    assert t["per_seed_gap"] == ["2/2", "2/2", "1/2"] and t["drop_rises_with_gap"] == "2/2"  # one seed disagrees; the means still rise
+    means = {(p["w"], p["horizon"]): p for p in seed_means(rows)}
+    assert means[(0.5, 4)]["drop_low"] == pytest.approx(0.05) and means[(0.5, 4)]["drop_high"] == 0.12 and means[(0.5, 4)]["seeds"] == 3
+    next(r for r in rows if (r["seed"], r["w"], r["horizon"]) == (1, 0.5, 8))["drop"] = 0.7  # above Σ ε = 0.5, under Σ (H − t) ε = 1.25
+    t = gap_trends(rows)["t"]
+    assert not t["under_final_bound"] and t["under_per_turn_bound"]
 
 
 def test_reproduce_runs_every_stage_writes_the_table_and_reuses_finished_runs(tmp_path):
@@ -57,9 +110,14 @@ def test_reproduce_runs_every_stage_writes_the_table_and_reuses_finished_runs(tm
     for name in ("table.png", "gap_vs_drop.png", "gap_vs_drop.json"):
         assert (tmp_path / name).stat().st_size > 0
     gap = json.loads((tmp_path / "gap_vs_drop.json").read_text())
-    assert {(r["w"], r["horizon"]) for r in gap["rows"] if r["task"] == "arith-chat"} == {(w, h) for w in cfg.gap_mixes for h in cfg.gap_horizons}
+    sims = [f"w{w:g}" for w in cfg.gap_mixes] + ["naive", "calibrated"]
+    assert {(r["simulator"], r["horizon"], r["seed"]) for r in gap["rows"] if r["task"] == "arith-chat"} == {
+        (s, h, seed) for s in sims for h in cfg.gap_horizons for seed in cfg.gap_seeds}
     assert all(r["drop"] == pytest.approx(abs(r["sim"] - r["real"])) for r in gap["rows"])
-    assert all(r["eps"] == 0 and r["drop"] == 0 for r in gap["rows"] if r["w"] == 0)  # w = 0 is the real users themselves
+    assert all(r["eps"] == 0 and r["drop"] == 0 and r["by_construction"] for r in gap["rows"] if r["w"] == 0)  # w = 0 is the real users themselves
+    assert all(r["drop"] == 0 for r in gap["rows"] if r["w"] is not None and r["horizon"] == 2)  # a graded user opens as the real ones do
+    assert {p["method"] for p in gap["trained"]} == {"static", "naive", "calibrated"} and len(gap["points"]) == len(gap["rows"]) // len(cfg.gap_seeds)
+    assert "| MATH-Chat | naive > static (89.3 vs 85.0) |" in (tmp_path / "paper.md").read_text()
     again = reproduce(cfg, out=tmp_path)  # every run finished: nothing is trained again, the numbers are the same
     assert again["tasks"] == summary["tasks"] and again["runs"] == summary["runs"]
     assert again["reused_runs"] == 8  # (the first call may reuse runs other tests trained with the same settings)
@@ -130,3 +188,27 @@ def test_workers_leave_when_the_reproduce_process_is_killed():
     while any(running(p) for p in workers):
         assert time.time() < deadline, f"workers {workers} still run after their parent was killed"
         time.sleep(0.2)
+
+
+def test_the_robustness_study_runs_every_variant_in_its_own_world_and_folder_and_tabulates_the_verdicts(tmp_path, monkeypatch):
+    import os
+
+    from calirl_lite import reproduce as R
+
+    seen = []
+
+    def fake(cfg, out=None):
+        seen.append((cfg.seeds, cfg.calibration_seed, cfg.steps, cfg.gap_study, os.environ.get("CALIRL_WORLD_SEED"), out.name))
+        holds = cfg.steps != 60  # pretend twice the budget loses a claim
+        claim = {"claim": "oracle > static", "judged": True, "holds": holds, "mean": 0.1 if holds else -0.01, "seeds_agree": 3 if holds else 1, "seeds": 3}
+        return {"tasks": {"arith-chat": {"claims": [claim]}}}
+
+    monkeypatch.setattr(R, "reproduce", fake)
+    monkeypatch.delenv("CALIRL_WORLD_SEED", raising=False)
+    result = R.robustness(ReproduceConfig.make(), out=tmp_path)
+    assert seen == [((3, 4, 5), 0, 0, False, None, "seeds-3-5"), ((0,), 0, 0, False, "1", "world-seed-1"),
+                    ((0,), 1, 0, False, None, "calibration-seed-1"), ((0,), 0, 60, False, None, "twice-the-budget")]
+    assert "CALIRL_WORLD_SEED" not in os.environ  # put back
+    md = (tmp_path / "summary.md").read_text()
+    assert "| arith-chat | oracle > static | holds (+0.100, 3/3) | holds (+0.100, 3/3) | holds (+0.100, 3/3) | **not shown** (-0.010, 1/3) |" in md
+    assert set(result["variants"]) == set(R.VARIANTS)

@@ -119,6 +119,26 @@ def test_every_method_trains_through_the_same_trainer_and_writes_its_run(method,
     assert T.train(T.TrainConfig.make(method=method)) == r  # a finished run is reused, not retrained
 
 
+def test_every_method_is_judged_against_the_same_base_users_goals_and_seeds(calibrated):
+    """The experiment's machinery: one Base for every method, the same real users, goals and evaluation seed for
+    every method, and Static's contexts cut from the real users' logged dialogues."""
+    from calirl_lite.dialogue import read_jsonl
+
+    runs = {m: T.train(T.TrainConfig.make(method=m), progress=False) for m in T.METHODS}  # the runs above, reused
+    assert len({json.dumps(r.base["real"], sort_keys=True) for r in runs.values()}) == 1
+    assert len({tuple(r.per_goal["base"]) for r in runs.values()}) == 1 and all(len(r.per_goal["trained"]) == T.TrainConfig.make().n_eval for r in runs.values())
+    evaluated = {m: [d for d in read_jsonl(r.folder / "eval_dialogues.jsonl") if d.user == "real"] for m, r in runs.items()}
+    firsts = {m: [(d.task_id, json.dumps(d.goal, sort_keys=True), d.messages[0].text) for d in ds] for m, ds in evaluated.items()}
+    assert all(f == firsts["oracle"] for f in firsts.values())  # same goals, same ids (seed), the same opening by the same real users
+    assert [d.scores["accuracy"] for d in evaluated["naive"]] == runs["naive"].per_goal["trained"]
+    traces = read_jsonl(calibrated / "traces.jsonl")
+    assert {d.user for d in traces} == {"real"}
+    cfg = T.TrainConfig.make(method="static")
+    starts = T.training_starts(cfg, T.check_inputs(cfg))
+    logged = {json.dumps([(m.role, m.text) for m in d.messages]) for d in traces}
+    assert starts and all(any(h.startswith(json.dumps([(m.role, m.text) for m in s.context])[:-1]) for h in logged) for s in starts)
+
+
 def test_the_same_seed_gives_the_same_trained_policy_and_scores(tmp_path):
     # the smoke world's LM rarely scores; a token penalty makes rewards differ within every group, so each step moves the weights
     runs = {k: T.TrainConfig.make(method="oracle", token_penalty=0.01, seed=seed, out_dir=str(tmp_path / k)) for k, seed in (("a", 1), ("b", 1), ("c", 2))}

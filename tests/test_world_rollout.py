@@ -363,3 +363,31 @@ def test_three_builds_of_one_world_at_once_give_one_complete_world(tmp_path):
     (folders[0] / "tasks" / "arith-chat-train.jsonl").unlink()
     again = build_world(WorldConfig.make(cache_dir=str(tmp_path / "together"), **small), verbose=False)
     assert (again.folder / "tasks" / "arith-chat-train.jsonl").is_file()
+
+
+def test_the_world_key_covers_its_personas_its_code_and_its_seed(monkeypatch):
+    import dataclasses
+
+    from calirl_lite import tasks, world
+
+    key = WorldConfig.make().key()
+    eager = dataclasses.replace(tasks.CORPUS_USERS["forthcoming"], reveal_first=0.9)  # an edited corpus persona
+    monkeypatch.setitem(tasks.CORPUS_USERS, "forthcoming", eager)
+    assert WorldConfig.make().key() != key
+    monkeypatch.undo()
+    assert WorldConfig.make().key() == key
+    monkeypatch.setattr(tasks, "REAL_USER", dataclasses.replace(tasks.REAL_USER, p_accept_wrong=0.5))  # the users that score every run
+    assert WorldConfig.make().key() != key
+    monkeypatch.undo()
+    world._code_hash.cache_clear()
+    monkeypatch.setattr(tasks, "PLACES", tasks.PLACES + ("the zoo",))  # the corpus's words
+    assert WorldConfig.make().key() != key
+    monkeypatch.undo()
+    world._code_hash.cache_clear()
+    monkeypatch.setenv("CALIRL_WORLD_SEED", "1")  # a second world, for the robustness study
+    assert WorldConfig.make().seed == 1 and WorldConfig.make().key() != key
+    monkeypatch.setenv("CALIRL_WORLD_SEED", "one")
+    with pytest.raises(ValueError, match="CALIRL_WORLD_SEED='one' is not a seed"):
+        WorldConfig.make()
+    monkeypatch.delenv("CALIRL_WORLD_SEED")
+    assert WorldConfig.make().key() == key
