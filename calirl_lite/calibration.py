@@ -240,6 +240,7 @@ def train_simulator(cfg: CalibrationConfig, model: Any, tokenizer: Any, traces: 
 
     from .memory import micro_batches
     from .profiles import uses_cuda
+    from .quiet import tidy_trainer
 
     run = cfg.folder()
     examples = user_turn_examples(traces, tokenizer, style)
@@ -252,11 +253,12 @@ def train_simulator(cfg: CalibrationConfig, model: Any, tokenizer: Any, traces: 
         logging_steps=max(1, cfg.steps // 30), save_steps=cfg.save_steps, save_total_limit=2, report_to=[],
         seed=cfg.seed, data_seed=cfg.seed, bf16=bf16, fp16=cuda and not bf16, use_cpu=not cuda,
         completion_only_loss=True, eos_token=tokenizer.convert_ids_to_tokens(turn_end_id(tokenizer)),
-        max_length=cfg.max_length, dataloader_num_workers=0,
+        max_length=cfg.max_length, dataloader_num_workers=0, disable_tqdm=False,
         activation_checkpointing=cuda, gradient_checkpointing=None,  # TRL's default is on: GPU memory for a second forward pass
     )
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
                          peft_config=lora_config(cfg), callbacks=callbacks)
+    tidy_trainer(trainer)
     train_or_resume(trainer, run / "checkpoints", cfg.steps)
     adapter = run / "adapter"
     with atomic_dir(adapter, ".saving") as tmp:

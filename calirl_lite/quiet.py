@@ -35,6 +35,16 @@ def no_bars() -> bool:
     return _QUIET
 
 
+def tidy_trainer(trainer: object) -> None:
+    """A transformers ``Trainer`` that prints no dict per logging step (the kit keeps the logs in its run folders and
+    plots them) and draws its progress bar only where bars are on (not under ``calirl -q``, nor in worker processes)."""
+    from transformers import PrinterCallback, ProgressCallback
+
+    trainer.remove_callback(PrinterCallback)
+    if no_bars():
+        trainer.remove_callback(ProgressCallback)
+
+
 def filter_library_warnings() -> None:
     for message, category in SILENCED:
         warnings.filterwarnings("ignore", message=message, category=category)

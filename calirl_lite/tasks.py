@@ -30,6 +30,7 @@ assistant turns; they are not the policy, which is a language model.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import zlib
 from dataclasses import dataclass, field
@@ -111,6 +112,31 @@ def graded_persona(w: float, far: UserPersona = CORPUS_USERS["forthcoming"], nea
     values = {f: mix(getattr(near, f), getattr(far, f)) for f in fields}
     return UserPersona(f"graded-{w:g}", reveal_first=near.reveal_first, patience=round(mix(near.patience, far.patience)),
                        corrections=round(mix(near.corrections, far.corrections)), **values)
+
+
+SINGLE_ERRORS: dict[str, tuple[str, dict[str, float]]] = {
+    "over-forthcoming": ("reveals hidden details nobody asked for", {"p_unprompted_reveal": 1.0}),
+    "sycophantic": ("accepts wrong answers and ends the dialogue satisfied", {"p_accept_wrong": 1.0}),
+    "question-averse": ("leaves when asked a question", {"p_quit_on_question": 1.0}),
+    "over-correcting": ("names every wrong detail of a rejected answer", {"p_point_out": 1.0, "corrections": 4}),
+    "impatient": ("gives up at the first wrong answer", {"patience": 1}),
+}
+"""The mismatch lab's simulator errors: what each does, and the behaviour it moves (to its extreme at strength 1)."""
+
+
+def single_error_persona(error: str, strength: float = 1.0, real: UserPersona = REAL_USER) -> UserPersona:
+    """The real users with exactly one behaviour moved a fraction ``strength`` of the way to its extreme
+    (:data:`SINGLE_ERRORS`); everything else stays the real users'. Whole-number behaviours (patience, corrections)
+    are rounded. ``strength = 0`` is the real user."""
+    if error not in SINGLE_ERRORS:
+        raise ValueError(f"unknown simulator error {error!r}; known: {', '.join(SINGLE_ERRORS)}")
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    moved = {}
+    for field_name, extreme in SINGLE_ERRORS[error][1].items():
+        value = (1 - strength) * getattr(real, field_name) + strength * extreme
+        moved[field_name] = round(value) if isinstance(getattr(real, field_name), int) else value
+    return dataclasses.replace(real, name=f"{error}-{strength:g}", **moved)
 
 
 @dataclass(frozen=True)

@@ -41,7 +41,7 @@ from typing import Any, Callable, Sequence
 
 from .dialogue import Dialogue, Message, write_jsonl
 from .io import atomic_dir, atomic_write_json, folder_lock, json_safe
-from .quiet import no_bars
+from .quiet import no_bars, tidy_trainer
 from .results import METHOD_LABELS, RunResult
 from .settings import EVAL_SEED_OFFSET, RUN_SEED_STRIDE, STEP_SEED_STRIDE, Settings
 from .tasks import TASKS
@@ -317,7 +317,6 @@ def grpo_args(cfg: TrainConfig) -> Any:
 def make_trainer(cfg: TrainConfig, starts: Sequence[Start], user: Any, callbacks: Sequence[Any] = ()) -> tuple[Any, RolloutStats]:
     """TRL's GRPOTrainer with the rollout engine as its ``rollout_func``; nothing is trained yet."""
     from datasets import Dataset
-    from transformers import PrinterCallback
     from trl import GRPOTrainer
 
     from .profiles import device_for, get_profile, load_model
@@ -356,7 +355,7 @@ def make_trainer(cfg: TrainConfig, starts: Sequence[Start], user: Any, callbacks
         train_dataset=Dataset.from_list([{"prompt": str(i)} for i in range(len(starts))]), processing_class=tok,
         rollout_func=rollout_func, peft_config=peft_config, callbacks=list(callbacks),
     )
-    trainer.remove_callback(PrinterCallback)  # no dict printed per step; the logs go to log.json and the reward bar
+    tidy_trainer(trainer)  # no dict printed per step; the logs go to log.json and the reward bar
     return trainer, stats
 
 

@@ -36,7 +36,7 @@ from .dialogue import TERMINATE, Dialogue, Message, write_jsonl
 from .io import atomic_dir, atomic_write_json, atomic_write_text, folder_lock
 from .paths import cache_dir as default_cache_dir
 from .prompts import assistant_messages, user_messages
-from .quiet import no_library_bars
+from .quiet import no_library_bars, tidy_trainer
 from .settings import Settings, world_seed
 from .tasks import CORPUS_ASSISTANTS, CORPUS_USERS, TASKS, ScriptedAssistant, ScriptedUser, Task, get_task, vocabulary
 
@@ -325,6 +325,7 @@ def pretrain(model: Any, tokenizer: Any, texts: list[str], cfg: WorldConfig, out
     )
     model.config.use_cache = False  # with a cache, transformers would not keep packed samples apart
     trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=default_data_collator)
+    tidy_trainer(trainer)
     trainer.train()
     model.config.use_cache = True
     return [h for h in trainer.state.log_history if "loss" in h]

@@ -153,3 +153,25 @@ def test_graded_simulators_move_per_turn_behaviour_from_the_real_users_to_the_fo
     assert half.p_quit_on_question == pytest.approx(forth.p_quit_on_question / 2)
     with pytest.raises(ValueError, match="w must be in"):
         graded_persona(1.5)
+
+
+def test_a_single_error_simulator_differs_from_the_real_users_in_that_one_behaviour():
+    import dataclasses
+
+    import numpy as np
+
+    from calirl_lite.tasks import REAL_USER, SINGLE_ERRORS, ScriptedUser, get_task, single_error_persona
+
+    real = dataclasses.asdict(REAL_USER)
+    for error, (_, moved) in SINGLE_ERRORS.items():
+        changed = {k for k, v in dataclasses.asdict(single_error_persona(error)).items() if v != real[k]} - {"name"}
+        assert changed == set(moved), error
+        assert dataclasses.replace(single_error_persona(error, 0.0), name="real") == REAL_USER
+    assert single_error_persona("sycophantic", 0.5).p_accept_wrong == 0.525
+    task = get_task("arith-chat")
+    goal = task.sample_goal(np.random.default_rng(0))
+    wrong = f"the answer is {goal['answer'] + 1} ."
+    assert ScriptedUser(task, goal, single_error_persona("sycophantic"), np.random.default_rng(0)).reply(wrong).endswith("[[TERMINATE CHAT]]")
+    assert "bye" in ScriptedUser(task, goal, single_error_persona("question-averse"), np.random.default_rng(0)).reply(task.ask("start", goal))
+    with pytest.raises(ValueError, match="unknown simulator error 'rude'"):
+        single_error_persona("rude")
