@@ -3,7 +3,7 @@
 The package backs the numbered notebooks in ``notebooks/``; each notebook cell calls one
 or two of its public functions. Modules, one per idea of the paper:
 
-* :mod:`calirl_lite.shift` — compounding distribution shift in tabular MDPs, the O(H²) bound (notebook 01)
+* :mod:`calirl_lite.shift` — compounding distribution shift in tabular MDPs, the O(H²) bound and the O(H) one of a final reward (notebook 01)
 * :mod:`calirl_lite.tasks` — the toy tasks (arith-chat, docedit-chat), the English world's math-chat and doc-chat, scripted real users and corpus assistants
 * :mod:`calirl_lite.prompts` — the chat as the policy and as a user simulator see it
 * :mod:`calirl_lite.world` — the ``tiny`` world: task splits, corpus, tokenizer, tiny LM (notebook 02)
@@ -12,14 +12,14 @@ or two of its public functions. Modules, one per idea of the paper:
 * :mod:`calirl_lite.calibration` — phase 1: real-user traces, LoRA SFT of the simulator, the sim-to-real gap (notebook 03)
 * :mod:`calirl_lite.train` — phase 2: GRPO (static, naive, calibrated, oracle) by one code path (notebook 04)
 * :mod:`calirl_lite.evaluate` — a policy's scores with a user on held-out goals
-* :mod:`calirl_lite.results` — what runs leave behind, typed (``RunResult``, ``EvalResult``), the method labels and the paper's table
-* :mod:`calirl_lite.gap_study` — the simulator's behaviour gap against the drop of its score, next to the bound
+* :mod:`calirl_lite.results` — what runs leave behind, typed (``RunResult``, ``EvalResult``), the method labels, the paper's table and its claims judged (intervals, seeds)
+* :mod:`calirl_lite.gap_study` — the simulator's behaviour gap against the drop of its score, next to the bound that fits the reward
 * :mod:`calirl_lite.grpo` — the GRPO loss in one screen (a test checks it equals TRL's)
 * :mod:`calirl_lite.stats` — users' behaviour statistics and their distance to the real users'
 * :mod:`calirl_lite.dialogue` — ``Dialogue``, the currency between stages (JSON Lines, ``datasets``)
 * :mod:`calirl_lite.inputs` — what the kit accepts from your files: one reader, one error naming file and line, size limits
 * :mod:`calirl_lite.profiles`, :mod:`calirl_lite.tiny_models`, :mod:`calirl_lite.sources` — models and data per profile
-* :mod:`calirl_lite.bench`, :mod:`calirl_lite.memory` — ``calirl bench …``; a GPU profile's memory plan
+* :mod:`calirl_lite.bench`, :mod:`calirl_lite.memory` — ``calirl bench …``; a GPU profile's memory plan, and time and peak memory of a block
 * :mod:`calirl_lite.judge`, :mod:`calirl_lite.mathcheck` — an LLM judge of interactivity; math answers checked by math-verify
 * :mod:`calirl_lite.reproduce`, :mod:`calirl_lite.pool`, :mod:`calirl_lite.notebook_runner` — the main job (``calirl reproduce``), its worker pool; ``calirl notebooks``
 * :mod:`calirl_lite.colab`, :mod:`calirl_lite.exercises` — notebooks anywhere (the install cell, the runtime); checked exercises

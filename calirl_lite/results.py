@@ -4,8 +4,12 @@
   the run's training user and by the real users on held-out goals.
 * :class:`EvalResult` — ``calirl evaluate``: one policy with one user, per seed, with mean and std.
 * :data:`METHOD_LABELS` — the one name of each row of the table (Base and the four ways to train), in table order.
-* :func:`summarise` and :func:`table_markdown` — the paper's table from any set of run results, with its
-  qualitative claims checked on the means (``calirl reproduce`` writes it; notebooks 04 and 05 show it).
+* :data:`CLAIMS` (with the paper's own numbers, :data:`PAPER`), :func:`paired_difference` and :func:`judge` — each
+  qualitative claim judged by a paired bootstrap interval over (seed, goal) and by how many seeds agree: it holds, or
+  it is "not shown";
+* :func:`summarise`, :func:`table_markdown` and :func:`paper_markdown` — the paper's table from any set of run
+  results with every claim judged, and the paper side by side (``calirl reproduce`` writes them; notebooks 04 and
+  05 show them).
 
 A score is a dict of metric → value (``accuracy`` or ``bleu``, plus ``assistant_tokens``, ``turns`` …: see
 :func:`calirl_lite.rollout.mean_scores`).
@@ -25,7 +29,6 @@ from .io import InputError, atomic_write_json, json_safe, require_file
 METHOD_LABELS = {"base": "Base", "static": "Static Context RL", "naive": "Naive Interactive RL",
                  "calibrated": "Calibrated Interactive RL", "oracle": "Oracle"}
 """Each row of the table: the base policy and the four ways to train it, in this order."""
-
 
 
 @dataclass(frozen=True)
@@ -210,8 +213,9 @@ class EvalResult:
 
 def summarise(results: Sequence[RunResult], seeds: Sequence[int]) -> dict[str, Any]:
     """Per task, Base and every method with the real users: mean, std and per-seed values (and the mean of each
-    method with its own training user); and every claim judged (:func:`judge`) where both sides have per-goal
-    scores (runs trained before per-goal scores were kept have none: their claims are left out, and say so)."""
+    method with its own training user); every claim and every ordering of the paper's rows judged (:func:`judge`)
+    where both sides have per-goal scores (runs trained before per-goal scores were kept have none: those claims are
+    listed as not judged)."""
     import numpy as np
 
     tasks: dict[str, Any] = {}
@@ -306,7 +310,7 @@ def paper_markdown(summary: dict[str, Any]) -> str:
 
 def table_markdown(summary: dict[str, Any]) -> str:
     """The paper's table for the toy world (``results/table.md``), a column for what each policy's training user
-    made of it, and the qualitative claims checked."""
+    made of it, and every qualitative claim judged (difference, interval, seeds that agree, verdict)."""
     lines = [f"Scores with the real users on held-out goals, mean ± std over seeds {', '.join(map(str, summary['seeds']))} "
              f"(per-seed values in brackets); in italics, the mean its own training user gave it.", "",
              "| method | " + " | ".join(f"{t} ({d['metric']})" for t, d in summary["tasks"].items()) + " |",
