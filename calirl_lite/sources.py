@@ -113,6 +113,13 @@ def gsm_goals(n: int, seed: int = 0) -> list[dict[str, Any]]:
 
 
 
+def split_parity(split: str) -> int:
+    """0 for 'train', 1 for 'test': the English world's goals go to a split by the parity of a template or a hash."""
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    return {"train": 0, "test": 1}[split]
+
+
 MATH_CHAT_POOL = 1000
 """math-chat goals per split"""
 
@@ -124,7 +131,7 @@ def _math_chat_goals(split: str, n: int) -> tuple[dict[str, Any], ...]:
     require("reasoning_gym", 'pip install "calirl-lite[smol]"')
     import reasoning_gym
 
-    parity = {"train": 0, "test": 1}[split]
+    parity = split_parity(split)
     ds = reasoning_gym.create_dataset("gsm_symbolic", size=8 * n, seed=0)
     out: list[dict[str, Any]] = []
     for i in range(len(ds)):
@@ -144,8 +151,7 @@ def math_chat_goals(split: str, n: int = MATH_CHAT_POOL) -> list[dict[str, Any]]
     into the question and the facts (:meth:`calirl_lite.tasks.MathChat.from_problem`). Train goals come from the
     even problem templates and test goals from the odd ones, so no test problem is a train problem with other
     numbers."""
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    split_parity(split)  # a clear error before the cached work
     return [dict(t, goal=dict(t["goal"])) for t in _math_chat_goals(split, n)]
 
 
@@ -158,9 +164,7 @@ def doc_chat_goals(split: str) -> list[dict[str, Any]]:
 
     import numpy as np
 
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-    task, parity = DocChat(), {"train": 0, "test": 1}[split]
+    task, parity = DocChat(), split_parity(split)
     combos = [c for c in itertools.product(*(task.OPTIONS[s] for s in task.slots)) if zlib.crc32("|".join(c).encode()) % 2 == parity]
     order = np.random.default_rng(0).permutation(len(combos))
     goals = [dict(zip(task.slots, combos[i])) for i in order]
