@@ -5,14 +5,24 @@ import tempfile
 
 os.environ.setdefault("CALIRL_SMOKE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
-# The notebooks executed by nbmake inherit this, so a test run never writes into results/.
-os.environ.setdefault("CALIRL_RESULTS", tempfile.mkdtemp(prefix="calirl-test-results-"))
-# Built toy worlds and converted models for the whole test session (notebooks included).
-os.environ.setdefault("CALIRL_CACHE", tempfile.mkdtemp(prefix="calirl-test-cache-"))
-os.environ.setdefault("CALIRL_RUNS", tempfile.mkdtemp(prefix="calirl-test-runs-"))
+# The notebooks executed by nbmake inherit these folders, so a test run never writes into results/, runs/ or the
+# user's cache; the session's built toy worlds and converted models are shared by every test. Folders this file
+# made are removed when the session ends (a whole run writes a few GB: SmolLM2's converted weights and policies).
+_MADE = []
+for _name, _prefix in (("CALIRL_RESULTS", "results"), ("CALIRL_CACHE", "cache"), ("CALIRL_RUNS", "runs")):
+    if _name not in os.environ:
+        os.environ[_name] = tempfile.mkdtemp(prefix=f"calirl-test-{_prefix}-")
+        _MADE.append(os.environ[_name])
 
 
 import pytest  # noqa: E402
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import shutil
+
+    for folder in _MADE:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture

@@ -23,7 +23,8 @@ as its ``rollout_func``: it returns the token ids the policy saw and wrote, and 
 final turn: the task score (accuracy or BLEU) minus ``token_penalty`` × the assistant's tokens.
 
 A run folder ``runs/train-<method>-<profile>-<task>-seed<S>-<settings hash>/`` holds
-``config.json``, ``checkpoints/`` (an interrupted run resumes from the newest), ``policy/`` (the
+``config.json``, ``checkpoints/`` (an interrupted run resumes from the newest; removed once the run has
+finished, for they hold the optimiser state), ``policy/`` (the
 trained weights, or the LoRA adapter), ``log.json`` (TRL's log: reward per step, loss, …),
 ``rewards.png``, ``eval.json`` (base and trained policy, each against the training simulator and
 against the real users, on held-out goals) and ``eval_dialogues.jsonl``. A finished run is reused.
@@ -477,6 +478,9 @@ def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Any], run: Path, callb
                        resumed_from=checkpoint, train_seconds=seconds, rollout_seconds=sum(stats.seconds), policy_tokens=sum(stats.policy_tokens),
                        per_goal={"base": base_per_goal, "trained": [d.scores[metric] for d in real_dialogues]})
     result.save()
+    # the checkpoints hold the optimiser state, needed only to resume; a finished run keeps its policy (a smol
+    # run's checkpoints alone take 1.6 GB)
+    shutil.rmtree(run / "checkpoints", ignore_errors=True)
     return result
 
 

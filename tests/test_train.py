@@ -223,34 +223,61 @@ def test_lora_finetuning_saves_an_adapter_and_leaves_the_base_weights_alone(tmp_
     assert r.steps == T.TrainConfig.make().steps
 
 
-def test_a_run_stopped_after_its_last_checkpoint_is_finished_not_trained_further(tmp_path):
+class StopAtTheEnd(TrainerCallback):
+    """Stops a run after its last checkpoint was written, before its policy and scores are."""
+
+    def on_train_end(self, args, state, control, **kwargs):
+        raise KeyboardInterrupt
+
+
+def test_a_run_stopped_after_its_last_checkpoint_is_finished_not_trained_further(tmp_path, monkeypatch):
     from safetensors.torch import load_file
 
-    cfg = T.TrainConfig.make(method="oracle", steps=4, save_steps=2, out_dir=str(tmp_path / "run"))
-    first = T.train(cfg, progress=False)
-    weights = load_file(tmp_path / "run" / "policy" / "model.safetensors")
-    for _ in range(3):  # stopped during the final evaluation (or while saving the policy), then run again
-        (tmp_path / "run" / "eval.json").unlink()
-        again = T.train(cfg, progress=False)
-        assert again.steps == 4 and again.resumed_from.endswith("checkpoint-4")
-        assert again.trained == first.trained
-        now = load_file(tmp_path / "run" / "policy" / "model.safetensors")
-        assert all(torch.equal(weights[k], now[k]) for k in weights)
+    import calirl_lite.evaluate as E
+    from calirl_lite.checkpoints import last_checkpoint
+
+    def settings(name):
+        return T.TrainConfig.make(method="oracle", steps=4, save_steps=2, out_dir=str(tmp_path / name))
+
+    first = T.train(settings("straight"), progress=False)
+    weights = load_file(tmp_path / "straight" / "policy" / "model.safetensors")
+    assert not (tmp_path / "straight" / "checkpoints").exists()  # a finished run keeps no optimiser state
+
+    with pytest.raises(KeyboardInterrupt):  # stopped after its last checkpoint was written …
+        T.train(settings("stopped"), callbacks=[StopAtTheEnd()], progress=False)
+    assert last_checkpoint(tmp_path / "stopped" / "checkpoints").endswith("checkpoint-4")
+    evaluate_policy = E.evaluate_policy
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(E, "evaluate_policy", stop)
+    for _ in range(2):  # … then twice during the final evaluation
+        with pytest.raises(KeyboardInterrupt):
+            T.train(settings("stopped"), progress=False)
+    monkeypatch.setattr(E, "evaluate_policy", evaluate_policy)
+    again = T.train(settings("stopped"), progress=False)
+    assert again.steps == 4 and again.resumed_from.endswith("checkpoint-4") and again.trained == first.trained
+    now = load_file(tmp_path / "stopped" / "policy" / "model.safetensors")
+    assert all(torch.equal(weights[k], now[k]) for k in weights)
 
 
 def test_a_torn_checkpoint_is_skipped_for_the_one_before_it(tmp_path):
     from safetensors.torch import load_file
 
-    cfg = T.TrainConfig.make(method="oracle", steps=4, save_steps=2, out_dir=str(tmp_path / "run"))
-    first = T.train(cfg, progress=False)
-    weights = load_file(tmp_path / "run" / "policy" / "model.safetensors")
-    (tmp_path / "run" / "eval.json").unlink()
-    state = tmp_path / "run" / "checkpoints" / "checkpoint-4" / "trainer_state.json"
+    def settings(name):
+        return T.TrainConfig.make(method="oracle", steps=4, save_steps=2, out_dir=str(tmp_path / name))
+
+    first = T.train(settings("straight"), progress=False)
+    weights = load_file(tmp_path / "straight" / "policy" / "model.safetensors")
+    with pytest.raises(KeyboardInterrupt):
+        T.train(settings("torn"), callbacks=[StopAtTheEnd()], progress=False)
+    state = tmp_path / "torn" / "checkpoints" / "checkpoint-4" / "trainer_state.json"
     state.write_text(state.read_text()[:200])  # killed while transformers wrote it in place
     with pytest.warns(UserWarning, match="checkpoint-4"):
-        again = T.train(cfg, progress=False)
+        again = T.train(settings("torn"), progress=False)
     assert again.resumed_from.endswith("checkpoint-2") and again.steps == 4
-    now = load_file(tmp_path / "run" / "policy" / "model.safetensors")
+    now = load_file(tmp_path / "torn" / "policy" / "model.safetensors")
     assert all(torch.equal(weights[k], now[k]) for k in weights) and again.trained == first.trained
 
 
