@@ -7,6 +7,7 @@ Subcommands:
 * ``calirl evaluate --policy base|RUN`` — a policy against the real users on held-out goals, per seed and mean ± std
 * ``calirl bench rollout|train|world|memory`` — speed figures, what the world's LM can copy, a GPU profile's memory plan
 * ``calirl reproduce --profile tiny --seeds 0 1 2`` — the main job: the paper's table in the toy world, under ``results/``
+* ``calirl lab`` — the mismatch lab: which simulator errors compound into a bad policy, under ``results/lab/``
 * ``calirl notebooks`` — runs every notebook top to bottom and keeps the executed copies under ``results/notebooks/``
 
 Flags of a subcommand come from the fields of its settings dataclass, with the field's
@@ -88,6 +89,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import ReproduceConfig, reproduce
 
     reproduce(settings_from_args(ReproduceConfig, args), out=args.out)
+    return 0
+
+
+def cmd_lab(args: argparse.Namespace) -> int:
+    from .lab import LabConfig, lab
+
+    lab(settings_from_args(LabConfig, args), out=args.out)
     return 0
 
 
@@ -283,6 +291,14 @@ def add_reproduce(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_reproduce)
 
 
+def add_lab(p: argparse.ArgumentParser) -> None:
+    from .lab import LabConfig
+
+    add_settings_arguments(p, LabConfig)
+    p.add_argument("--out", default=None, help="results folder (default: results/lab/ at the project root, or under $CALIRL_RESULTS)")
+    p.set_defaults(func=cmd_lab)
+
+
 def add_notebooks(p: argparse.ArgumentParser) -> None:
     p.add_argument("--notebooks", nargs="*", default=None, help="notebook files to run (default: all under notebooks/)")
     p.add_argument("--out", default=None, help="results folder (default: results/ at the project root, or $CALIRL_RESULTS)")
@@ -297,6 +313,7 @@ COMMANDS = {
     "train": ("phase 2: GRPO of the policy (static, naive, calibrated or oracle), then its evaluation", add_train),
     "evaluate": ("a policy (base, or a trained run) against the real users on held-out goals: scores per seed, mean ± std", add_evaluate),
     "reproduce": ("the main job: world, calibration, every method × task × seed, the table and figures under results/", add_reproduce),
+    "lab": ("the mismatch lab: policies trained against simulators with one error each, per reward source, scored by the real users", add_lab),
     "notebooks": ("run the numbered notebooks top to bottom; executed copies under results/notebooks/", add_notebooks),
 }
 """Every subcommand: its one-line help and the function that adds its flags."""

@@ -24,8 +24,8 @@ from .world import World, WorldConfig
 def evaluate_policy(policy: Policy, user: User, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int,
                     progress: bool = False, batch_size: int = 32) -> tuple[dict[str, float], list[Dialogue]]:
     """(mean scores, dialogues) of ``policy`` with ``user`` on ``goals``, ``batch_size`` dialogues at a time (a
-    profile's ``eval_batch``); scores are the task metric, ``assistant_tokens`` and ``turns`` (see
-    :func:`calirl_lite.rollout.rollout`)."""
+    profile's ``eval_batch``); scores are the task metric, ``assistant_tokens``, ``turns`` and the user's
+    ``verdict`` (see :func:`calirl_lite.rollout.rollout`)."""
     if not goals:
         raise ValueError("no goals to evaluate on")
     check_number("batch_size", batch_size, int, 1)

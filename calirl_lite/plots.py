@@ -294,3 +294,91 @@ def plot_gap_vs_drop(gap: dict[str, Any], path: str | os.PathLike | None = None)
         right.grid(True, alpha=0.3)
     fig.tight_layout()
     return _finish(fig, path)
+
+
+def plot_lab(result: dict[str, Any], path: str | os.PathLike | None = None) -> Any:
+    """The mismatch lab (:mod:`calirl_lite.lab`): per task, the real users' score of the policy trained against each
+    simulator, one bar per reward source (mean over seeds, a dot per seed), the base policy as a dashed line.
+    A bar below the first group (the real users themselves, the Oracle) is what that error alone costs."""
+    tasks = list(result["tasks"])
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.8 * len(tasks), 3.9), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        t = result["tasks"][task]
+        rewards = list(dict.fromkeys(r["reward"] for r in t["rows"]))
+        users = list(dict.fromkeys(r["simulator"] for r in t["rows"]))
+        width = 0.8 / len(rewards)
+        for j, reward in enumerate(rewards):
+            for k, user in enumerate(users):
+                row = next(r for r in t["rows"] if r["reward"] == reward and r["simulator"] == user)
+                values = list(row["real"].values())
+                x = k + (j - (len(rewards) - 1) / 2) * width
+                ax.bar(x, np.mean(values), width, color=plt.cm.tab10(j), alpha=0.85, label=f"reward: {reward}" if k == 0 else None)
+                ax.plot([x] * len(values), values, "k.", ms=4)
+        ax.axhline(np.mean(list(t["base"].values())), color="gray", ls="--", lw=1, label="base policy")
+        ax.set_xticks(range(len(users)), ["real users" if u == "real" else u for u in users], rotation=20, fontsize=8)
+        ax.set_ylabel(f"{t['metric']} with the real users")
+        ax.set_title(f"{task}: trained against each simulator, scored by the real users", fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def draw_reward_pair(ax: Any, train: Sequence[Sequence[float]], real: Sequence[Sequence[float]], color: Any, name: str, reward: str, metric: str,
+                     faint: bool = False) -> None:
+    """One policy's training reward per step (solid) and its real users' score at the curve's points (dashed,
+    dots) on ``ax``: ``train`` and ``real`` are ``[step, value]`` pairs."""
+    alpha, width = (0.35, 1.2) if faint else (1.0, 2.0)
+    if len(train):
+        t = np.asarray(train, float)
+        ax.plot(t[:, 0], t[:, 1], "-", color=color, lw=width, alpha=alpha, label=f"{name}: training reward ({reward})")
+    if len(real):
+        r = np.asarray(real, float)
+        ax.plot(r[:, 0], r[:, 1], "--", color=color, lw=width, alpha=alpha, marker="o", ms=3, label=f"{name}: real users' {metric}")
+
+
+def _mean_curve(curves: Sequence[Sequence[Sequence[float]]]) -> list[list[float]]:
+    """The pointwise mean of several ``[step, value]`` curves (over their common length)."""
+    curves = [np.asarray(c, float) for c in curves if len(c)]
+    if not curves:
+        return []
+    n = min(len(c) for c in curves)
+    return np.column_stack([curves[0][:n, 0], np.mean([c[:n, 1] for c in curves], axis=0)]).tolist()
+
+
+def plot_lab_curves(result: dict[str, Any], simulators: Sequence[str] = ("sycophantic", "real"), reward: str = "verdict",
+                    path: str | os.PathLike | None = None) -> Any:
+    """Reward hacking made visible: per task, the training reward (what the simulator says, per step) beside the
+    real users' score of the same policy over training (mean over seeds), for the policy trained against
+    ``simulators`` with ``reward``. Training reward up while the real score goes down is a hacked simulator."""
+    tasks = list(result["tasks"])
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.4 * len(tasks), 3.7), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        t = result["tasks"][task]
+        for k, user in enumerate(simulators):
+            row = next((r for r in t["rows"] if r["reward"] == reward and r["simulator"].split(":")[0] == user), None)
+            if row is not None:
+                draw_reward_pair(ax, _mean_curve([c["train"] for c in row["curves"].values()]), _mean_curve([c["real"] for c in row["curves"].values()]),
+                                 plt.cm.tab10(k + 3), "real users" if user == "real" else user, reward, t["metric"])
+        ax.set_xlabel("GRPO step")
+        ax.set_ylabel("reward / score")
+        ax.set_title(f"{task}: what the simulator pays vs what the real users get", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_designs(designs: Sequence[dict[str, Any]], metric: str, path: str | os.PathLike | None = None) -> Any:
+    """The simulator designer's runs, newest in bold: each its training reward and its real users' score over
+    training (``designs``: dicts with ``name``, ``reward``, ``train``, ``real``)."""
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for k, d in enumerate(designs):
+        draw_reward_pair(ax, d["train"], d["real"], plt.cm.tab10(k % 10), d["name"], d["reward"], metric, faint=k < len(designs) - 1)
+    ax.set_xlabel("GRPO step")
+    ax.set_ylabel("reward / score")
+    ax.set_title("your simulators: what each pays the policy, and what the real users get", fontsize=9)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _finish(fig, path)

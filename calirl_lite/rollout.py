@@ -26,7 +26,7 @@ from .dialogue import TERMINATE, Dialogue, Message
 from .prompts import assistant_messages
 from .quiet import no_bars
 from .tasks import Task, get_task
-from .users import User
+from .users import User, verdict
 
 
 @dataclass
@@ -135,7 +135,7 @@ def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[s
     batch.generated_tokens = sum(tokens_written) + user.generated_tokens - user_tokens_before
     batch.seconds = time.perf_counter() - start  # generation only; scoring below is the reward's work
     for d, n in zip(dialogues, tokens_written):
-        d.scores = {**task.score(d), "assistant_tokens": float(n), "turns": float(len(d.messages))}
+        d.scores = {**task.score(d), "assistant_tokens": float(n), "turns": float(len(d.messages)), "verdict": verdict(task, d)}
     return batch
 
 

@@ -31,15 +31,11 @@ import numpy as np
 
 from .dialogue import TERMINATE, Dialogue
 from .tasks import get_task
+from .users import says
 
 RATE_STATS = ("unprompted_reveal_rate", "accept_wrong_rate", "point_out_rate", "quit_on_question_rate", "termination_rate")
 PER_TURN_STATS = ("unprompted_reveal_rate", "accept_wrong_rate", "point_out_rate", "quit_on_question_rate")
 """The rates of one user turn's behaviour: the gap-versus-drop study's per-turn gap ε is the mean of their TVs."""
-
-
-def _says(task: Any, kind: str, text: str) -> bool:
-    """Whether a user message holds one of the task's phrases of ``kind`` (reject, give_up …)."""
-    return any(phrase in text for phrase in task.phrases[kind])
 
 
 def _events(dialogues: Sequence[Dialogue]) -> dict[str, list]:
@@ -58,12 +54,12 @@ def _events(dialogues: Sequence[Dialogue]) -> dict[str, list]:
                     if prev is None or prev.kind != "answer":  # after an answer it is a correction, not a volunteered detail
                         ev["unprompted"].append(prev is None or slot not in prev.slots)
             if prev is not None and prev.kind == "answer" and not task.answer_is_right(d.goal, prev):
-                accepted = TERMINATE in m.text and not _says(task, "reject", m.text)
+                accepted = TERMINATE in m.text and not says(task, "reject", m.text)
                 ev["accept_wrong"].append(accepted)
-                if _says(task, "reject", m.text) and not _says(task, "give_up", m.text):
+                if says(task, "reject", m.text) and not says(task, "give_up", m.text):
                     ev["point_out"].append(bool(task.parse_user(m.text)))
             if prev is not None and prev.kind == "ask":
-                ev["quit"].append(_says(task, "give_up", m.text) and TERMINATE in m.text)
+                ev["quit"].append(says(task, "give_up", m.text) and TERMINATE in m.text)
         ev["terminated"].append(d.terminated)
         ev["messages"].append(len(d.messages))
     return ev

@@ -20,7 +20,11 @@ oracle        whole dialogues, on-policy                              the real u
 The dialogues come from the rollout engine (:mod:`calirl_lite.rollout`), plugged into the trainer
 as its ``rollout_func``: it returns the token ids the policy saw and wrote, and ``env_mask`` (TRL's
 ``tool_mask``) is 0 on the user's tokens, so they carry no gradient. The reward is sparse, on the
-final turn: the task score (accuracy or BLEU) minus ``token_penalty`` × the assistant's tokens.
+final turn, from the source ``reward`` names (:data:`REWARDS`): the task score (accuracy or BLEU); that minus
+``token_penalty`` × the assistant's tokens (CollabLLM's efficiency term); or the training user's own verdict —
+whether it ended the chat content, the only signal where no ground truth exists, and the one a sycophantic
+simulator lets a policy exploit. ``user`` trains an interactive run against a scripted simulator with chosen
+errors (the mismatch lab), ``real_every`` scores it with the real users as it trains (the real-reward curve).
 
 A run folder ``runs/train-<method>-<profile>-<task>-seed<S>-<settings hash>/`` holds
 ``config.json``, ``checkpoints/`` (an interrupted run resumes from the newest; removed once the run has
@@ -58,6 +62,16 @@ METHODS = {
 SIMULATOR = {"static": "calibrated", "naive": "naive", "calibrated": "calibrated", "oracle": "real"}
 """Which user each method trains against (the user that completes Static Context's dialogues is the calibrated one)."""
 
+REWARDS = {
+    "task": "the task score (accuracy or BLEU) against the hidden goal: ground truth",
+    "task-efficiency": "the task score minus token_penalty × the assistant's tokens (CollabLLM's efficiency term)",
+    "verdict": "the training user's own verdict: 1 when it ended the chat content (accepted the answer or draft), else 0",
+}
+"""Where a run's reward comes from; every method can train on each."""
+
+REAL_CURVE_GOALS = 32
+"""Test goals the real-reward curve (``real_every``) scores the policy on at each of its points."""
+
 
 @dataclass
 class TrainConfig(Settings):
@@ -91,8 +105,15 @@ class TrainConfig(Settings):
     """LoRA scaling numerator (scale = alpha / r)"""
     max_messages: int = 0
     """message budget of a dialogue, user and assistant together (0: the world's, 14 as in CollabLLM)"""
+    reward: str = "task"
+    """where the reward comes from: task, task-efficiency or verdict (see REWARDS)"""
     token_penalty: float = 0.0
-    """subtracted from the reward per assistant token (CollabLLM's efficiency term; 0 = task score only)"""
+    """reward task-efficiency: subtracted from the task score per assistant token (CollabLLM's efficiency term)"""
+    user: str = ""
+    """method oracle: train against a scripted simulator with errors instead of the real users — single errors
+    (sycophantic, over-forthcoming:0.5, …) or behaviours set (p_accept_wrong=0.8), comma-separated ('' = the real users)"""
+    real_every: int = 0
+    """every this many steps, score the policy with the real users on a few test goals (the real-reward curve in log.json; 0 = never)"""
     n_eval: int = 200
     """held-out test goals for the before/after evaluation with the real users (the score of the table)"""
     n_eval_simulator: int = 50
@@ -110,7 +131,8 @@ class TrainConfig(Settings):
 
     SMOKE = {"steps": 4, "prompts_per_step": 2, "group_size": 4, "n_eval": 8, "n_eval_simulator": 8, "save_steps": 2}
     BOUNDS = {"steps": (1, None), "prompts_per_step": (1, None), "group_size": (2, None), "n_eval": (1, None), "n_eval_simulator": (1, None),
-              "save_steps": (1, None), "lora_r": (1, None), "learning_rate": (0, None), "kl_beta": (0, None), "token_penalty": (0, None)}
+              "save_steps": (1, None), "lora_r": (1, None), "learning_rate": (0, None), "kl_beta": (0, None), "token_penalty": (0, None),
+              "real_every": (0, None)}
 
     def __post_init__(self) -> None:
         from .profiles import get_profile
@@ -130,6 +152,17 @@ class TrainConfig(Settings):
             raise ValueError(f"kl_beta must be ≥ 0, got {self.kl_beta}")
         if self.token_penalty < 0:
             raise ValueError(f"token_penalty must be ≥ 0, got {self.token_penalty}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"unknown reward {self.reward!r}; rewards: {', '.join(REWARDS)}")
+        if (self.reward == "task-efficiency") != (self.token_penalty > 0):
+            raise ValueError("reward task-efficiency needs token_penalty > 0 (e.g. 0.002), and token_penalty is that reward's alone: "
+                             f"got reward {self.reward!r} with token_penalty {self.token_penalty}")
+        if self.user:
+            from .users import persona_from_spec
+
+            if self.method != "oracle":
+                raise ValueError(f"user {self.user!r} replaces the real users an interactive run trains against: it goes with method 'oracle', not {self.method!r}")
+            persona_from_spec(self.user)
         if self.report_to not in ("none", "tensorboard"):
             raise ValueError(f"report_to must be 'none' or 'tensorboard', got {self.report_to!r}")
 
@@ -150,6 +183,10 @@ class TrainConfig(Settings):
         from .profiles import get_profile
 
         return self.finetune == "lora" or (self.finetune == "auto" and get_profile(self.profile).needs_cuda)
+
+    def simulator(self) -> str:
+        """Who the run trains against: 'real', 'naive', 'calibrated', or the spec of a scripted simulator (``user``)."""
+        return self.user or SIMULATOR[self.method]
 
     def calibration(self) -> Any:
         """The calibration run this method's simulator (or Static Context's logged data) comes from."""
@@ -220,13 +257,16 @@ def static_contexts(dialogues: Sequence[Dialogue], task: str, max_messages: int)
     return starts
 
 
-def task_reward(metric: str, token_penalty: float) -> Callable[..., list[float]]:
-    """TRL reward function: the final-turn task score of each dialogue, minus the token penalty."""
+def task_reward(metric: str, token_penalty: float = 0.0, source: str = "task") -> Callable[..., list[float]]:
+    """TRL reward function of a source of :data:`REWARDS`: each dialogue's final-turn task score (minus the token
+    penalty for task-efficiency), or the training user's verdict."""
+    key = "verdict" if source == "verdict" else metric
+    penalty = token_penalty if source == "task-efficiency" else 0.0
 
     def reward(completions: list[Any], dialogues: list[Dialogue], **_: Any) -> list[float]:
-        return [d.scores[metric] - token_penalty * d.scores["assistant_tokens"] for d in dialogues]
+        return [d.scores[key] - penalty * d.scores["assistant_tokens"] for d in dialogues]
 
-    reward.__name__ = metric  # TRL logs it as rewards/<metric>/mean
+    reward.__name__ = key  # TRL logs it as rewards/<key>/mean
     return reward
 
 
@@ -352,12 +392,62 @@ def make_trainer(cfg: TrainConfig, starts: Sequence[Start], user: Any, callbacks
 
         peft_config = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
     trainer = GRPOTrainer(
-        model=model, reward_funcs=task_reward(task.metric, cfg.token_penalty), args=args,
+        model=model, reward_funcs=task_reward(task.metric, cfg.token_penalty, cfg.reward), args=args,
         train_dataset=Dataset.from_list([{"prompt": str(i)} for i in range(len(starts))]), processing_class=tok,
         rollout_func=rollout_func, peft_config=peft_config, callbacks=list(callbacks),
     )
     tidy_trainer(trainer)  # no dict printed per step; the logs go to log.json and the reward bar
     return trainer, stats
+
+
+def training_user(cfg: TrainConfig, need: dict[str, Any]) -> Any:
+    """The user a run trains against: its method's (:data:`SIMULATOR`), or the scripted simulator of ``cfg.user``."""
+    from .users import ScriptedUsers, make_user, persona_from_spec
+
+    if cfg.user:
+        return ScriptedUsers(persona_from_spec(cfg.user))
+    return make_user(SIMULATOR[cfg.method], cfg.profile, need.get("adapter"))
+
+
+def real_reward_curve(cfg: TrainConfig, real_user: Any, goals: Sequence[dict[str, Any]], seed: int) -> Any:
+    """A trainer callback: every ``cfg.real_every`` steps (and before the first) the policy plays ``goals`` (a few
+    test goals) with the real users, and their task score and verdict go into the log beside the training reward
+    (``real_<metric>``, ``real_verdict``). The random state is put back afterwards, so training goes on exactly as
+    it would have without the curve."""
+    import random
+
+    import numpy as np
+    import torch
+    from transformers import TrainerCallback
+
+    from .evaluate import evaluate_policy
+    from .profiles import get_profile
+    from .rollout import Policy
+    from .tasks import get_task
+
+    prof, metric = get_profile(cfg.profile), get_task(cfg.task).metric
+
+    def score(state: Any, model: Any, tokenizer: Any) -> None:
+        if any(h.get("step") == state.global_step and "real_verdict" in h for h in state.log_history):
+            return  # this point was logged before an interruption
+        saved = torch.get_rng_state(), np.random.get_state(), random.getstate()
+        policy = Policy(model, tokenizer, "policy", prof.policy_temperature, prof.max_new_tokens)
+        scores, _ = evaluate_policy(policy, real_user, cfg.task, goals, cfg.budget(), seed, False, prof.eval_batch)
+        torch.set_rng_state(saved[0])
+        np.random.set_state(saved[1])
+        random.setstate(saved[2])
+        state.log_history.append({"step": state.global_step, f"real_{metric}": scores[metric], "real_verdict": scores["verdict"]})
+
+    class RealRewardCurve(TrainerCallback):
+        def on_train_begin(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.global_step == 0:
+                score(state, kw["model"], kw["processing_class"])
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+            if state.global_step % cfg.real_every == 0 or state.global_step == state.max_steps:
+                score(state, kw["model"], kw["processing_class"])
+
+    return RealRewardCurve()
 
 
 def training_starts(cfg: TrainConfig, need: dict[str, Any], world: Any = None) -> list[Start]:
@@ -380,7 +470,8 @@ def save_policy(trainer: Any, folder: Path) -> Path:
 
 
 def base_eval_path(cfg: TrainConfig, who: str, adapter: Path | None) -> Path:
-    """Where the base policy's scores with one user (``who``: 'real', 'naive' or 'calibrated') are kept. The base
+    """Where the base policy's scores with one user (``who``: 'real', 'naive', 'calibrated' or a scripted
+    simulator's spec, :meth:`TrainConfig.simulator`) are kept. The base
     policy, the goals and the seed do not depend on the method, so the real users' scores are computed once per
     task and seed for every method, and a simulator's once for every method trained against it."""
     from .paths import runs_dir
@@ -389,8 +480,9 @@ def base_eval_path(cfg: TrainConfig, who: str, adapter: Path | None) -> Path:
 
     key = {"profile": cfg.profile, "task": cfg.task, "user": who, "adapter": str(adapter.resolve()) if adapter and who == "calibrated" else "",
            "n_eval": cfg.n_eval if who == "real" else cfg.n_eval_simulator, "max_messages": cfg.budget(), "seed": cfg.seed,
-           "world": WorldConfig.make().key(), "layout": "scores and per_goal"}
-    return runs_dir() / "base-eval" / f"{cfg.profile}-{cfg.task}-{who}-seed{cfg.seed}-{short_hash(key)}.json"
+           "world": WorldConfig.make().key(), "layout": "scores with the verdict, and per_goal"}
+    name = who if who in ("real", "naive", "calibrated") else "scripted"  # a spec's commas and = stay out of file names
+    return runs_dir() / "base-eval" / f"{cfg.profile}-{cfg.task}-{name}-seed{cfg.seed}-{short_hash(key)}.json"
 
 
 def cached_scores(path: Path, compute: Callable[[], dict[str, Any]]) -> dict[str, Any]:
@@ -449,12 +541,13 @@ def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Any], run: Path, callb
     prof = get_profile(cfg.profile)
     max_messages = cfg.budget()
     starts = training_starts(cfg, need, world)
-    train_user = make_user(SIMULATOR[cfg.method], cfg.profile, need.get("adapter"))
-    real_user = train_user if SIMULATOR[cfg.method] == "real" else make_user("real", cfg.profile)
+    train_user = training_user(cfg, need)
+    real_user = train_user if cfg.simulator() == "real" else make_user("real", cfg.profile)
     bar = [reward_bar(f"GRPO {cfg.method} · {cfg.task} · seed {cfg.seed}")] if progress else []
-    trainer, stats = make_trainer(cfg, starts, train_user, [*bar, *callbacks])
     goals = [t["goal"] for t in task_goals(cfg.task, "test", world)][: cfg.n_eval]
     eval_seed = EVAL_SEED_OFFSET + cfg.seed
+    curve = [real_reward_curve(cfg, real_user, goals[:REAL_CURVE_GOALS], eval_seed)] if cfg.real_every else []
+    trainer, stats = make_trainer(cfg, starts, train_user, [*bar, *curve, *callbacks])
 
     def evaluate(name: str, user: Any) -> tuple[dict[str, float], list[Dialogue]]:
         policy = Policy(trainer.model, trainer.processing_class, name, prof.policy_temperature, prof.max_new_tokens)
@@ -474,7 +567,7 @@ def _train_and_evaluate(cfg: TrainConfig, need: dict[str, Any], run: Path, callb
     sim, sim_dialogues = (real, []) if train_user is real_user else evaluate(cfg.method, train_user)
     trained = {"simulator": sim, "real": real}
     write_jsonl(run / "eval_dialogues.jsonl", sim_dialogues + real_dialogues)
-    result = RunResult(cfg.method, cfg.profile, cfg.task, cfg.seed, metric, SIMULATOR[cfg.method], trainer.state.global_step, base, trained, str(run),
+    result = RunResult(cfg.method, cfg.profile, cfg.task, cfg.seed, metric, cfg.simulator(), trainer.state.global_step, base, trained, str(run),
                        resumed_from=checkpoint, train_seconds=seconds, rollout_seconds=sum(stats.seconds), policy_tokens=sum(stats.policy_tokens),
                        per_goal={"base": base_per_goal, "trained": [d.scores[metric] for d in real_dialogues]})
     result.save()
@@ -499,7 +592,7 @@ def base_scores(cfg: TrainConfig, need: dict[str, Any], evaluate: Callable[[str,
 
     real = cached("real", real_user)
     base = {"real": real["scores"]}
-    base["simulator"] = base["real"] if train_user is real_user else cached(SIMULATOR[cfg.method], train_user)["scores"]
+    base["simulator"] = base["real"] if train_user is real_user else cached(cfg.simulator(), train_user)["scores"]
     return base, real["per_goal"]
 
 

@@ -16,6 +16,7 @@ small helpers that turn messages into token ids for any template.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -26,10 +27,10 @@ import numpy as np
 
 from .chat import next_segment_ids, user_prompt_ids
 from .decode import TokenStream
-from .dialogue import Message
+from .dialogue import TERMINATE, Dialogue, Message
 from .endpoints import chat_completion, require_http
 from .prompts import user_messages
-from .tasks import REAL_USER, ScriptedUser, Task, UserPersona
+from .tasks import REAL_USER, SINGLE_ERRORS, ScriptedUser, Task, UserPersona, single_error_persona
 
 
 @dataclass
@@ -42,6 +43,64 @@ class UserState:
     scripted: ScriptedUser | None = None
     key: int = field(default_factory=itertools.count().__next__)
     """unique for the life of the process (``id()`` is not: a freed state's id is reused by a new one)"""
+
+
+def says(task: Task, kind: str, text: str) -> bool:
+    """Whether a user message holds one of the task's phrases of ``kind`` (accept, reject, give_up …)."""
+    return any(phrase in text for phrase in task.phrases[kind])
+
+
+def verdict(task: Task, dialogue: Dialogue) -> float:
+    """The user's own verdict on a dialogue: 1.0 when the user ended the chat content — its last message ends it
+    with ``[[TERMINATE CHAT]]`` and neither rejects nor gives up — else 0.0 (rejected, left, or the budget ran out).
+
+    It is what a simulator says of the policy, the only reward there is where no ground truth exists; read off the
+    text, so it means the same for scripted, LM and endpoint users."""
+    last = dialogue.messages[-1] if dialogue.messages else None
+    if last is None or last.role != "user" or TERMINATE not in last.text:
+        return 0.0
+    return float(not says(task, "reject", last.text) and not says(task, "give_up", last.text))
+
+
+PERSONA_NUMBERS = tuple(f.name for f in dataclasses.fields(UserPersona) if f.name != "name")
+"""The behaviours a persona spec may set (:func:`persona_from_spec`)."""
+
+
+def persona_from_spec(spec: str) -> UserPersona:
+    """A scripted simulator from a short spec: the real users with changes, separated by commas. Each change is a
+    single error at full strength or at a chosen one (``sycophantic``, ``sycophantic:0.5``; :data:`SINGLE_ERRORS`)
+    or one behaviour set to a value (``p_accept_wrong=0.8``, ``patience=2``). ``""`` is the real users.
+
+    >>> persona_from_spec("sycophantic,p_unprompted_reveal=0.5").p_accept_wrong
+    1.0
+    """
+    persona = REAL_USER
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        if "=" in part:
+            name, _, value = (x.strip() for x in part.partition("="))
+            if name not in PERSONA_NUMBERS:
+                raise ValueError(f"user spec {spec!r}: {name!r} is no behaviour of a user; behaviours: {', '.join(PERSONA_NUMBERS)}")
+            kind = type(getattr(REAL_USER, name))
+            try:
+                number = kind(value) if kind is float else int(value)
+            except ValueError:
+                raise ValueError(f"user spec {spec!r}: {name} must be {'a whole number' if kind is int else 'a number'}, got {value!r}") from None
+            low = 1 if name in ("patience", "corrections") else 0
+            if not (low <= number <= (1 if kind is float else 10**6)) or number != number:
+                raise ValueError(f"user spec {spec!r}: {name} must be {'a chance in [0, 1]' if kind is float else f'≥ {low}'}, got {value}")
+            persona = dataclasses.replace(persona, **{name: number})
+        else:
+            error, _, strength = part.partition(":")
+            if error not in SINGLE_ERRORS:
+                raise ValueError(f"user spec {spec!r}: unknown simulator error {error!r}; errors: {', '.join(SINGLE_ERRORS)}, "
+                                 f"or behaviour=value with a behaviour of {', '.join(PERSONA_NUMBERS)}")
+            try:
+                level = float(strength) if strength else 1.0
+            except ValueError:
+                raise ValueError(f"user spec {spec!r}: the strength of {error} must be a number in [0, 1], got {strength!r}") from None
+            moved = single_error_persona(error, level, persona)
+            persona = dataclasses.replace(persona, **{f: getattr(moved, f) for f in SINGLE_ERRORS[error][1]})
+    return dataclasses.replace(persona, name=spec.strip() or REAL_USER.name)
 
 
 class User:

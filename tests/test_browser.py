@@ -1,5 +1,6 @@
 """A real browser: JupyterLab served on 127.0.0.1, opened in headless Chromium (Debian's ``chromium``, driven by
-Playwright), runs notebook 02 top to bottom; the dialogue inspector must render and answer a click.
+Playwright), runs notebooks top to bottom: notebook 02's dialogue inspector must render and answer a click, and
+notebook 06's simulator designer must take a moved slider and a pressed button, train, and draw a new curve.
 
 ``.ci/run`` (``make test``) installs what this needs: ``scripts/browser.sh`` puts Debian's chromium on the
 machine, and ``playwright`` is in requirements-dev.txt (only its driver is used; no browser is downloaded).
@@ -20,7 +21,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOK = "02_users_and_simulators.ipynb"
+NOTEBOOKS = ("02_users_and_simulators.ipynb", "06_which_simulator_errors_matter.ipynb")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -45,14 +46,17 @@ def free_port() -> int:
 
 @pytest.fixture
 def lab(tmp_path):
-    """JupyterLab on 127.0.0.1 with a token, serving a copy of notebook 02 (the committed one is never touched)."""
+    """JupyterLab on 127.0.0.1 with a token, serving copies of the notebooks (the committed ones are never touched).
+    Runs go to the test session's runs folder, so what a notebook trains here is reused by the tests after it."""
     chromium()  # no browser, no point starting the lab (skipped, or an error in CI)
     work = tmp_path / "lab"
     work.mkdir()
-    shutil.copy(ROOT / "notebooks" / NOTEBOOK, work / NOTEBOOK)
+    for name in NOTEBOOKS:
+        shutil.copy(ROOT / "notebooks" / name, work / name)
     token, port = secrets.token_hex(16), free_port()
-    env = dict(os.environ, CALIRL_SMOKE="1", CALIRL_RESULTS=str(tmp_path / "results"), CALIRL_RUNS=str(tmp_path / "runs"),
+    env = dict(os.environ, CALIRL_SMOKE="1", CALIRL_RESULTS=str(tmp_path / "results"),
                JUPYTER_CONFIG_DIR=str(tmp_path / "jupyter-config"), JUPYTER_RUNTIME_DIR=str(tmp_path / "jupyter-runtime"))
+    env.pop("MPLBACKEND", None)  # the kernel's own (inline) backend, as a person's JupyterLab has: figures are images
     log = open(tmp_path / "jupyterlab.log", "w")
     proc = subprocess.Popen([sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
                              f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}", "--LabApp.news_url=",
@@ -79,22 +83,30 @@ def lab(tmp_path):
     log.close()
 
 
-def test_jupyterlab_runs_notebook_02_and_the_inspector_answers_a_click(lab):
+def open_and_run_all(p, url: str, token: str, notebook: str):
+    """A page with ``notebook`` open in JupyterLab and Run All Cells started."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
+
+    browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS, headless=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(f"{url}/lab/tree/{notebook}?token={token}")
+    expect(page.locator(".jp-Notebook .jp-Cell").first).to_be_visible(timeout=90_000)
+    try:  # a fresh JupyterLab may ask which kernel to start; the notebook's own (python3) is preselected
+        page.get_by_role("dialog").get_by_role("button", name="Select", exact=True).click(timeout=20_000)
+    except PlaywrightTimeout:
+        pass  # it started the notebook's kernel without asking
+    page.get_by_role("menuitem", name="Run", exact=True).click()
+    page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+    return browser, page
+
+
+def test_jupyterlab_runs_notebook_02_and_the_inspector_answers_a_click(lab):
     from playwright.sync_api import expect, sync_playwright
 
     url, token = lab
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS, headless=True)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(f"{url}/lab/tree/{NOTEBOOK}?token={token}")
-        expect(page.locator(".jp-Notebook .jp-Cell").first).to_be_visible(timeout=90_000)
-        try:  # a fresh JupyterLab may ask which kernel to start; the notebook's own (python3) is preselected
-            page.get_by_role("dialog").get_by_role("button", name="Select", exact=True).click(timeout=20_000)
-        except PlaywrightTimeout:
-            pass  # it started the notebook's kernel without asking
-        page.get_by_role("menuitem", name="Run", exact=True).click()
-        page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+        browser, page = open_and_run_all(p, url, token, NOTEBOOKS[0])
         # the inspector: its buttons and its dialogue view, rendered by ipywidgets in the page
         nxt = page.get_by_role("button", name="next ▶")
         expect(nxt).to_be_visible(timeout=600_000)
@@ -108,4 +120,27 @@ def test_jupyterlab_runs_notebook_02_and_the_inspector_answers_a_click(lab):
         assert messages.count() >= 2
         if os.environ.get("CALIRL_BROWSER_SHOT"):  # a picture of the page, for a person to look at
             page.screenshot(path=os.environ["CALIRL_BROWSER_SHOT"])
+        browser.close()
+
+
+def test_jupyterlab_runs_notebook_06_and_the_designer_trains_on_a_moved_slider(lab):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, token = lab
+    with sync_playwright() as p:
+        browser, page = open_and_run_all(p, url, token, NOTEBOOKS[1])
+        button = page.get_by_role("button", name="train against it")
+        expect(button).to_be_visible(timeout=600_000)  # the lab (smoke grid) ran and the designer rendered
+        designer = page.locator(".widget-vbox", has=button).last
+        slider = designer.locator(".widget-slider", has=page.get_by_text("accepts a wrong answer"))
+        slider.locator(".noUi-handle").focus()
+        page.keyboard.press("End")  # all the way: a sycophantic simulator
+        expect(slider.locator(".widget-readout")).to_have_text("1.00", timeout=30_000)
+        button.click()
+        status = designer.locator(".widget-html").last
+        expect(status).to_contain_text("#1 p_accept_wrong=1", timeout=300_000)  # the run finished with the moved slider's simulator
+        expect(status).to_contain_text("the real users' accuracy", timeout=10_000)
+        expect(designer.locator(".jp-OutputArea-output img")).to_have_count(1, timeout=60_000)  # the figure with the new curve
+        if os.environ.get("CALIRL_BROWSER_SHOT_06"):
+            page.screenshot(path=os.environ["CALIRL_BROWSER_SHOT_06"], full_page=True)
         browser.close()

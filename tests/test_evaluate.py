@@ -22,7 +22,7 @@ def test_scores_per_seed_with_their_mean_and_std(tmp_path):
 
 
 def test_a_trained_run_folder_is_evaluated_with_its_own_weights(tmp_path, capsys):
-    T.train(T.TrainConfig.make(method="oracle", token_penalty=0.01, out_dir=str(tmp_path / "run")), progress=False)
+    T.train(T.TrainConfig.make(method="oracle", reward="task-efficiency", token_penalty=0.01, out_dir=str(tmp_path / "run")), progress=False)
     assert load_policy("tiny", str(tmp_path / "run")).name == "run"
     assert main(["evaluate", "--policy", str(tmp_path / "run"), "--seeds", "0", "--n-eval", "4", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)

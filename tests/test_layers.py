@@ -23,7 +23,7 @@ LAYERS = [
     {"calibration"},  # phase 1: traces, SFT of the simulator, the gap
     {"evaluate"},  # a policy's scores with a user
     {"train", "widgets", "gap_study"},  # phase 2: GRPO by one code path; notebook widgets; simulator gap against score drop
-    {"bench", "reproduce"},  # benchmarks; the whole pipeline
+    {"bench", "reproduce", "lab"},  # benchmarks; the whole pipeline; the mismatch lab
     {"cli"},
     {"__main__"},
 ]

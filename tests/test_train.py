@@ -64,7 +64,8 @@ def test_static_contexts_are_every_point_where_the_assistant_spoke_next():
 def test_reward_is_the_final_task_score_minus_the_token_penalty():
     ds = [Dialogue("arith-chat", str(i), {}, [], scores={"accuracy": a, "assistant_tokens": n}) for i, (a, n) in enumerate([(1.0, 10), (0.0, 4)])]
     assert T.task_reward("accuracy", 0.0)([None, None], ds) == [1.0, 0.0]
-    assert T.task_reward("accuracy", 0.01)([None, None], ds) == pytest.approx([0.9, -0.04])
+    assert T.task_reward("accuracy", 0.01, "task-efficiency")([None, None], ds) == pytest.approx([0.9, -0.04])
+    assert T.task_reward("accuracy", 0.01, "task")([None, None], ds) == [1.0, 0.0]  # the penalty is task-efficiency's alone
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -141,7 +142,7 @@ def test_every_method_is_judged_against_the_same_base_users_goals_and_seeds(cali
 
 def test_the_same_seed_gives_the_same_trained_policy_and_scores(tmp_path):
     # the smoke world's LM rarely scores; a token penalty makes rewards differ within every group, so each step moves the weights
-    runs = {k: T.TrainConfig.make(method="oracle", token_penalty=0.01, seed=seed, out_dir=str(tmp_path / k)) for k, seed in (("a", 1), ("b", 1), ("c", 2))}
+    runs = {k: T.TrainConfig.make(method="oracle", reward="task-efficiency", token_penalty=0.01, seed=seed, out_dir=str(tmp_path / k)) for k, seed in (("a", 1), ("b", 1), ("c", 2))}
     results = {k: T.train(cfg, progress=False) for k, cfg in runs.items()}
     assert results["a"].trained == results["b"].trained
     from safetensors.torch import load_file
@@ -214,7 +215,7 @@ def test_the_table_gives_mean_std_and_seeds_with_the_real_users_and_what_the_tra
 
 
 def test_lora_finetuning_saves_an_adapter_and_leaves_the_base_weights_alone(tmp_path):
-    r = T.train(T.TrainConfig.make(method="oracle", finetune="lora", lora_r=4, token_penalty=0.01, out_dir=str(tmp_path / "run")), progress=False)
+    r = T.train(T.TrainConfig.make(method="oracle", finetune="lora", lora_r=4, reward="task-efficiency", token_penalty=0.01, out_dir=str(tmp_path / "run")), progress=False)
     assert (tmp_path / "run" / "policy" / "adapter_config.json").is_file() and not (tmp_path / "run" / "policy" / "model.safetensors").exists()
     from safetensors.torch import load_file
 
