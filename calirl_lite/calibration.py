@@ -45,6 +45,9 @@ class CalibrationConfig(Settings):
     """the simulator's base model: a folder or hub id (default: the profile's user model)"""
     task: str = "arith-chat"
     """task whose real users the simulator learns: arith-chat, docedit-chat (toy world), math-chat, doc-chat (English world) or chitchat (real human turns)"""
+    persona: str = ""
+    """toy tasks: learn these scripted users instead of the real ones — a spec as `calirl train --user` takes
+    (sycophantic, p_accept_wrong=0.8, …): the mismatch lab's LM simulators with one error ('' = the real users)"""
     n_traces: int = 600
     """training dialogues of the base policy with the real users (paper: 1,860 MATH-Chat, 16,028 MediumDocEdit)"""
     n_heldout: int = 100
@@ -87,6 +90,13 @@ class CalibrationConfig(Settings):
         if self.load_in_4bit is None:
             self.load_in_4bit = get_profile(self.profile).user_in_4bit
         get_task(self.task)
+        if self.persona:
+            from .tasks import TASKS
+            from .users import persona_from_spec
+
+            if self.task not in TASKS:
+                raise ValueError(f"persona {self.persona!r}: scripted users with errors exist in the toy world only, not for task {self.task!r}")
+            persona_from_spec(self.persona)
 
     def budget(self) -> int:
         """The message budget of a dialogue: ``max_messages``, or the world's when it is 0."""
@@ -101,13 +111,14 @@ class CalibrationConfig(Settings):
 
 def calibrate_hint(cfg: CalibrationConfig) -> str:
     """What to run to make the calibration run ``cfg``."""
-    return f"run `calirl calibrate --profile {cfg.profile} --task {cfg.task} --seed {cfg.seed}` first"
+    persona = f" --persona {cfg.persona}" if cfg.persona else ""
+    return f"run `calirl calibrate --profile {cfg.profile} --task {cfg.task} --seed {cfg.seed}{persona}` first"
 
 
 def calibrated_adapter(cfg: CalibrationConfig, adapter: str = "", why: str = "this needs the calibrated simulator") -> Path:
     """The LoRA adapter of the calibrated simulator: ``adapter`` if given, else the one calibration run ``cfg`` saved.
 
-    Clear errors for a missing adapter and for one calibrated for another task or profile (read from the
+    Clear errors for a missing adapter and for one calibrated for another task, profile or persona (read from the
     ``config.json`` beside it).
     """
     path = Path(adapter) if adapter else cfg.folder() / "adapter"
@@ -117,8 +128,8 @@ def calibrated_adapter(cfg: CalibrationConfig, adapter: str = "", why: str = "th
     made_by = path.parent / "config.json"
     if made_by.is_file():
         settings = json.loads(made_by.read_text())
-        for key in ("task", "profile"):
-            if settings.get(key) != getattr(cfg, key):
+        for key in ("task", "profile", "persona"):
+            if settings.get(key, "") != getattr(cfg, key):
                 raise ValueError(f"the adapter at {path} was calibrated for {key} {settings.get(key)!r}, "
                                  f"not {getattr(cfg, key)!r} ({made_by}); {calibrate_hint(cfg)}")
     return path
@@ -127,13 +138,15 @@ def calibrated_adapter(cfg: CalibrationConfig, adapter: str = "", why: str = "th
 # ----------------------------------------------------------------------------- traces
 
 
-def collect_traces(policy: Any, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int, batch_size: int = 64) -> list[Dialogue]:
-    """Dialogues of ``policy`` with the real users on ``goals`` (the oracle's interaction traces), ``batch_size`` at a time
-    (a profile's ``eval_batch``: batches keep memory flat)."""
+def collect_traces(policy: Any, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int, batch_size: int = 64,
+                   persona: str = "") -> list[Dialogue]:
+    """Dialogues of ``policy`` with the real users (or the scripted users of ``persona``, a user spec) on ``goals``
+    (the oracle's interaction traces), ``batch_size`` at a time (a profile's ``eval_batch``: batches keep memory flat)."""
     from .rollout import rollout_in_batches
-    from .users import ScriptedUsers
+    from .users import ScriptedUsers, persona_from_spec
 
-    return rollout_in_batches(policy, ScriptedUsers(), task, goals, max_messages, seed, batch_size, "trace", f"{task} traces", unit=f"batch of {batch_size}")
+    return rollout_in_batches(policy, ScriptedUsers(persona_from_spec(persona)), task, goals, max_messages, seed, batch_size, "trace",
+                              f"{task} traces", unit=f"batch of {batch_size}")
 
 
 def chitchat_dialogues(n: int, seed: int = 0, offset: int = 0) -> list[Dialogue]:
@@ -343,8 +356,8 @@ def traces_for(cfg: CalibrationConfig, kept: tuple[list[Dialogue], list[Dialogue
         from .rollout import base_policy
         train_goals, test_goals = world_goals(cfg)
         policy, batch = base_policy(cfg.profile), get_profile(cfg.profile).eval_batch
-        train = collect_traces(policy, cfg.task, train_goals, cfg.budget(), cfg.seed, batch)
-        held = collect_traces(policy, cfg.task, test_goals, cfg.budget(), cfg.seed + HELDOUT_SEED_OFFSET, batch)
+        train = collect_traces(policy, cfg.task, train_goals, cfg.budget(), cfg.seed, batch, cfg.persona)
+        held = collect_traces(policy, cfg.task, test_goals, cfg.budget(), cfg.seed + HELDOUT_SEED_OFFSET, batch, cfg.persona)
     limits = text_limits(cfg.profile)
     for dialogues, path in ((train, run / "traces.jsonl"), (held, run / "heldout.jsonl")):
         check_dialogues(dialogues, str(path), cfg.task, limits)
@@ -398,6 +411,14 @@ def calibrate(cfg: CalibrationConfig) -> dict[str, Any]:
         report["adapter"] = str(adapter)
         atomic_write_json(run / "gap.json", json_safe(report))
     return report
+
+
+def calibrate_once(cfg: CalibrationConfig) -> dict[str, Any]:
+    """:func:`calibrate`, or the finished run's gap.json (with its adapter) without measuring the gap again."""
+    done = cfg.folder() / "gap.json"
+    if done.is_file() and (cfg.folder() / "adapter" / "adapter_config.json").is_file():
+        return json.loads(done.read_text())
+    return calibrate(cfg)
 
 
 def load_calibrated(cfg: CalibrationConfig, adapter: Path) -> tuple[Any, Any]:

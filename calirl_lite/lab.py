@@ -69,6 +69,9 @@ class LabConfig(Settings):
     """every this many steps each run is scored with the real users on a few test goals (the real-reward curves)"""
     gap_goals: int = 100
     """held-out goals on which each simulator's behaviour gap to the real users is measured"""
+    lm: bool = False
+    """also train against each error as an LM simulator: the toy LM calibrated on the traces of that scripted simulator
+    (`calirl calibrate --persona`), so the LM's own imperfections come on top of the error (one calibration per task and error)"""
     workers: int = 0
     """processes running side by side (0: one per CPU core)"""
 
@@ -95,10 +98,23 @@ class LabConfig(Settings):
         """The ``--user`` spec of one single-error simulator ('' for the real users)."""
         return "" if not error else error if self.strength == 1 else f"{error}:{self.strength:g}"
 
-    def run_settings(self, error: str, reward: str) -> dict[str, Any]:
-        """The TrainConfig fields of one lab run besides task and seed."""
-        return {"method": "oracle", "user": self.spec(error), "reward": reward, "real_every": self.real_every, "profile": self.profile,
+    def users(self) -> list[str]:
+        """The grid's training users: 'real' (the Oracle), each error's spec, and with ``lm`` each 'lm <spec>'."""
+        specs = [self.spec(e) for e in self.errors]
+        return ["real", *specs, *(f"lm {s}" for s in specs if self.lm)]
+
+    def run_settings(self, who: str, reward: str) -> dict[str, Any]:
+        """The TrainConfig fields of the lab run against training user ``who`` (:meth:`users`) besides task and seed:
+        method oracle against a scripted simulator (or the real users), method calibrated against an LM simulator."""
+        lm = who.startswith("lm ")
+        return {"method": "calibrated" if lm else "oracle", "user": who.removeprefix("lm ") if who != "real" else "", "reward": reward,
+                "real_every": self.real_every, "profile": self.profile,
                 **({"token_penalty": self.token_penalty} if reward == "task-efficiency" else {}), **({"steps": self.steps} if self.steps else {})}
+
+
+def error_of(who: str) -> str:
+    """The single error of a lab training user ('lm sycophantic:0.5' → 'sycophantic'; '' for the real users)."""
+    return "" if who == "real" else who.removeprefix("lm ").split(":")[0]
 
 
 # ----------------------------------------------------------------------------- jobs (run in worker processes)
@@ -109,25 +125,36 @@ def lab_run(task: str, seed: int, settings: dict[str, Any]) -> RunResult:
     return train(TrainConfig.make(task=task, seed=seed, **settings), progress=False)
 
 
-def gap_job(profile: str, task: str, specs: Sequence[str], goals: int) -> dict[str, Any]:
+def lab_user(profile: str, task: str, who: str) -> Any:
+    """The user of a lab training user ``who``: the real users, a scripted simulator, or ('lm <spec>') the LM
+    calibrated on that scripted simulator's traces (calibration seed 0)."""
+    from .calibration import CalibrationConfig, calibrated_adapter
+    from .users import ScriptedUsers, make_user, persona_from_spec
+
+    if not who.startswith("lm "):
+        return ScriptedUsers(persona_from_spec("" if who == "real" else who))
+    cal = CalibrationConfig.make(profile=profile, task=task, persona=who.removeprefix("lm "))
+    return make_user("calibrated", profile, calibrated_adapter(cal, why=f"the LM simulator {who!r}"))
+
+
+def gap_job(profile: str, task: str, users: Sequence[str], goals: int) -> dict[str, Any]:
     """Each simulator's behaviour against the real users': the base policy plays the same ``goals`` test goals
-    (same seed) with every simulator and with the real users. Per simulator: its behaviour statistics, their TV to
-    the real users' (per statistic), and the base policy's scores with it."""
+    (same seed) with every user of ``users`` (:meth:`LabConfig.users`). Per user: its behaviour statistics, their TV
+    to the real users' (per statistic) and the mean per-turn TV."""
     from .evaluate import evaluate_policy
     from .profiles import device_for, get_profile, load_model
     from .rollout import Policy
     from .sources import task_goals
-    from .users import ScriptedUsers, persona_from_spec
     from .world import message_budget
 
     prof = get_profile(profile)
     model, tok = load_model(prof.policy_model, device=device_for(profile))
     policy = Policy(model, tok, "base", prof.policy_temperature, prof.max_new_tokens)
     picked = [t["goal"] for t in task_goals(task, "test")][:goals]
-    dialogues = {spec: evaluate_policy(policy, ScriptedUsers(persona_from_spec(spec)), task, picked, message_budget(0), EVAL_SEED_OFFSET,
-                                       batch_size=prof.eval_batch)[1] for spec in ["", *specs]}
-    return {spec or "real": {"stats": behaviour_stats(ds), "tv": behaviour_tv(ds, dialogues[""]), "per_turn_gap": per_turn_gap(ds, dialogues[""])}
-            for spec, ds in dialogues.items()}
+    dialogues = {who: evaluate_policy(policy, lab_user(profile, task, who), task, picked, message_budget(0), EVAL_SEED_OFFSET,
+                                      batch_size=prof.eval_batch)[1] for who in users}
+    real = dialogues["real"]
+    return {who: {"stats": behaviour_stats(ds), "tv": behaviour_tv(ds, real), "per_turn_gap": per_turn_gap(ds, real)} for who, ds in dialogues.items()}
 
 
 # ----------------------------------------------------------------------------- the lab
@@ -143,15 +170,21 @@ def lab(cfg: LabConfig | None = None, out: str | Path | None = None) -> dict[str
     base = Path(out) if out else results_dir("lab")
     base.mkdir(parents=True, exist_ok=True)
     build_world()
-    errors = ["", *cfg.errors]
-    jobs = [(f"{t} · {r} · {cfg.spec(e) or 'real users'} · seed {s}", lab_run, (t, s, cfg.run_settings(e, r)))
-            for t in cfg.tasks for r in cfg.rewards for e in errors for s in cfg.seeds]
-    jobs.sort(key=lambda j: j[2][0] != "docedit-chat")  # the longer dialogues first, so the pool ends together
-    gap_jobs = [(f"gap · {t}", gap_job, (cfg.profile, t, [cfg.spec(e) for e in cfg.errors], cfg.gap_goals)) for t in cfg.tasks]
-    print(f"calirl lab: {len(jobs)} runs ({len(cfg.tasks)} tasks × {len(cfg.rewards)} reward sources × {len(errors)} training users × "
-          f"{len(cfg.seeds)} seeds) and the simulators' gaps, {cfg.n_workers()} worker processes", flush=True)
+    users = cfg.users()
+    print(f"calirl lab: {len(cfg.tasks) * len(cfg.rewards) * len(users) * len(cfg.seeds)} runs ({len(cfg.tasks)} tasks × {len(cfg.rewards)} "
+          f"reward sources × {len(users)} training users × {len(cfg.seeds)} seeds) and the simulators' gaps, {cfg.n_workers()} worker processes", flush=True)
+    if cfg.lm:  # the LM simulators first: their runs and gaps need them
+        from .calibration import CalibrationConfig, calibrate_once
+
+        calibrations = [(f"calibrate {t} · {who}", calibrate_once, (CalibrationConfig.make(profile=cfg.profile, task=t, persona=who.removeprefix("lm ")),))
+                        for t in cfg.tasks for who in users if who.startswith("lm ")]
+        run_pool(calibrations, cfg.n_workers(), "lab: LM simulators")
+    grid = {(t, r, who, s): f"{t} · {r} · {who} · seed {s}" for t in cfg.tasks for r in cfg.rewards for who in users for s in cfg.seeds}
+    jobs = [(name, lab_run, (t, s, cfg.run_settings(who, r))) for (t, r, who, s), name in grid.items()]
+    jobs.sort(key=lambda j: (j[2][2]["method"] != "calibrated", j[2][0] != "docedit-chat"))  # the longest first, so the pool ends together
+    gap_jobs = [(f"gap · {t}", gap_job, (cfg.profile, t, users, cfg.gap_goals)) for t in cfg.tasks]
     done = run_pool(gap_jobs + jobs, cfg.n_workers(), "lab")
-    runs = {(task, settings["reward"], settings["user"] or "real", seed): done[name] for name, _, (task, seed, settings) in jobs}
+    runs = {key: done[name] for key, name in grid.items()}
     gaps = {t: done[f"gap · {t}"] for t in cfg.tasks}
     result = summarise_lab(cfg, runs, gaps)
     result["seconds"] = time.perf_counter() - start
@@ -179,14 +212,14 @@ def summarise_lab(cfg: LabConfig, by: dict[tuple[str, str, str, int], RunResult]
         rows = []
         for reward in cfg.rewards:
             oracle = {s: by[(task, reward, "real", s)] for s in cfg.seeds}
-            for error in ["", *cfg.errors]:
-                who = cfg.spec(error) or "real"
+            for who in cfg.users():
+                error = error_of(who)
                 mine = {s: by[(task, reward, who, s)] for s in cfg.seeds}
                 trained = {s: r.per_goal["trained"] for s, r in mine.items()}
                 sim_key = "verdict" if reward == "verdict" else metric
                 curves = {s: _curves(r, metric) for s, r in mine.items()}
                 rows.append({
-                    "reward": reward, "error": error or "none (the real users)", "simulator": who,
+                    "reward": reward, "error": (f"{error} (LM)" if who.startswith("lm ") else error) or "none (the real users)", "simulator": who,
                     "real": {str(s): r.trained["real"][metric] for s, r in mine.items()},
                     "simulator_says": {str(s): r.trained["simulator"][sim_key] for s, r in mine.items()},
                     "simulator_says_base": {str(s): r.base["simulator"][sim_key] for s, r in mine.items()},

@@ -27,14 +27,13 @@ one two-threaded run). The elapsed time is printed at the end and kept in ``tabl
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .calibration import CalibrationConfig, calibrate
+from .calibration import CalibrationConfig, calibrate_once
 from .gap_study import LM_SIMULATORS, format_trends, gap_points, gap_trends, seed_means, trained_points
 from .io import atomic_write_json, atomic_write_text, json_safe
 from .paths import results_dir
@@ -100,11 +99,7 @@ class ReproduceConfig(Settings):
 
 def calibration_job(profile: str, task: str, seed: int = 0) -> dict[str, Any]:
     """Calibrate the simulator of ``task`` (reused when finished); returns gap.json's contents."""
-    cfg = CalibrationConfig.make(profile=profile, task=task, seed=seed)
-    done = cfg.folder() / "gap.json"
-    if done.is_file() and (cfg.folder() / "adapter" / "adapter_config.json").is_file():
-        return json.loads(done.read_text())
-    return calibrate(cfg)
+    return calibrate_once(CalibrationConfig.make(profile=profile, task=task, seed=seed))
 
 
 def train_job(profile: str, method: str, task: str, seed: int, settings: dict[str, Any] | None = None) -> RunResult:

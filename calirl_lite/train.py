@@ -110,8 +110,9 @@ class TrainConfig(Settings):
     token_penalty: float = 0.0
     """reward task-efficiency: subtracted from the task score per assistant token (CollabLLM's efficiency term)"""
     user: str = ""
-    """method oracle: train against a scripted simulator with errors instead of the real users — single errors
-    (sycophantic, over-forthcoming:0.5, …) or behaviours set (p_accept_wrong=0.8), comma-separated ('' = the real users)"""
+    """scripted users with errors instead of the real users — single errors (sycophantic, over-forthcoming:0.5, …) or
+    behaviours set (p_accept_wrong=0.8), comma-separated ('' = the real users): method oracle trains against them,
+    method calibrated against the LM calibrated on their traces (`calirl calibrate --persona`)"""
     real_every: int = 0
     """every this many steps, score the policy with the real users on a few test goals (the real-reward curve in log.json; 0 = never)"""
     n_eval: int = 200
@@ -160,8 +161,9 @@ class TrainConfig(Settings):
         if self.user:
             from .users import persona_from_spec
 
-            if self.method != "oracle":
-                raise ValueError(f"user {self.user!r} replaces the real users an interactive run trains against: it goes with method 'oracle', not {self.method!r}")
+            if self.method not in ("oracle", "calibrated"):
+                raise ValueError(f"user {self.user!r} replaces the real users an interactive run trains against (oracle) or its simulator "
+                                 f"learned (calibrated): it goes with method 'oracle' or 'calibrated', not {self.method!r}")
             persona_from_spec(self.user)
         if self.report_to not in ("none", "tensorboard"):
             raise ValueError(f"report_to must be 'none' or 'tensorboard', got {self.report_to!r}")
@@ -185,14 +187,17 @@ class TrainConfig(Settings):
         return self.finetune == "lora" or (self.finetune == "auto" and get_profile(self.profile).needs_cuda)
 
     def simulator(self) -> str:
-        """Who the run trains against: 'real', 'naive', 'calibrated', or the spec of a scripted simulator (``user``)."""
-        return self.user or SIMULATOR[self.method]
+        """Who the run trains against: 'real', 'naive', 'calibrated', the spec of a scripted simulator (``user``, method
+        oracle) or 'lm <spec>' (the LM calibrated on that scripted simulator's traces, method calibrated)."""
+        if self.user:
+            return self.user if self.method == "oracle" else f"lm {self.user}"
+        return SIMULATOR[self.method]
 
     def calibration(self) -> Any:
         """The calibration run this method's simulator (or Static Context's logged data) comes from."""
         from .calibration import CalibrationConfig
 
-        return CalibrationConfig.make(profile=self.profile, task=self.task, seed=self.calibration_seed)
+        return CalibrationConfig.make(profile=self.profile, task=self.task, seed=self.calibration_seed, persona=self.user if self.method == "calibrated" else "")
 
 
 # ----------------------------------------------------------------------------- checks before any compute
@@ -401,10 +406,11 @@ def make_trainer(cfg: TrainConfig, starts: Sequence[Start], user: Any, callbacks
 
 
 def training_user(cfg: TrainConfig, need: dict[str, Any]) -> Any:
-    """The user a run trains against: its method's (:data:`SIMULATOR`), or the scripted simulator of ``cfg.user``."""
+    """The user a run trains against: its method's (:data:`SIMULATOR`), or for method oracle the scripted simulator of
+    ``cfg.user`` (for method calibrated, ``cfg.user`` picks the calibration run whose adapter ``need`` holds)."""
     from .users import ScriptedUsers, make_user, persona_from_spec
 
-    if cfg.user:
+    if cfg.user and cfg.method == "oracle":
         return ScriptedUsers(persona_from_spec(cfg.user))
     return make_user(SIMULATOR[cfg.method], cfg.profile, need.get("adapter"))
 
@@ -478,10 +484,10 @@ def base_eval_path(cfg: TrainConfig, who: str, adapter: Path | None) -> Path:
     from .settings import short_hash
     from .world import WorldConfig
 
-    key = {"profile": cfg.profile, "task": cfg.task, "user": who, "adapter": str(adapter.resolve()) if adapter and who == "calibrated" else "",
+    key = {"profile": cfg.profile, "task": cfg.task, "user": who, "adapter": str(adapter.resolve()) if adapter and (who == "calibrated" or who.startswith("lm ")) else "",
            "n_eval": cfg.n_eval if who == "real" else cfg.n_eval_simulator, "max_messages": cfg.budget(), "seed": cfg.seed,
            "world": WorldConfig.make().key(), "layout": "scores with the verdict, and per_goal"}
-    name = who if who in ("real", "naive", "calibrated") else "scripted"  # a spec's commas and = stay out of file names
+    name = who if who in ("real", "naive", "calibrated") else "lm" if who.startswith("lm ") else "scripted"  # no spec in a file name
     return runs_dir() / "base-eval" / f"{cfg.profile}-{cfg.task}-{name}-seed{cfg.seed}-{short_hash(key)}.json"
 
 

@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -46,9 +47,15 @@ def test_a_user_spec_sets_single_errors_and_behaviours_and_names_what_is_wrong()
 def test_the_reward_source_and_the_training_user_are_checked_settings():
     for bad, words in (({"reward": "vibes"}, "unknown reward 'vibes'"), ({"reward": "task-efficiency"}, "needs token_penalty > 0"),
                        ({"token_penalty": 0.01}, "token_penalty is that reward's alone"),
-                       ({"method": "naive", "user": "sycophantic"}, "goes with method 'oracle'"), ({"method": "oracle", "user": "rude"}, "unknown simulator error")):
+                       ({"method": "naive", "user": "sycophantic"}, "goes with method 'oracle' or 'calibrated'"), ({"method": "oracle", "user": "rude"}, "unknown simulator error")):
         with pytest.raises(ValueError, match=words):
             T.TrainConfig.make(**bad)
+    from calirl_lite.calibration import CalibrationConfig
+
+    with pytest.raises(ValueError, match="scripted users with errors exist in the toy world only"):
+        CalibrationConfig.make(task="chitchat", persona="sycophantic")
+    lm = T.TrainConfig.make(method="calibrated", user="sycophantic")
+    assert lm.simulator() == "lm sycophantic" and lm.calibration().persona == "sycophantic" and T.TrainConfig.make().calibration().persona == ""
     cfg = T.TrainConfig.make(method="oracle", user="sycophantic", reward="verdict")
     assert cfg.simulator() == "sycophantic" and T.TrainConfig.make(method="naive").simulator() == "naive"
     assert cfg.folder() != T.TrainConfig.make(method="oracle", reward="verdict").folder()  # its own run
@@ -77,16 +84,23 @@ def test_the_lab_trains_against_each_simulator_and_writes_its_table_and_figures(
     from calirl_lite.cli import main
     from calirl_lite.lab import LabConfig, find_row, lab_markdown, simulators_markdown
 
-    assert main(["lab", "--workers", "1", "--out", str(tmp_path / "lab")]) == 0  # smoke grid: arith-chat, sycophantic, task and verdict, seed 0
+    # smoke grid: arith-chat, sycophantic (scripted, and the LM calibrated on its traces), task and verdict, seed 0
+    assert main(["lab", "--workers", "1", "--lm", "--out", str(tmp_path / "lab")]) == 0
     result = json.loads((tmp_path / "lab" / "lab.json").read_text())
     rows = result["tasks"]["arith-chat"]["rows"]
-    assert [(r["reward"], r["simulator"]) for r in rows] == [("task", "real"), ("task", "sycophantic"), ("verdict", "real"), ("verdict", "sycophantic")]
+    assert [(r["reward"], r["simulator"]) for r in rows] == [(reward, who) for reward in ("task", "verdict") for who in ("real", "sycophantic", "lm sycophantic")]
+    assert [r["error"] for r in rows[:3]] == ["none (the real users)", "sycophantic", "sycophantic (LM)"]
     gaps = result["tasks"]["arith-chat"]["gaps"]
-    assert set(gaps) == {"real", "sycophantic"} and gaps["real"]["per_turn_gap"] == 0  # (the smoke world's LM answers too seldom to meet the error)
+    assert set(gaps) == {"real", "sycophantic", "lm sycophantic"} and gaps["real"]["per_turn_gap"] == 0  # (the smoke world's LM answers too seldom to meet the error)
+    from calirl_lite.calibration import CalibrationConfig
+
+    made = json.loads((CalibrationConfig.make(task="arith-chat", persona="sycophantic").folder() / "config.json").read_text())
+    assert made["persona"] == "sycophantic"  # the LM simulator learned the sycophantic users' traces
     for r in rows:
         assert set(r["real"]) == {"0"} and 0 <= r["real"]["0"] <= 1 and (r["vs_oracle"] is None) == (r["simulator"] == "real")
         assert [p[0] for p in r["curves"]["0"]["real"]] == [0, 2, 4] and len(r["curves"]["0"]["train"]) == 4
         assert r["simulator_says"]["0"] >= r["real_says"]["0"] if r["simulator"] == "sycophantic" else True
+    assert json.loads((Path(rows[2]["runs"]["0"]) / "config.json").read_text())["method"] == "calibrated"
     for name in ("lab.md", "lab.png", "lab_curves.png"):
         assert (tmp_path / "lab" / name).is_file()
     assert "| verdict | sycophantic |" in lab_markdown(result)
