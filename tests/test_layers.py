@@ -15,7 +15,7 @@ LAYERS = [
     {"dialogue", "settings", "plots"},  # the currency, settings dataclasses, figures
     {"tasks", "shift", "__init__"},  # the toy tasks and their scripted people; notebook 01's exact MDPs
     {"prompts"},  # the chat as the policy and as a user simulator see it
-    {"world", "exercises", "inputs"},  # the toy world (tasks, corpus, tokenizer, LM); checked exercises; what files the kit accepts
+    {"world", "inputs"},  # the toy world (tasks, corpus, tokenizer, LM); checked exercises; what files the kit accepts
     {"profiles", "decode", "tiny_models"},  # where models come from; fast sampling
     {"users", "judge", "sources", "colab", "memory", "notebook_runner"},  # who talks to the policy, who judges it; real data; notebooks anywhere; the GPU memory plan
     {"rollout"},  # the batched rollout engine
@@ -24,6 +24,7 @@ LAYERS = [
     {"evaluate"},  # a policy's scores with a user
     {"train", "widgets", "gap_study"},  # phase 2: GRPO by one code path; notebook widgets; simulator gap against score drop
     {"bench", "reproduce", "lab"},  # benchmarks; the whole pipeline; the mismatch lab
+    {"exercises"},  # the notebooks' checked exercises (checked against any of the above)
     {"cli"},
     {"__main__"},
 ]

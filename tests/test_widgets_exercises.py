@@ -1,9 +1,8 @@
-"""The notebook 01 sliders redraw from the package; the exercise check tells right from wrong."""
+"""The notebook 01 sliders redraw from the package."""
 
 import pytest
 
 from calirl_lite import shift
-from calirl_lite.exercises import check_compounding_bound
 from calirl_lite.widgets import shift_explorer
 
 
@@ -18,22 +17,3 @@ def test_sliders_recompute_the_curves():
     before = explorer.result["per_horizon"][-1]["gap_simulator"]
     explorer.delta.value = 0.02
     assert explorer.result["per_horizon"][-1]["gap_simulator"] > before
-
-
-def test_exercise_check(capsys):
-    def right(errors, r_max):
-        H = len(errors)
-        return r_max * sum((H - i) * e for i, e in enumerate(errors))
-
-    def off_by_one(errors, r_max):
-        H = len(errors)
-        return r_max * sum((H - i - 1) * e for i, e in enumerate(errors))
-
-    def unfinished(errors, r_max):
-        raise NotImplementedError
-
-    assert check_compounding_bound(right) is True
-    assert check_compounding_bound(off_by_one) is False
-    assert "Hint" in capsys.readouterr().out
-    assert check_compounding_bound(unfinished) is False
-    assert "Not implemented yet" in capsys.readouterr().out
