@@ -37,6 +37,22 @@ def evaluate_policy(policy: Policy, user: User, task: str, goals: Sequence[dict[
     return mean_scores(dialogues), dialogues
 
 
+def run_dialogues(run: str | os.PathLike, user: str = "real") -> list[Dialogue]:
+    """The held-out dialogues a finished training run was evaluated on (its ``eval_dialogues.jsonl``) with one user:
+    'real' (the real users) or the name of its training simulator ('naive', 'calibrated', a scripted spec)."""
+    from pathlib import Path
+
+    from .dialogue import read_jsonl
+
+    path = Path(run) / "eval_dialogues.jsonl"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist: the run has not finished (train it first)")
+    dialogues = [d for d in read_jsonl(path) if d.user == user]
+    if not dialogues:
+        raise ValueError(f"{path} holds no dialogues with user {user!r}; users there: {sorted({d.user for d in read_jsonl(path)})}")
+    return dialogues
+
+
 def load_policy(profile: str, policy: str) -> Policy:
     """``'base'`` (the profile's base policy), a trained run folder of ``calirl train``, or its ``policy/`` folder
     (full weights, or a LoRA adapter that is put on the profile's policy model)."""

@@ -382,3 +382,66 @@ def plot_designs(designs: Sequence[dict[str, Any]], metric: str, path: str | os.
     ax.legend(fontsize=7)
     fig.tight_layout()
     return _finish(fig, path)
+
+
+def plot_shift_over_time(result: dict[str, Any], path: str | os.PathLike | None = None) -> Any:
+    """Distribution shift step by step (:func:`calirl_lite.shift.shift_over_time`): left, TV(d_t, d̂_t) of each learner
+    against its reference per step — policy-induced shift on top, simulator-induced below; right, each learner's
+    state visitation d_t over time with the real user (log colour: the off-script states are rare, but they are where
+    the learners' dialogues drift)."""
+    from matplotlib.colors import LogNorm
+
+    fig, axes = plt.subplots(2, 3, figsize=(13, 6.6), gridspec_kw={"width_ratios": [1.3, 1, 1]}, layout="constrained")
+    steps = np.arange(result["H"])
+    rows = ((("static", "interactive"), ("static", "interactive"), f"policy-induced, ε = {result['eps']:.3g}"),
+            (("naive-trained", "calibrated-trained"), ("simulator", "simulator_calibrated"),
+             f"simulator-induced, δ = {result['delta']:.3g} (naive) → {result['delta_calibrated']:.3g} (calibrated)"))
+    for row, (names, colors, title) in enumerate(rows):
+        ax = axes[row, 0]
+        for name, color in zip(names, colors):
+            ax.plot(steps, result["tv"][name], "o-", ms=3, color=COLORS[color], label=f"{name} vs {result['reference'][name]}")
+        ax.set_xlabel("step t")
+        ax.set_ylabel("TV(d_t, d̂_t)")
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=8)
+        for col, name in enumerate(names, start=1):
+            d = np.maximum(np.asarray(result["d"][name]).T, 1e-6)
+            image = axes[row, col].imshow(d, aspect="auto", cmap="viridis", norm=LogNorm(vmin=1e-6, vmax=1), origin="upper", interpolation="nearest")
+            axes[row, col].set_yticks(range(len(result["states"])), result["states"] if col == 1 else [], fontsize=7)
+            axes[row, col].set_xlabel("step t")
+            axes[row, col].set_title(f"{name}: where its dialogues are", fontsize=9)
+    fig.colorbar(image, ax=axes[:, 1:], shrink=0.8, label="d_t(state), log scale")
+    return _finish(fig, path)
+
+
+def plot_turn_profiles(profiles: dict[str, dict[str, Any]], turn: int, path: str | os.PathLike | None = None) -> Any:
+    """Dialogues turn by turn (:func:`calirl_lite.stats.turn_profile`, one per set of dialogues): how many are still
+    going at each turn (the selected one marked), and at turn ``turn`` the share of contexts that already state each
+    hidden detail, the policy's action mix and the mix of the users' replies — one bar per set."""
+    from .stats import POLICY_ACTS, USER_ACTS
+
+    names = list(profiles)
+    first = profiles[names[0]]
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), gridspec_kw={"width_ratios": [1, 1, 1, 1.4]}, layout="constrained")
+    for k, name in enumerate(names):
+        alive = [t["alive"] for t in profiles[name]["turns"]]
+        axes[0].plot(range(len(alive)), alive, "o-", ms=3, color=plt.cm.tab10(k), label=name)
+    axes[0].axvline(turn, color="k", lw=1, ls=":")
+    axes[0].set_xlabel("assistant turn")
+    axes[0].set_ylabel("share of dialogues still going")
+    axes[0].legend(fontsize=7)
+    panels = ((axes[1], "knows", first["slots"], "context already states …"), (axes[2], "policy", POLICY_ACTS, "the policy's turn"),
+              (axes[3], "user", USER_ACTS, "the user's reply"))
+    width = 0.8 / len(names)
+    for ax, key, keys, title in panels:
+        for k, name in enumerate(names):
+            shares = profiles[name]["turns"][turn][key] if turn < len(profiles[name]["turns"]) else {}
+            ax.bar(np.arange(len(keys)) + (k - (len(names) - 1) / 2) * width, [np.nan_to_num(shares.get(x, 0.0)) for x in keys], width,
+                   color=plt.cm.tab10(k), label=name if key == "knows" else None)
+        ax.set_xticks(range(len(keys)), keys, rotation=20, fontsize=8)
+        ax.set_ylim(0, 1)
+        ax.set_title(f"turn {turn}: {title}", fontsize=9)
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.suptitle(f"{first['task']}, turn by turn", fontsize=10)
+    return _finish(fig, path)

@@ -662,3 +662,34 @@ def run_random_mdps(cfg: ShiftConfig, out: str | os.PathLike | None = None) -> t
         atomic_write_json(Path(out) / "random_mdps.json", {"summary": summary, "cases": cases})
         close_figure(plot_bound_scatter(cases, path=Path(out) / "random_mdps.png"))
     return cases, summary
+
+
+# --------------------------------------------------------------------------- distribution shift, step by step
+
+
+def shift_over_time(cfg: ShiftConfig, H: int) -> dict[str, Any]:
+    """Where each policy's dialogues are at every step, on the dialogue chain with the real user, over ``H`` steps.
+
+    ``d``: the state distribution d_t (H × S) of the expert, the static and the interactive learner (policy-induced
+    shift, error ε), and of the policies trained against the real user (the oracle), the naive and the calibrated
+    simulator (simulator-induced shift, δ). ``tv``: TV(d_t, d̂_t) per step of each learner against its reference
+    (static and interactive against the expert; naive- and calibrated-trained against the oracle-trained). The
+    gaps of :func:`run_shift` are sums over these steps, weighted by what each step still has to earn.
+    """
+    H = check_horizon(H)
+    real = dialogue_chain(cfg.offscript_rates, cfg.r_max)
+    expert = optimal_policy(real, H)
+    policies = {
+        "expert": expert,
+        "static": static_learner(real, expert, cfg.eps),
+        "interactive": interactive_learner(real, expert, cfg.eps),
+        "oracle-trained": interactive_learner(real, expert, 0.0),
+    }
+    for name, covered in (("naive-trained", 0), ("calibrated-trained", cfg.calibrated_covers)):
+        sim = chain_simulator(cfg.offscript_rates, covered, cfg.r_max)
+        policies[name] = interactive_learner(sim, optimal_policy(sim, H), 0.0)
+    d = {name: state_distributions(real, pi) for name, pi in policies.items()}
+    pairs = {"static": "expert", "interactive": "expert", "naive-trained": "oracle-trained", "calibrated-trained": "oracle-trained"}
+    return {"H": H, "states": list(real.state_names), "d": {k: v.tolist() for k, v in d.items()},
+            "tv": {k: tv(d[k], d[ref]).tolist() for k, ref in pairs.items()}, "reference": pairs,
+            "eps": cfg.eps, "delta": cfg.delta, "delta_calibrated": cfg.delta_calibrated}

@@ -142,3 +142,53 @@ def save_report(report: dict[str, Any], path: Any) -> None:
     from .io import atomic_write_json, json_safe
 
     atomic_write_json(path, json_safe(report))
+
+
+# ----------------------------------------------------------------------------- turn by turn
+
+POLICY_ACTS = ("ask", "answer", "other")
+"""What an assistant turn does, as the task reads it (an answer is a draft in docedit-chat)."""
+USER_ACTS = ("gives details", "accepts", "rejects", "leaves", "other")
+"""What a user's reply does (in this order of precedence)."""
+
+
+def user_act(task: Any, text: str) -> str:
+    """One of :data:`USER_ACTS` for a user message."""
+    if says(task, "give_up", text) and TERMINATE in text:
+        return "leaves"
+    if says(task, "reject", text):
+        return "rejects"
+    if TERMINATE in text:
+        return "accepts"
+    return "gives details" if task.parse_user(text) else "other"
+
+
+def turn_profile(dialogues: Sequence[Dialogue], max_turns: int = 7) -> dict[str, Any]:
+    """How dialogues drift turn by turn. For each assistant turn k = 0, 1, … of the dialogues still going there:
+    the share whose context (the user's messages so far) already states each hidden detail, the policy's action mix
+    at that turn, and the mix of the user's replies to it. Every dialogue must be of one task."""
+    tasks = {d.task for d in dialogues}
+    if len(tasks) != 1:
+        raise ValueError(f"a turn profile is of one task's dialogues, got {sorted(tasks) or 'none'}")
+    task = get_task(tasks.pop())
+    turns = []
+    for k in range(max_turns):
+        knows: Counter = Counter()
+        policy: Counter = Counter()
+        user: Counter = Counter()
+        alive = 0
+        for d in dialogues:
+            assistant = [i for i, m in enumerate(d.messages) if m.role == "assistant"]
+            if k >= len(assistant):
+                continue
+            at = assistant[k]
+            alive += 1
+            known = {s for m in d.messages[:at] if m.role == "user" for s in task.parse_user(m.text)}
+            knows.update(known & set(task.slots))
+            policy[task.parse_assistant(d.messages[at].text).kind] += 1
+            if at + 1 < len(d.messages):
+                user[user_act(task, d.messages[at + 1].text)] += 1
+        share = (lambda c, keys, n: {key: c[key] / n if n else float("nan") for key in keys})  # noqa: E731
+        turns.append({"alive": alive / len(dialogues), "knows": share(knows, task.slots, alive), "policy": share(policy, POLICY_ACTS, alive),
+                      "user": share(user, USER_ACTS, sum(user.values()))})
+    return {"task": task.name, "slots": list(task.slots), "turns": turns}

@@ -17,13 +17,15 @@ class ShiftExplorer:
     driven from code (and tests) as well as by hand.
     """
 
-    def __init__(self, cfg: ShiftConfig | None = None) -> None:
+    horizon_label = "max H"
+
+    def __init__(self, cfg: ShiftConfig | None = None, horizon: int | None = None) -> None:
         import ipywidgets as w
 
         self.cfg = cfg or ShiftConfig.make()
         self.eps = w.FloatLogSlider(value=self.cfg.eps, base=10, min=-4, max=-1, step=0.1, description="ε", readout_format=".4f")
         self.delta = w.FloatLogSlider(value=self.cfg.delta, base=10, min=-4, max=-1, step=0.1, description="δ", readout_format=".4f")
-        self.horizon = w.IntSlider(value=max(self.cfg.horizons), min=4, max=200, step=1, description="max H")
+        self.horizon = w.IntSlider(value=horizon or max(self.cfg.horizons), min=4, max=200, step=1, description=self.horizon_label)
         self.out = w.Output()
         self.result: dict[str, Any] = {}
         for slider in (self.eps, self.delta, self.horizon):
@@ -35,17 +37,77 @@ class ShiftExplorer:
         """Eight horizons spread evenly on a log scale from 2 to the slider's max H."""
         return tuple(sorted({int(h) for h in np.geomspace(2, self.horizon.value, 8).round()}))
 
-    def redraw(self) -> None:
-        """Recompute the sweep for the current slider values and redraw the figure."""
-        import matplotlib.pyplot as plt
+    def compute(self, cfg: ShiftConfig) -> dict[str, Any]:
+        return run_shift(dataclasses.replace(cfg, horizons=self.horizons()))
 
+    def figure(self, result: dict[str, Any]) -> Any:
         from .plots import plot_shift
 
-        cfg = dataclasses.replace(self.cfg, eps=float(self.eps.value), delta=float(self.delta.value), horizons=self.horizons())
-        self.result = run_shift(cfg)
+        return plot_shift(result)
+
+    def redraw(self) -> None:
+        """Recompute for the current slider values and redraw the figure."""
+        import matplotlib.pyplot as plt
+
+        self.result = self.compute(dataclasses.replace(self.cfg, eps=float(self.eps.value), delta=float(self.delta.value)))
         with self.out:
             self.out.clear_output(wait=True)
-            fig = plot_shift(self.result)
+            fig = self.figure(self.result)
+            plt.show()
+        plt.close(fig)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+
+class ShiftOverTime(ShiftExplorer):
+    """The same sliders, redrawing distribution shift step by step at horizon H: each learner's TV(d_t, d̂_t) per
+    step and its state visitation over time (:func:`calirl_lite.shift.shift_over_time`)."""
+
+    horizon_label = "H"
+
+    def compute(self, cfg: ShiftConfig) -> dict[str, Any]:
+        from .shift import shift_over_time
+
+        return shift_over_time(cfg, self.horizon.value)
+
+    def figure(self, result: dict[str, Any]) -> Any:
+        from .plots import plot_shift_over_time
+
+        return plot_shift_over_time(result)
+
+
+class TurnByTurn:
+    """Sets of dialogues of one task (e.g. Static's logged contexts and its own rollouts with the real users), turn by
+    turn: a slider (and a play button) over the assistant turn redraws how far the contexts, the policy's actions and
+    the users' replies of each set have drifted apart at that turn (:func:`calirl_lite.stats.turn_profile`)."""
+
+    def __init__(self, sets: dict[str, Any], max_turns: int = 7) -> None:
+        import ipywidgets as w
+
+        from .stats import turn_profile
+
+        if not sets:
+            raise ValueError("TurnByTurn needs at least one set of dialogues")
+        self.profiles = {name: turn_profile(dialogues, max_turns) for name, dialogues in sets.items()}
+        self.turn = w.IntSlider(value=0, min=0, max=max_turns - 1, description="turn")
+        self.play = w.Play(value=0, min=0, max=max_turns - 1, interval=1200, description="play")
+        w.jslink((self.play, "value"), (self.turn, "value"))
+        self.out = w.Output()
+        self.turn.observe(lambda _change: self.redraw(), names="value")
+        self.widget = w.VBox([w.HBox([self.play, self.turn]), self.out])
+        self.redraw()
+
+    def redraw(self) -> None:
+        import matplotlib.pyplot as plt
+
+        from .plots import plot_turn_profiles
+
+        with self.out:
+            self.out.clear_output(wait=True)
+            fig = plot_turn_profiles(self.profiles, self.turn.value)
             plt.show()
         plt.close(fig)
 

@@ -1,6 +1,7 @@
 """A real browser: JupyterLab served on 127.0.0.1, opened in headless Chromium (Debian's ``chromium``, driven by
-Playwright), runs notebooks top to bottom: notebook 02's dialogue inspector must render and answer a click, and
-notebook 06's simulator designer must take a moved slider and a pressed button, train, and draw a new curve.
+Playwright), runs notebooks top to bottom: notebook 02's dialogue inspector must render and answer a click and its turn-by-turn
+view redraw for a moved slider, notebook 01's step-by-step shift figure must redraw for a moved slider, and notebook
+06's simulator designer must take a moved slider and a pressed button, train, and draw a new curve.
 
 ``.ci/run`` (``make test``) installs what this needs: ``scripts/browser.sh`` puts Debian's chromium on the
 machine, and ``playwright`` is in requirements-dev.txt (only its driver is used; no browser is downloaded).
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-NOTEBOOKS = ("02_users_and_simulators.ipynb", "06_which_simulator_errors_matter.ipynb")
+NOTEBOOKS = ("02_users_and_simulators.ipynb", "06_which_simulator_errors_matter.ipynb", "01_compounding_shift.ipynb")
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
@@ -101,6 +102,20 @@ def open_and_run_all(p, url: str, token: str, notebook: str):
     return browser, page
 
 
+def slide_and_see_the_figure_change(page, label: str, key: str) -> None:
+    """Move the slider called ``label`` with ``key`` (End, Home …) and wait for the figure beside it to be redrawn."""
+    from playwright.sync_api import expect
+
+    slider = page.locator(".widget-slider").filter(has=page.get_by_text(label, exact=True)).last
+    expect(slider).to_be_visible(timeout=600_000)
+    figure = page.locator(".widget-vbox", has=slider).last.locator(".jp-OutputArea-output img").last
+    expect(figure).to_be_visible(timeout=120_000)
+    before = figure.get_attribute("src")
+    slider.locator(".noUi-handle").focus()
+    page.keyboard.press(key)
+    expect(figure).not_to_have_attribute("src", before, timeout=120_000)  # recomputed in the kernel, redrawn in the page
+
+
 def test_jupyterlab_runs_notebook_02_and_the_inspector_answers_a_click(lab):
     from playwright.sync_api import expect, sync_playwright
 
@@ -118,8 +133,22 @@ def test_jupyterlab_runs_notebook_02_and_the_inspector_answers_a_click(lab):
         page.get_by_role("button", name="whole dialogue").click()
         expect(inspector.locator(".calirl-dialogue")).to_contain_text("scores", timeout=60_000)
         assert messages.count() >= 2
+        slide_and_see_the_figure_change(page, "turn", "End")  # the turn-by-turn view, at the last turn
         if os.environ.get("CALIRL_BROWSER_SHOT"):  # a picture of the page, for a person to look at
             page.screenshot(path=os.environ["CALIRL_BROWSER_SHOT"])
+        browser.close()
+
+
+def test_jupyterlab_runs_notebook_01_and_the_shift_redraws_step_by_step_for_a_moved_slider(lab):
+    from playwright.sync_api import sync_playwright
+
+    url, token = lab
+    with sync_playwright() as p:
+        browser, page = open_and_run_all(p, url, token, NOTEBOOKS[2])
+        slide_and_see_the_figure_change(page, "H", "Home")  # the horizon of the step-by-step view, down to its least
+        slide_and_see_the_figure_change(page, "ε", "End")  # the learner's error, up to its most (the explorer above has one too)
+        if os.environ.get("CALIRL_BROWSER_SHOT_01"):
+            page.screenshot(path=os.environ["CALIRL_BROWSER_SHOT_01"])
         browser.close()
 
 

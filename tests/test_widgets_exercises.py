@@ -1,5 +1,6 @@
 """The notebook 01 sliders redraw from the package."""
 
+import numpy as np
 import pytest
 
 from calirl_lite import shift
@@ -17,3 +18,39 @@ def test_sliders_recompute_the_curves():
     before = explorer.result["per_horizon"][-1]["gap_simulator"]
     explorer.delta.value = 0.02
     assert explorer.result["per_horizon"][-1]["gap_simulator"] > before
+
+
+def test_shift_step_by_step_static_drifts_linearly_interactive_stays_and_sliders_redraw():
+    from calirl_lite.widgets import ShiftOverTime
+
+    r = shift.shift_over_time(shift.ShiftConfig.make(), 20)
+    static, inter = np.asarray(r["tv"]["static"]), np.asarray(r["tv"]["interactive"])
+    assert static[0] == 0 and np.all(np.diff(static[1:]) > 0) and static[-1] > 10 * inter[-1]  # the static learner drifts further every step
+    assert np.all(inter[1:] <= inter[1] + 1e-12) and inter[-1] > 0.99 * inter[1]  # the interactive one is off by ε where it goes, no further
+    assert r["tv"]["naive-trained"][-1] > r["tv"]["calibrated-trained"][-1] > 0
+    assert np.allclose(np.asarray(r["d"]["expert"]).sum(axis=1), 1) and len(r["states"]) == np.asarray(r["d"]["static"]).shape[1]
+    explorer = ShiftOverTime(shift.ShiftConfig.make(), horizon=12)
+    before = explorer.result["tv"]["static"][-1]
+    explorer.eps.value = 0.02
+    assert explorer.result["tv"]["static"][-1] > before and explorer.result["eps"] == pytest.approx(0.02)
+    explorer.horizon.value = 30
+    assert len(explorer.result["tv"]["static"]) == 30
+
+
+def test_turn_by_turn_profiles_tell_a_careful_assistant_from_a_hasty_one():
+    from calirl_lite.exercises import scripted_dialogues
+    from calirl_lite.stats import turn_profile
+    from calirl_lite.tasks import CORPUS_ASSISTANTS
+    from calirl_lite.widgets import TurnByTurn
+
+    careful, hasty = (scripted_dialogues("", CORPUS_ASSISTANTS[name], 60, 0, ("docedit-chat",)) for name in ("careful", "hasty"))
+    c, h = turn_profile(careful), turn_profile(hasty)
+    assert c["turns"][0]["policy"]["ask"] == 1.0 and h["turns"][0]["policy"]["answer"] == 1.0
+    assert c["turns"][1]["knows"]["name"] > h["turns"][1]["knows"]["name"]  # the careful one's context already holds what it asked
+    assert h["turns"][0]["user"]["rejects"] > c["turns"][0]["user"]["rejects"] and c["turns"][0]["alive"] == 1.0
+    assert sum(c["turns"][0]["user"].values()) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="one task's dialogues"):
+        turn_profile(careful + scripted_dialogues("", CORPUS_ASSISTANTS["careful"], 2, 0, ("arith-chat",)))
+    widget = TurnByTurn({"careful": careful, "hasty": hasty})
+    widget.turn.value = 3
+    assert set(widget.profiles) == {"careful", "hasty"} and widget.turn.max == 6
