@@ -419,10 +419,9 @@ def plot_turn_profiles(profiles: dict[str, dict[str, Any]], turn: int, path: str
     """Dialogues turn by turn (:func:`calirl_lite.stats.turn_profile`, one per set of dialogues): how many are still
     going at each turn (the selected one marked), and at turn ``turn`` the share of contexts that already state each
     hidden detail, the policy's action mix and the mix of the users' replies — one bar per set."""
-    from .stats import POLICY_ACTS, USER_ACTS
-
     names = list(profiles)
     first = profiles[names[0]]
+    acts = {key: list(first["turns"][0][key]) for key in ("policy", "user")}  # the profile's own order
     fig, axes = plt.subplots(1, 4, figsize=(15, 3.6), gridspec_kw={"width_ratios": [1, 1, 1, 1.4]}, layout="constrained")
     for k, name in enumerate(names):
         alive = [t["alive"] for t in profiles[name]["turns"]]
@@ -431,8 +430,8 @@ def plot_turn_profiles(profiles: dict[str, dict[str, Any]], turn: int, path: str
     axes[0].set_xlabel("assistant turn")
     axes[0].set_ylabel("share of dialogues still going")
     axes[0].legend(fontsize=7)
-    panels = ((axes[1], "knows", first["slots"], "context already states …"), (axes[2], "policy", POLICY_ACTS, "the policy's turn"),
-              (axes[3], "user", USER_ACTS, "the user's reply"))
+    panels = ((axes[1], "knows", first["slots"], "context already states …"), (axes[2], "policy", acts["policy"], "the policy's turn"),
+              (axes[3], "user", acts["user"], "the user's reply"))
     width = 0.8 / len(names)
     for ax, key, keys, title in panels:
         for k, name in enumerate(names):
