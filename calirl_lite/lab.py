@@ -33,12 +33,12 @@ from .gap_study import per_turn_gap
 from .io import atomic_write_json, atomic_write_text, json_safe
 from .paths import results_dir
 from .plots import close_figure, plot_lab, plot_lab_curves
-from .pool import run_pool
+from .pool import pool_size, run_pool
 from .results import RunResult, paired_difference
 from .settings import EVAL_SEED_OFFSET, Settings
 from .stats import behaviour_stats, behaviour_tv
 from .tasks import SINGLE_ERRORS, TASKS
-from .train import REWARDS, TrainConfig, train
+from .train import REWARDS, TrainConfig, train, train_job
 
 MOVES = {"over-forthcoming": "unprompted_reveal_rate", "sycophantic": "accept_wrong_rate", "question-averse": "quit_on_question_rate",
          "over-correcting": "point_out_rate", "impatient": "messages"}
@@ -90,9 +90,7 @@ class LabConfig(Settings):
             raise ValueError("strength 0 is the real users themselves: give a strength in (0, 1]")
 
     def n_workers(self) -> int:
-        import os
-
-        return self.workers or max(1, min(os.cpu_count() or 1, 4))
+        return pool_size(self.workers)
 
     def spec(self, error: str) -> str:
         """The ``--user`` spec of one single-error simulator ('' for the real users)."""
@@ -103,12 +101,14 @@ class LabConfig(Settings):
         specs = [self.spec(e) for e in self.errors]
         return ["real", *specs, *(f"lm {s}" for s in specs if self.lm)]
 
+    def method(self, who: str) -> str:
+        """The method of the lab run against training user ``who`` (:meth:`users`): oracle against a scripted
+        simulator (or the real users), calibrated against an LM simulator."""
+        return "calibrated" if who.startswith("lm ") else "oracle"
+
     def run_settings(self, who: str, reward: str) -> dict[str, Any]:
-        """The TrainConfig fields of the lab run against training user ``who`` (:meth:`users`) besides task and seed:
-        method oracle against a scripted simulator (or the real users), method calibrated against an LM simulator."""
-        lm = who.startswith("lm ")
-        return {"method": "calibrated" if lm else "oracle", "user": who.removeprefix("lm ") if who != "real" else "", "reward": reward,
-                "real_every": self.real_every, "profile": self.profile,
+        """The TrainConfig fields of the lab run against training user ``who`` besides profile, method, task and seed."""
+        return {"user": who.removeprefix("lm ") if who != "real" else "", "reward": reward, "real_every": self.real_every,
                 **({"token_penalty": self.token_penalty} if reward == "task-efficiency" else {}), **({"steps": self.steps} if self.steps else {})}
 
 
@@ -118,11 +118,6 @@ def error_of(who: str) -> str:
 
 
 # ----------------------------------------------------------------------------- jobs (run in worker processes)
-
-
-def lab_run(task: str, seed: int, settings: dict[str, Any]) -> RunResult:
-    """One lab run (reused when finished)."""
-    return train(TrainConfig.make(task=task, seed=seed, **settings), progress=False)
 
 
 def lab_user(profile: str, task: str, who: str) -> Any:
@@ -180,8 +175,8 @@ def lab(cfg: LabConfig | None = None, out: str | Path | None = None) -> dict[str
                         for t in cfg.tasks for who in users if who.startswith("lm ")]
         run_pool(calibrations, cfg.n_workers(), "lab: LM simulators")
     grid = {(t, r, who, s): f"{t} · {r} · {who} · seed {s}" for t in cfg.tasks for r in cfg.rewards for who in users for s in cfg.seeds}
-    jobs = [(name, lab_run, (t, s, cfg.run_settings(who, r))) for (t, r, who, s), name in grid.items()]
-    jobs.sort(key=lambda j: (j[2][2]["method"] != "calibrated", j[2][0] != "docedit-chat"))  # the longest first, so the pool ends together
+    jobs = [(name, train_job, (cfg.profile, cfg.method(who), t, s, cfg.run_settings(who, r))) for (t, r, who, s), name in grid.items()]
+    jobs.sort(key=lambda j: (j[2][1] != "calibrated", j[2][2] != "docedit-chat"))  # the longest first, so the pool ends together
     gap_jobs = [(f"gap · {t}", gap_job, (cfg.profile, t, users, cfg.gap_goals)) for t in cfg.tasks]
     done = run_pool(gap_jobs + jobs, cfg.n_workers(), "lab")
     runs = {key: done[name] for key, name in grid.items()}

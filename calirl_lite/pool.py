@@ -39,6 +39,11 @@ def _named(e: Exception, what: str) -> Exception:
     return kind(f"{what}: {e}")
 
 
+def pool_size(workers: int) -> int:
+    """``workers``, or (0) one per CPU core, at most 4: the size of a stage's pool of single-threaded workers."""
+    return workers or max(1, min(os.cpu_count() or 1, 4))
+
+
 def run_pool(jobs: Sequence[tuple[str, Callable[..., Any], tuple]], workers: int, desc: str) -> dict[str, Any]:
     """Run ``(name, function, args)`` jobs in ``workers`` single-threaded processes (in this process if 1), with a
     progress bar; returns name → result. A failed job stops the stage with its name in the error."""

@@ -38,11 +38,11 @@ from .gap_study import LM_SIMULATORS, format_trends, gap_points, gap_trends, see
 from .io import atomic_write_json, atomic_write_text, json_safe
 from .paths import results_dir
 from .plots import close_figure, plot_gap_vs_drop, plot_sim_vs_real
-from .pool import run_pool
+from .pool import pool_size, run_pool
 from .results import RunResult, paper_markdown, summarise, table_markdown
 from .settings import WORLD_SEED_ENV, Settings
 from .tasks import TASKS
-from .train import METHODS, TrainConfig, finished_results, train
+from .train import METHODS, finished_results, train_job
 from .world import build_world
 
 TASK_NAMES = tuple(TASKS)
@@ -91,7 +91,7 @@ class ReproduceConfig(Settings):
             raise ValueError("seeds and gap_seeds must each name at least one seed")
 
     def n_workers(self) -> int:
-        return self.workers or max(1, min(os.cpu_count() or 1, 4))
+        return pool_size(self.workers)
 
 
 # ----------------------------------------------------------------------------- jobs (run in worker processes)
@@ -100,11 +100,6 @@ class ReproduceConfig(Settings):
 def calibration_job(profile: str, task: str, seed: int = 0) -> dict[str, Any]:
     """Calibrate the simulator of ``task`` (reused when finished); returns gap.json's contents."""
     return calibrate_once(CalibrationConfig.make(profile=profile, task=task, seed=seed))
-
-
-def train_job(profile: str, method: str, task: str, seed: int, settings: dict[str, Any] | None = None) -> RunResult:
-    """Train one method on one task with one seed (reused when finished); ``settings``: other TrainConfig fields."""
-    return train(TrainConfig.make(profile=profile, method=method, task=task, seed=seed, **(settings or {})), progress=False)
 
 
 def run_settings(cfg: ReproduceConfig) -> dict[str, Any]:

@@ -622,6 +622,12 @@ def format_result(r: RunResult) -> str:
     return "\n".join(lines)
 
 
+def train_job(profile: str, method: str, task: str, seed: int, settings: dict[str, Any] | None = None) -> RunResult:
+    """Train one method on one task with one seed (reused when finished), without a progress bar: a job of a worker
+    pool (``calirl reproduce``, ``calirl lab``); ``settings``: other TrainConfig fields."""
+    return train(TrainConfig.make(profile=profile, method=method, task=task, seed=seed, **(settings or {})), progress=False)
+
+
 def finished_results(methods: Sequence[str] = tuple(METHODS), tasks: Sequence[str] = tuple(TASKS),
                      seeds: Sequence[int] = (0, 1, 2), **settings: Any) -> list[RunResult]:
     """The result of every finished run with these settings (nothing is trained; unfinished runs are left out)."""
