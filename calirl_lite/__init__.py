@@ -24,7 +24,7 @@ or two of its public functions. Modules, one per idea of the paper:
 * :mod:`calirl_lite.reproduce`, :mod:`calirl_lite.pool`, :mod:`calirl_lite.notebook_runner` — the main job (``calirl reproduce``), its worker pool; ``calirl notebooks``
 * :mod:`calirl_lite.colab`, :mod:`calirl_lite.exercises` — notebooks anywhere (the install cell, the runtime); checked exercises
 * :mod:`calirl_lite.plots`, :mod:`calirl_lite.widgets` — figures, sliders and the dialogue inspector
-* :mod:`calirl_lite.settings` — ``set_seed``, the ``CALIRL_SMOKE`` switch, settings dataclasses
+* :mod:`calirl_lite.settings` — ``set_seed``, the run modes (full, ``CALIRL_CLASS``, ``CALIRL_SMOKE``), settings dataclasses
 * :mod:`calirl_lite.checkpoints` — resuming training exactly (never past the budget, never from a torn checkpoint)
 * :mod:`calirl_lite.endpoints` — the HTTP client for OpenAI-compatible endpoints (endpoint users, LLM judges): one deadline a call, retries
 * :mod:`calirl_lite.io`, :mod:`calirl_lite.paths`, :mod:`calirl_lite.quiet` — atomic writes and the line reader, where results go, library noise silenced
@@ -36,8 +36,8 @@ from .quiet import filter_library_warnings
 filter_library_warnings()
 
 from .paths import results_dir  # noqa: E402
-from .settings import Settings, field_docs, set_seed, smoke_mode  # noqa: E402 - after the filters
+from .settings import Settings, by_mode, class_mode, field_docs, run_mode, set_seed, smoke_mode  # noqa: E402 - after the filters
 
 __version__ = "0.1.0"
 
-__all__ = ["Settings", "field_docs", "set_seed", "smoke_mode", "results_dir", "__version__"]
+__all__ = ["Settings", "by_mode", "class_mode", "field_docs", "run_mode", "set_seed", "smoke_mode", "results_dir", "__version__"]

@@ -79,6 +79,7 @@ class CalibrationConfig(Settings):
     """run folder (default: runs/calibrate-<profile>-<task>-seed<seed>-<hash of the settings and the world>, under $CALIRL_RUNS if set)"""
 
     SMOKE = {"n_traces": 40, "n_heldout": 12, "n_sim_dialogues": 12, "steps": 8, "batch_size": 8, "save_steps": 4}
+    CLASS = {"n_traces": 300, "n_heldout": 50, "n_sim_dialogues": 50, "steps": 150}
     BOUNDS = {"n_traces": (4, None), "n_heldout": (2, None), "n_sim_dialogues": (1, None), "steps": (1, None), "batch_size": (1, None),
               "lora_r": (1, None), "save_steps": (1, None), "max_length": (1, None), "learning_rate": (0, None),
               "max_messages": (0, None)}
@@ -202,18 +203,25 @@ def user_view_sequence(d: Dialogue, tokenizer: Any, style: str) -> tuple[list[in
     return ids, mask
 
 
-def user_nll(model: Any, tokenizer: Any, dialogues: Sequence[Dialogue], style: str, batch_size: int = 16) -> float:
-    """Mean per-token negative log-likelihood of the users' turns under ``model`` (teacher forcing, user's view)."""
+def user_nll(model: Any, tokenizer: Any, dialogues: Sequence[Dialogue], style: str, max_tokens: int = 4096) -> float:
+    """Mean per-token negative log-likelihood of the users' turns under ``model`` (teacher forcing, user's view).
+
+    Dialogues go in batches of at most ``max_tokens`` tokens with padding, shortest first, so one long conversation
+    pads no other (a real human chat can be ten times longer than the rest); log-probabilities are taken only at
+    the users' tokens."""
     import torch
 
-    seqs = [user_view_sequence(d, tokenizer, style) for d in dialogues]
+    seqs = sorted((user_view_sequence(d, tokenizer, style) for d in dialogues), key=lambda s: len(s[0]))
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    total, count = 0.0, 0
+    total, count, start = 0.0, 0, 0
     model.eval()
-    for start in range(0, len(seqs), batch_size):
-        part = seqs[start : start + batch_size]
-        width = max(len(ids) for ids, _ in part)
+    while start < len(seqs):
+        end = start + 1
+        while end < len(seqs) and (end + 1 - start) * len(seqs[end][0]) <= max_tokens:
+            end += 1
+        part, start = seqs[start:end], end
+        width = len(part[-1][0])
         ids = torch.full((len(part), width), pad, dtype=torch.long)
         att = torch.zeros((len(part), width), dtype=torch.long)
         tgt = torch.zeros((len(part), width), dtype=torch.bool)
@@ -221,11 +229,10 @@ def user_nll(model: Any, tokenizer: Any, dialogues: Sequence[Dialogue], style: s
             ids[i, : len(s)] = torch.tensor(s)
             att[i, : len(s)] = 1
             tgt[i, : len(m)] = torch.tensor(m, dtype=torch.bool)
-        with torch.inference_mode():
-            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1).gather(-1, ids[:, 1:, None].to(device))[..., 0]
         sel = tgt[:, 1:].to(device)
-        total += float(-(logp * sel).sum())
+        with torch.inference_mode():
+            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits[:, :-1][sel].float()
+        total += float(-torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].to(device)[sel][:, None]).sum())
         count += int(sel.sum())
     if count == 0:
         raise ValueError("no user tokens to score")

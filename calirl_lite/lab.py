@@ -76,6 +76,7 @@ class LabConfig(Settings):
     """processes running side by side (0: one per CPU core)"""
 
     SMOKE = {"tasks": ("arith-chat",), "errors": ("sycophantic",), "seeds": (0,), "real_every": 2, "gap_goals": 32}
+    CLASS = {"tasks": ("docedit-chat",), "rewards": ("task",), "seeds": (0,), "gap_goals": 50}
     BOUNDS = {"strength": (0, 1), "steps": (0, None), "token_penalty": (0, None), "real_every": (1, None), "gap_goals": (1, None)}
 
     def __post_init__(self) -> None:

@@ -64,7 +64,7 @@ class Profile:
     gpu_memory_gib: float = 0.0
     """the GPU memory the profile's stages are planned to fit (``calirl bench memory``; 0: not a GPU profile)"""
     device: str = "auto"
-    """'cpu': train and sample on the CPU even where a GPU is (the tiny profile: its numbers are the README's, to the
+    """'cpu': train and sample on the CPU even where a GPU is (the tiny profile: its numbers are docs/results.md's, to the
     last digit, on any machine); 'auto': the GPU where there is one"""
     """dialogues sampled together in an evaluation: more is faster (fewer steps of per-token overhead) and needs more memory"""
     max_message_tokens: int = 8192

@@ -78,6 +78,7 @@ class ReproduceConfig(Settings):
     calibration seed and twice the GRPO budget (results/robustness/)"""
 
     SMOKE = {"seeds": (0,), "gap_mixes": (0.0, 1.0), "gap_horizons": (2, 6), "gap_goals": 8, "gap_seeds": (0, 1)}
+    CLASS = {"seeds": (0,), "gap_goals": 50, "gap_seeds": (0, 1)}
     BOUNDS = {"gap_mixes": (0, 1), "gap_horizons": (2, None), "gap_goals": (1, None)}
 
     def __post_init__(self) -> None:

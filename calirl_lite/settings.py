@@ -5,8 +5,15 @@ more for the later stages). Each field carries a docstring right under it, in th
 CleanRL style, so a reader sees what a knob does where it is defined;
 :func:`field_docs` reads those docstrings back for ``--help`` texts and tests.
 
-``CALIRL_SMOKE=1`` is the one switch that shrinks every run so that the notebooks
-execute in CI in seconds; :func:`smoke_mode` is the only place that reads it.
+Three sizes, one code path (:func:`run_mode` reads the two switches, nothing else does):
+
+* full (the default) — the sizes of every number in docs/results.md;
+* class (``CALIRL_CLASS=1``) — every notebook top to bottom in under two minutes on a 2-core laptop, once the toy
+  world is built (``calirl world prepare``): one training seed, 20 GRPO steps, fewer evaluation dialogues, a
+  smaller lab, and the sections with a real model skipped on a CPU — sized so that each notebook still shows its
+  point (docs/teaching.md has the minutes);
+* smoke (``CALIRL_SMOKE=1``, the tests') — everything tiny, so that CI executes the notebooks in seconds; the
+  numbers mean nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +36,11 @@ import numpy as np
 from .io import atomic_write_json
 
 SMOKE_ENV = "CALIRL_SMOKE"
-"""Name of the environment variable that turns smoke mode on."""
+"""Name of the environment variable that turns smoke mode on (the tests' tiny sizes)."""
+CLASS_ENV = "CALIRL_CLASS"
+"""Name of the environment variable that turns class mode on (every notebook in under two minutes)."""
+MODES = ("full", "class", "smoke")
+"""The sizes the kit runs at (see :func:`run_mode`)."""
 
 
 EVAL_SEED_OFFSET = 50_000
@@ -94,17 +105,39 @@ def seed_bounds(name: str, kind: type) -> tuple[float | None, float | None]:
     return (None, None)
 
 
-def smoke_mode() -> bool:
-    """True when ``CALIRL_SMOKE`` asks for tiny runs (``1``, ``true``, ``yes``, ``on``).
-
-    This is the only function in the kit that reads the switch; everything else asks it.
-    """
-    value = os.environ.get(SMOKE_ENV, "").strip().lower()
+def _switch(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
     if value in ("", "0", "false", "no", "off"):
         return False
     if value in ("1", "true", "yes", "on"):
         return True
-    raise ValueError(f"{SMOKE_ENV}={value!r} is not understood: use 1 (smoke runs) or 0 (full runs)")
+    raise ValueError(f"{name}={value!r} is not understood: use 1 (on) or 0 (off)")
+
+
+def run_mode() -> str:
+    """``'smoke'`` when ``CALIRL_SMOKE`` is on, else ``'class'`` when ``CALIRL_CLASS`` is on, else ``'full'``
+    (each switch takes ``1``/``true``/``yes``/``on`` or ``0``/``false``/``no``/``off``).
+
+    This is the only function in the kit that reads the two switches; everything else asks it (or
+    :func:`smoke_mode`, :func:`class_mode`, :func:`by_mode`).
+    """
+    return "smoke" if _switch(SMOKE_ENV) else "class" if _switch(CLASS_ENV) else "full"
+
+
+def smoke_mode() -> bool:
+    """True in smoke mode (``CALIRL_SMOKE=1``): the tests' tiny runs."""
+    return run_mode() == "smoke"
+
+
+def class_mode() -> bool:
+    """True in class mode (``CALIRL_CLASS=1``, and smoke mode off): every notebook in under two minutes."""
+    return run_mode() == "class"
+
+
+def by_mode(full: Any, klass: Any, smoke: Any) -> Any:
+    """The value for the current :func:`run_mode`: ``by_mode(200, 100, 16)`` is 100 in class mode. The notebooks'
+    own sizes (those that are not a settings field) are chosen with it, so a reader sees all three at once."""
+    return dict(zip(MODES, (full, klass, smoke)))[run_mode()]
 
 
 WORLD_SEED_ENV = "CALIRL_WORLD_SEED"
@@ -151,12 +184,13 @@ S = TypeVar("S", bound="Settings")
 class Settings:
     """Base class of the per-stage settings dataclasses.
 
-    Subclasses list their smoke-mode values in ``SMOKE`` (a dict of field → value);
-    :meth:`make` applies them when :func:`smoke_mode` is on, then the caller's own
-    values on top, so the same notebook code runs full-size or tiny.
+    Subclasses list their smoke-mode values in ``SMOKE`` and their class-mode values in ``CLASS`` (dicts of
+    field → value); :meth:`make` applies the current mode's (:func:`run_mode`), then the caller's own values on top,
+    so the same notebook code runs full-size, class-size or tiny.
     """
 
     SMOKE: ClassVar[dict[str, Any]] = {}
+    CLASS: ClassVar[dict[str, Any]] = {}
     BOUNDS: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
     """``field: (lowest, highest)`` (None: no bound) for numeric fields whose range is not the default of
     :func:`seed_bounds`; checked on construction and turned into the command line's checks"""
@@ -180,11 +214,11 @@ class Settings:
 
     @classmethod
     def make(cls: type[S], **overrides: Any) -> S:
-        """Build the settings: defaults, then smoke values (if smoke mode), then ``overrides``."""
+        """Build the settings: defaults, then the mode's values (``SMOKE`` or ``CLASS``), then ``overrides``."""
         unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}; fields are {sorted(field_docs(cls))}")
-        values = dict(cls.SMOKE) if smoke_mode() else {}
+        values = dict({"full": {}, "class": cls.CLASS, "smoke": cls.SMOKE}[run_mode()])
         values.update(overrides)
         return cls(**_finite(cls, values))
 

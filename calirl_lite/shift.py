@@ -515,6 +515,7 @@ class ShiftConfig(Settings):
     """random MDPs on which the notebook checks that every gap is below its bound"""
 
     SMOKE = {"n_random_mdps": 20}
+    CLASS = {"n_random_mdps": 100}
     BOUNDS = {"n_offscript_kinds": (1, None)}
 
     def __post_init__(self) -> None:

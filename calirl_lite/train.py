@@ -131,6 +131,7 @@ class TrainConfig(Settings):
     """run folder (default: runs/train-<method>-<profile>-<task>-seed<seed>-<hash of the settings and the world>, under $CALIRL_RUNS if set)"""
 
     SMOKE = {"steps": 4, "prompts_per_step": 2, "group_size": 4, "n_eval": 8, "n_eval_simulator": 8, "save_steps": 2}
+    CLASS = {"steps": 20, "n_eval": 100, "n_eval_simulator": 20}
     BOUNDS = {"steps": (1, None), "prompts_per_step": (1, None), "group_size": (2, None), "n_eval": (1, None), "n_eval_simulator": (1, None),
               "save_steps": (1, None), "lora_r": (1, None), "learning_rate": (0, None), "kl_beta": (0, None), "token_penalty": (0, None),
               "real_every": (0, None)}

@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 NO_MODELS = {"01_compounding_shift.ipynb"}
 """notebooks that load no model (no PROFILE cell)"""
 PROFILE_CELL = (
-    "# Where the models run: 'tiny' (any CPU, minutes; the numbers in the README) is the profile of every result here\n"
+    "# Where the models run: 'tiny' (any CPU, minutes; the numbers in docs/results.md) is the profile of every result here\n"
     'PROFILE = "tiny"\n'
     "\n"
     "from calirl_lite.colab import describe_runtime\n"
@@ -43,8 +43,10 @@ def with_shared_cells(nb: nbformat.NotebookNode, name: str, repository: str) -> 
     while lines and not lines[0].strip():
         lines.pop(0)
     markdown.source = "\n".join([colab_badge(name, repository), "", *lines])
-    shared = {first_line(install_cell()), first_line(PROFILE_CELL)}
-    cells = [c for c in nb.cells if not (c.cell_type == "code" and first_line(c.source) in shared)]
+    def is_shared(cell: nbformat.NotebookNode) -> bool:  # by id, or by the first words (the text may have changed)
+        return cell.get("id") in ("install", "profile") or cell.source.startswith((first_line(install_cell())[:40], PROFILE_CELL[:24]))
+
+    cells = [c for c in nb.cells if not (c.cell_type == "code" and is_shared(c))]
     at = next(i for i, c in enumerate(cells) if c.cell_type == "code")
     new = [nbformat.v4.new_code_cell(install_cell(), id="install")]
     if name not in NO_MODELS:

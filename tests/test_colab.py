@@ -80,11 +80,17 @@ def test_the_tiny_profile_stays_on_the_cpu_and_says_so(capsys):
 def test_the_gpu_sections_pick_their_profile_and_budget_and_measure_time_and_memory(monkeypatch):
     import torch
 
-    from calirl_lite.colab import ENGLISH_BUDGETS, ENGLISH_SMOKE, english_budget, gpu_profile
+    from calirl_lite.colab import ENGLISH_BUDGETS, ENGLISH_SMOKE, english_budget, gpu_profile, real_model_section_runs
     from calirl_lite.memory import Measure
+    from calirl_lite.profiles import uses_cuda
 
     assert gpu_profile() == ("colab-t4" if torch.cuda.is_available() else "smol")
     assert english_budget("smol") == ENGLISH_SMOKE  # the tests run in smoke mode
+    assert real_model_section_runs("smol") and real_model_section_runs("colab-t4")
+    monkeypatch.setenv("CALIRL_CLASS", "1")
+    monkeypatch.setenv("CALIRL_SMOKE", "0")
+    assert english_budget("colab-t4") == ENGLISH_SMOKE and real_model_section_runs("smol") is uses_cuda("smol")  # skipped on a CPU
+    monkeypatch.setenv("CALIRL_CLASS", "0")
     monkeypatch.setenv("CALIRL_SMOKE", "0")
     assert english_budget("colab-t4") == ENGLISH_BUDGETS["colab-t4"]
     with pytest.raises(ValueError, match="no budget for profile 'tiny'"):

@@ -53,8 +53,38 @@ def test_make_applies_smoke_values_then_overrides(monkeypatch):
         shift.ShiftConfig.make(nonsense=1)
 
 
+@pytest.mark.parametrize("smoke, klass, mode", [("0", "0", "full"), ("0", "1", "class"), ("1", "0", "smoke"), ("1", "1", "smoke")])
+def test_run_mode_reads_both_switches_smoke_first(monkeypatch, smoke, klass, mode):
+    monkeypatch.setenv("CALIRL_SMOKE", smoke)
+    monkeypatch.setenv("CALIRL_CLASS", klass)
+    assert calirl_lite.run_mode() == mode
+    assert calirl_lite.class_mode() is (mode == "class") and calirl_lite.smoke_mode() is (mode == "smoke")
+    assert calirl_lite.by_mode(full="F", klass="C", smoke="S") == mode[0].upper()
+
+
+def test_class_switch_rejects_nonsense(monkeypatch):
+    monkeypatch.setenv("CALIRL_SMOKE", "0")
+    monkeypatch.setenv("CALIRL_CLASS", "sometimes")
+    with pytest.raises(ValueError, match="CALIRL_CLASS"):
+        calirl_lite.run_mode()
+
+
+def test_make_applies_class_values_in_class_mode(monkeypatch):
+    from calirl_lite.lab import LabConfig
+    from calirl_lite.train import TrainConfig
+
+    monkeypatch.setenv("CALIRL_SMOKE", "0")
+    monkeypatch.setenv("CALIRL_CLASS", "1")
+    assert shift.ShiftConfig.make().n_random_mdps == shift.ShiftConfig.CLASS["n_random_mdps"] != shift.ShiftConfig().n_random_mdps
+    assert TrainConfig.make().n_eval == TrainConfig.CLASS["n_eval"] and TrainConfig.make(steps=7).steps == 7
+    assert LabConfig.make(tasks=("arith-chat",)).tasks == ("arith-chat",) and LabConfig.make().seeds == (0,)
+
+
 def all_settings_classes():
-    import calirl_lite.shift  # noqa: F401  (modules that define settings)
+    import importlib
+
+    for module in ("bench", "calibration", "evaluate", "lab", "reproduce", "shift", "train", "world"):  # modules that define settings
+        importlib.import_module(f"calirl_lite.{module}")
 
     todo, found = [Settings], []
     while todo:
@@ -69,6 +99,14 @@ def test_every_settings_field_has_a_docstring(cls):
     docs = field_docs(cls)
     assert set(docs) == {f.name for f in dataclasses.fields(cls)}
     assert all(docs.values()), [name for name, doc in docs.items() if not doc]
+
+
+@pytest.mark.parametrize("cls", all_settings_classes(), ids=lambda c: c.__name__)
+def test_smoke_and_class_sizes_are_fields_with_valid_values(cls):
+    for sizes in (cls.SMOKE, cls.CLASS):
+        assert set(sizes) <= {f.name for f in dataclasses.fields(cls)}
+        defaults = {f.name: getattr(cls(), f.name) for f in dataclasses.fields(cls) if f.name in sizes} if sizes else {}
+        cls(**{**defaults, **sizes})  # the checks of __post_init__ pass
 
 
 def test_field_docs_reads_the_docstring_under_each_field():
