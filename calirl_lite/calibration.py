@@ -229,10 +229,10 @@ def user_nll(model: Any, tokenizer: Any, dialogues: Sequence[Dialogue], style: s
             ids[i, : len(s)] = torch.tensor(s)
             att[i, : len(s)] = 1
             tgt[i, : len(m)] = torch.tensor(m, dtype=torch.bool)
-        sel = tgt[:, 1:].to(device)
+        ids, sel = ids.to(device), tgt[:, 1:].to(device)
         with torch.inference_mode():
-            logits = model(input_ids=ids.to(device), attention_mask=att.to(device)).logits[:, :-1][sel].float()
-        total += float(-torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].to(device)[sel][:, None]).sum())
+            logits = model(input_ids=ids, attention_mask=att.to(device)).logits[:, :-1][sel].float()
+        total += float(-torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:][sel][:, None]).sum())
         count += int(sel.sum())
     if count == 0:
         raise ValueError("no user tokens to score")

@@ -137,9 +137,9 @@ def real_model_section_runs(profile: str) -> bool:
 def english_budget(profile: str) -> tuple[dict[str, int], dict[str, int]]:
     """``(calibration sizes, training sizes)`` for ``CalibrationConfig.make`` and ``TrainConfig.make`` (see
     :data:`ENGLISH_BUDGETS`); :data:`ENGLISH_SMOKE` in smoke and class mode."""
-    from .settings import run_mode
+    from .settings import by_mode
 
     if profile not in ENGLISH_BUDGETS:
         raise ValueError(f"no budget for profile {profile!r}; profiles with one: {', '.join(ENGLISH_BUDGETS)}")
-    calibration, training = ENGLISH_BUDGETS[profile] if run_mode() == "full" else ENGLISH_SMOKE
+    calibration, training = by_mode(full=ENGLISH_BUDGETS[profile], klass=ENGLISH_SMOKE, smoke=ENGLISH_SMOKE)
     return dict(calibration), dict(training)

@@ -218,7 +218,7 @@ class Settings:
         unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}; fields are {sorted(field_docs(cls))}")
-        values = dict({"full": {}, "class": cls.CLASS, "smoke": cls.SMOKE}[run_mode()])
+        values = dict(by_mode(full={}, klass=cls.CLASS, smoke=cls.SMOKE))
         values.update(overrides)
         return cls(**_finite(cls, values))
 
