@@ -1,5 +1,7 @@
 # make reproduce   set up .venv and run the main job (the toy-world reproduction)
 # make test        set up .venv with the test tools and run the linter and the whole test suite (notebooks included, smoke mode)
+# make test-fast   the same without the slow tests (training, notebooks, the browser, the wheel): a few minutes
+# make world       ship the toy world anew (calirl_lite/prebuilt/): after a change to the world's code or settings
 # make lowest      the oldest versions pyproject.toml allows, installed into .venv-lowest and tested
 # make dist        build the wheel and the sdist into dist/ and check them (twine check)
 # make notebook-cells  write the shared cells (Colab badge, install cell, PROFILE) into every notebook
@@ -8,7 +10,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.calirl-installed
 DEV_STAMP := $(VENV)/.calirl-dev-installed
 
-.PHONY: setup reproduce test lowest dist notebook-cells clean-results
+.PHONY: setup reproduce test test-fast world lowest dist notebook-cells clean-results
 
 $(STAMP): requirements.txt pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $(VENV)
@@ -27,6 +29,13 @@ test: $(DEV_STAMP)
 	bash scripts/browser.sh
 	$(BIN)/ruff check calirl_lite tests scripts conftest.py
 	CALIRL_SMOKE=1 $(BIN)/python -m pytest --nbmake tests notebooks
+
+test-fast: $(DEV_STAMP)
+	$(BIN)/ruff check calirl_lite tests scripts conftest.py
+	CALIRL_SMOKE=1 $(BIN)/python -m pytest -m "not slow" tests
+
+world: $(STAMP)
+	$(BIN)/python scripts/ship_world.py
 
 lowest:
 	python3 scripts/lowest.py

@@ -17,6 +17,7 @@ QLoRA calibration and of a GRPO step at full lengths, on random-weight models of
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import statistics
 import tempfile
@@ -28,14 +29,26 @@ from typing import Any
 import numpy as np
 import torch
 
+from . import memory
+from .calibration import load_base, train_simulator
 from .chat import turn_end_id
+from .context import Context
 from .decode import generate, make_forward
-from .profiles import get_profile
-from .rollout import Policy, base_policy, rollout, rollout_one_at_a_time
+from .dialogue import Dialogue, Message
+from .io import atomic_write_text
+from .memory import Measure, micro_batches
+from .profiles import Models, Profile, get_profile
+from .rollout import Policy, base_policy, rollout, rollout_in_batches, rollout_one_at_a_time
 from .settings import Settings
-from .tasks import UserPersona, get_task
+from .sources import task_goals
+from .stages import SIMULATOR, CalibrationConfig, Stage, TrainConfig, TrainStage, resolve, train_stage
+from .task_family import UserPersona
+from .tasks import get_task
+from .tiny_models import build_tiny_model
+from .train import check_inputs
+from .trainer import Start, make_trainer, training_starts
 from .users import LMUser, ScriptedUsers, make_user
-from .world import World, WorldConfig, build_world
+from .world import World, build_world
 
 
 @dataclass
@@ -163,18 +176,17 @@ def _rate(sample: Any, tokens: int) -> float:
     return n / (time.perf_counter() - start)
 
 
-def bench_rollout(cfg: RolloutBench | None = None, world: World | None = None) -> dict[str, Any]:
+def bench_rollout(cfg: RolloutBench, ctx: Context) -> dict[str, Any]:
     """Measure the rates (engine, generate and stream: median of ``repeats`` runs); returns ``engine_tok_s``,
-    ``generate_tok_s``, ``stream_tok_s``, ``naive_tok_s``, the upper bound and the ratios. ``world``: the toy
-    world whose test goals are used (default: the world of the default settings)."""
-    cfg = cfg or RolloutBench.make()
-    profile, task, user, seed, repeats, max_messages, max_new_tokens = cfg.profile, cfg.task, cfg.user, cfg.seed, cfg.repeats, cfg.max_messages, cfg.max_new_tokens
+    ``generate_tok_s``, ``stream_tok_s``, ``naive_tok_s``, the upper bound and the ratios, on the test goals of the
+    context's toy world."""
+    user, seed, repeats, max_messages, max_new_tokens = cfg.user, cfg.seed, cfg.repeats, cfg.max_messages, cfg.max_new_tokens
     n_dialogues, n_naive = cfg.dialogues, cfg.naive_dialogues
-    prof = get_profile(profile)
-    get_task(task)
-    goals = [t["goal"] for t in (world or build_world()).tasks(task, "test")]
+    stage = resolve(ctx, cfg.profile, cfg.task)
+    prof, task = stage.profile, stage.task
+    goals = [t["goal"] for t in task_goals(task, "test", stage.world)]
     goals = (goals * (n_dialogues // max(1, len(goals)) + 1))[:n_dialogues]
-    policy = base_policy(profile, max_new_tokens)
+    policy = base_policy(stage.models, max_new_tokens)
     model, tok = policy.model, policy.tokenizer
     sim = LMUser(model, tok, max_new_tokens=max_new_tokens, prompt_style=prof.user_prompt_style) if user == "naive" else ScriptedUsers()
     rollout(policy, sim, task, goals[:2], max_messages, seed=seed)  # warm-ups
@@ -196,7 +208,7 @@ def bench_rollout(cfg: RolloutBench | None = None, world: World | None = None) -
         rates["generate_fixed_length"].append(_rate(lambda: hf_generate(model, tok, engine.prompt_ids, per_seq, prof.policy_temperature, True), 1))
     naive = rollout_one_at_a_time(policy, sim, task, goals[:n_naive], max_messages, seed=seed)
     result = {
-        "profile": profile, "task": task, "user": user, "n_dialogues": len(goals), "n_naive": n_naive, "max_messages": max_messages,
+        "profile": cfg.profile, "task": cfg.task, "user": user, "n_dialogues": len(goals), "n_naive": n_naive, "max_messages": max_messages,
         "max_new_tokens": max_new_tokens, "repeats": repeats, "threads": torch.get_num_threads(),
         "forward": type(make_forward(model, 1)).__name__,
         "engine_tokens": int(statistics.median(engine_tokens)), **{f"{k}_tok_s": statistics.median(v) for k, v in rates.items()},
@@ -209,7 +221,7 @@ def bench_rollout(cfg: RolloutBench | None = None, world: World | None = None) -
     return result
 
 
-def bench_train(cfg: TrainBench | None = None, world: World | None = None) -> dict[str, Any]:
+def bench_train(bench: TrainBench, ctx: Context) -> dict[str, Any]:
     """GRPO steps/s and tokens/s of ``calirl train``'s code path, single-turn and multi-turn.
 
     *single-turn*: a message budget of 2 (the user's first message, one policy turn) — plain GRPO;
@@ -220,15 +232,9 @@ def bench_train(cfg: TrainBench | None = None, world: World | None = None) -> di
     """
     from transformers import TrainerCallback
 
-    from .train import SIMULATOR, TrainConfig, check_inputs, make_trainer, training_starts
-
-    bench = cfg or TrainBench.make()
-    profile, task, user, seed, steps, prompts_per_step, group_size = (bench.profile, bench.task, bench.user, bench.seed, bench.steps,
-                                                                      bench.prompts_per_step, bench.group_size)
-    method = {"real": "oracle", "naive": "naive"}[user]
-    world = world or build_world()
-    result: dict[str, Any] = {"profile": profile, "task": task, "user": user, "steps": steps, "prompts_per_step": prompts_per_step,
-                              "group_size": group_size, "threads": torch.get_num_threads()}
+    method = {"real": "oracle", "naive": "naive"}[bench.user]
+    result: dict[str, Any] = {"profile": bench.profile, "task": bench.task, "user": bench.user, "steps": bench.steps,
+                              "prompts_per_step": bench.prompts_per_step, "group_size": bench.group_size, "threads": torch.get_num_threads()}
 
     class Clock(TrainerCallback):
         def __init__(self) -> None:
@@ -239,13 +245,14 @@ def bench_train(cfg: TrainBench | None = None, world: World | None = None) -> di
             self.ends.append(time.perf_counter())
             self.tokens.append(int(state.num_input_tokens_seen))
 
-    for name, budget in (("single_turn", 2), ("multi_turn", world.config.max_messages)):
+    for name, budget in (("single_turn", 2), ("multi_turn", ctx.world.max_messages)):
         with tempfile.TemporaryDirectory() as tmp:
-            cfg = TrainConfig(method=method, profile=profile, task=task, seed=seed, steps=steps, prompts_per_step=prompts_per_step,
-                              group_size=group_size, max_messages=budget, save_steps=steps + 1, out_dir=tmp)
-            need = check_inputs(cfg)
+            cfg = TrainConfig(method=method, profile=bench.profile, task=bench.task, seed=bench.seed, steps=bench.steps, prompts_per_step=bench.prompts_per_step,
+                              group_size=bench.group_size, max_messages=budget, save_steps=bench.steps + 1, out_dir=tmp)
+            stage = train_stage(cfg, ctx)
+            inputs = check_inputs(stage)
             clock = Clock()
-            trainer, stats = make_trainer(cfg, training_starts(cfg, need, world), make_user(SIMULATOR[method], profile), [clock])
+            trainer, stats = make_trainer(stage, training_starts(stage, inputs.logged), make_user(SIMULATOR[method], stage.models), [clock])
             trainer.train()
         seconds = clock.ends[-1] - clock.ends[0]
         timed = slice(1, None)  # the steps after the warm-up
@@ -253,10 +260,9 @@ def bench_train(cfg: TrainBench | None = None, world: World | None = None) -> di
             "max_messages": budget, "steps_per_s": (len(clock.ends) - 1) / seconds,
             "policy_tok_s": sum(stats.policy_tokens[timed]) / seconds, "all_tok_s": (clock.tokens[-1] - clock.tokens[0]) / seconds,
             "rollout_share": sum(stats.seconds[timed]) / seconds,
-            "policy_tokens_per_dialogue": sum(stats.policy_tokens[timed]) / ((steps - 1) * prompts_per_step * group_size),
+            "policy_tokens_per_dialogue": sum(stats.policy_tokens[timed]) / ((bench.steps - 1) * bench.prompts_per_step * bench.group_size),
         }
     return result
-
 
 
 TOLD_ALL = UserPersona("told-all", reveal_first=1.0, p_answer_when_asked=1.0, p_unprompted_reveal=0.0, p_mistake=0.0, p_accept_wrong=0.0)
@@ -270,9 +276,8 @@ def copy_rates(world: Any, n_goals: int = 200, seed: int = 0) -> dict[str, float
     (``arith_right``) and with each slot of the note right (``name``, ``place``, ``day``, ``tone``); and how
     often the first turn answers at all (``arith_answers``, ``docedit_drafts``).
     """
-    from .tasks import get_task
-
-    policy = Policy(*world.load_model(), "base", get_profile("tiny").policy_temperature, get_profile("tiny").max_new_tokens)
+    tiny = get_profile("tiny")
+    policy = Policy(*world.load_model(), "base", tiny.policy_temperature, tiny.max_new_tokens)
     out: dict[str, float] = {}
     for name in ("arith-chat", "docedit-chat"):
         task = get_task(name)
@@ -291,38 +296,35 @@ def copy_rates(world: Any, n_goals: int = 200, seed: int = 0) -> dict[str, float
     return out
 
 
-def bench_world(cfg: WorldBench | None = None, **overrides: Any) -> dict[str, Any]:
-    """Build the toy world afresh (in a temporary cache; ``overrides`` are WorldConfig fields) and time it, then
-    measure what its LM can copy (:func:`copy_rates`)."""
-    cfg = cfg or WorldBench.make()
+def bench_world(cfg: WorldBench, ctx: Context, **overrides: Any) -> dict[str, Any]:
+    """Build the toy world afresh (the context's world sizes, the bench's seed, in a temporary cache; ``overrides``
+    are WorldConfig fields) and time it, then measure what its LM can copy (:func:`copy_rates`)."""
     seed, n_goals = cfg.seed, cfg.goals
     with tempfile.TemporaryDirectory() as tmp:
-        cfg = WorldConfig.make(seed=seed, cache_dir=tmp, **overrides)
+        world_cfg = dataclasses.replace(ctx.world, seed=seed, cache_dir=tmp, **overrides)
         start = time.perf_counter()
-        world = build_world(cfg, force=True)
+        world = build_world(world_cfg, force=True)
         seconds = time.perf_counter() - start
-        loss = world.manifest["train_loss"]
-        return {"seed": seed, "build_seconds": seconds, "pretrain_steps": cfg.train_steps, "final_loss": loss[-1]["loss"] if loss else None,
-                "threads": torch.get_num_threads(), "n_goals": n_goals, **copy_rates(world, n_goals, seed)}
+        return world_figures(world, seconds, n_goals)
 
 
-def bench_memory(cfg: MemoryBench | None = None, layout: Any = None, folder: str = "") -> dict[str, Any]:
+def world_figures(world: World, seconds: float, n_goals: int) -> dict[str, Any]:
+    """A built world's build time, final pre-training loss and copy rates (:func:`copy_rates`)."""
+    loss = world.manifest["train_loss"]
+    return {"seed": world.config.seed, "build_seconds": seconds, "pretrain_steps": world.config.train_steps, "final_loss": loss[-1]["loss"] if loss else None,
+            "threads": torch.get_num_threads(), "n_goals": n_goals, **copy_rates(world, n_goals, world.config.seed)}
+
+
+def bench_memory(cfg: MemoryBench, ctx: Context, layout: Any = None, folder: str = "") -> dict[str, Any]:
     """The memory plan of a GPU profile (:func:`calirl_lite.memory.plan`); with ``measure``, the peaks measured on this
     machine's GPU for QLoRA calibration (the profile's settings, examples at full length) and one GRPO step (a naive
     LM simulator, every dialogue at its longest: random weights never end a turn early) — on models of the exact
     layouts with random weights, built in ``folder``, so nothing is downloaded. ``layout`` replaces both layouts
     (a small one lets the same code run on a CPU, where no peak is measured)."""
-    import dataclasses
-
-    from . import memory, profiles
-    from .tiny_models import build_tiny_model
-
-    cfg = cfg or MemoryBench.make()
-    profile, budget_gib, measure, max_messages = cfg.profile, cfg.budget, cfg.measure, cfg.max_messages
-    prof = profiles.get_profile(profile)
-    budget = budget_gib or prof.gpu_memory_gib or 14.0
-    result: dict[str, Any] = {"plan": memory.plan(profile, budget, max_messages=max_messages), "measured": {}}
-    if not measure:
+    prof = get_profile(cfg.profile)
+    budget = cfg.budget or prof.gpu_memory_gib or 14.0
+    result: dict[str, Any] = {"plan": memory.plan(prof, budget, max_messages=cfg.max_messages), "measured": {}}
+    if not cfg.measure:
         return result
     if layout is None and not torch.cuda.is_available():
         raise ValueError("measuring needs a CUDA GPU and none is here; without --measure the plan is printed")
@@ -330,21 +332,15 @@ def bench_memory(cfg: MemoryBench | None = None, layout: Any = None, folder: str
     models = {}
     for role, name, seed in (("policy", prof.policy_model, 0), ("simulator", prof.user_model, 1)):
         models[role] = str(build_tiny_model("qwen2", base / role, seed=seed, layout=layout or memory.layout_of(name)))
-    checked = dataclasses.replace(prof, name=f"{profile}-random", policy_model=models["policy"], user_model=models["simulator"],
+    checked = dataclasses.replace(prof, name=f"{cfg.profile}-random", policy_model=models["policy"], user_model=models["simulator"],
                                   user_in_4bit=prof.user_in_4bit and torch.cuda.is_available())
-    profiles.PROFILES[checked.name] = checked
-    try:
-        result["measured"]["calibration"] = _peak(lambda: _calibration_step(checked.name, base))
-        result["measured"]["training"] = _peak(lambda: _grpo_step(checked.name, base, max_messages))
-    finally:
-        del profiles.PROFILES[checked.name]
+    result["measured"]["calibration"] = _peak(lambda: _calibration_step(ctx, checked, base))
+    result["measured"]["training"] = _peak(lambda: _grpo_step(ctx, checked, base, cfg.max_messages))
     return result
 
 
 def _peak(run: Any) -> dict[str, Any]:
     """``run()``'s seconds and (on CUDA) its peak of allocated and reserved GPU memory, in GiB."""
-    from .memory import Measure
-
     with Measure() as m:
         extra = run()
     return {**m.as_dict(), **extra}
@@ -355,51 +351,45 @@ def _long_text(rng: np.random.Generator, words: int) -> str:
     return " ".join(rng.choice(vocab, words))
 
 
-def _calibration_step(profile: str, base: Path) -> dict[str, Any]:
+def _calibration_step(ctx: Context, prof: Profile, base: Path) -> dict[str, Any]:
     """Two SFT steps of the simulator with the profile's calibration settings on 16 traces long enough to fill max_length."""
-    from .calibration import CalibrationConfig, load_base, train_simulator
-    from .dialogue import Dialogue, Message
-    from .memory import micro_batches
-
     rng = np.random.default_rng(0)
-    goal = get_task("arith-chat").sample_goal(rng)
-    cfg = CalibrationConfig(profile=profile, task="arith-chat", steps=2, save_steps=1000, out_dir=str(base / "calibrate"))
+    task = get_task("arith-chat")
+    goal = task.sample_goal(rng)
+    cfg = CalibrationConfig(profile=prof.name.removesuffix("-random"), task="arith-chat", steps=2, save_steps=1000, out_dir=str(base / "calibrate"), load_in_4bit=prof.user_in_4bit)
+    stage = Stage(cfg, ctx, Models(prof, None, ctx.cache), task, None, ctx.world.max_messages, base / "calibrate")
     traces = [Dialogue("arith-chat", str(i), goal, [Message(("user", "assistant")[k % 2], _long_text(rng, 180)) for k in range(8)]) for i in range(cfg.batch_size)]
-    model, tok = load_base(cfg)
-    train_simulator(cfg, model, tok, traces, get_profile(profile).user_prompt_style)
-    micro, accumulate = micro_batches(profile, "calibration", calibration_batch=cfg.batch_size, calibration_length=cfg.max_length, lora_r=cfg.lora_r)
+    model, tok = load_base(stage)
+    train_simulator(stage, model, tok, traces)
+    micro, accumulate = micro_batches(prof, "calibration", calibration_batch=cfg.batch_size, calibration_length=cfg.max_length, lora_r=cfg.lora_r)
     return {"load_in_4bit": bool(cfg.load_in_4bit), "micro_batch": micro, "accumulation": accumulate}
 
 
-def _grpo_step(profile: str, base: Path, max_messages: int) -> dict[str, Any]:
+def _grpo_step(ctx: Context, prof: Profile, base: Path, max_messages: int) -> dict[str, Any]:
     """One GRPO step of the policy (LoRA on a GPU profile) against the naive LM simulator."""
-    from .train import Start, TrainConfig, make_trainer
-
     rng = np.random.default_rng(1)
-    cfg = TrainConfig(method="naive", profile=profile, task="arith-chat", steps=1, save_steps=1000, max_messages=max_messages, out_dir=str(base / "train"))
-    starts = [Start(get_task("arith-chat").sample_goal(rng)) for _ in range(cfg.prompts_per_step)]
-    trainer, stats = make_trainer(cfg, starts, make_user("naive", profile))
+    task = get_task("arith-chat")
+    cfg = TrainConfig(method="naive", profile=prof.name.removesuffix("-random"), task="arith-chat", steps=1, save_steps=1000, max_messages=max_messages, out_dir=str(base / "train"))
+    models = Models(prof, None, ctx.cache)
+    stage = TrainStage(cfg, ctx, models, task, None, max_messages, base / "train", None, prof.needs_cuda)
+    starts = [Start(task.sample_goal(rng)) for _ in range(cfg.prompts_per_step)]
+    trainer, stats = make_trainer(stage, starts, make_user("naive", models))
     trainer.train()
     return {"micro_batch": trainer.args.per_device_train_batch_size, "accumulation": trainer.args.gradient_accumulation_steps,
-            "rollout_seconds": round(stats.seconds[0], 1), "tokens_sampled": stats.all_tokens[0], "lora": cfg.lora()}
+            "rollout_seconds": round(stats.seconds[0], 1), "tokens_sampled": stats.all_tokens[0], "lora": stage.lora}
 
 
-def bench_parsing(cfg: ParsingBench | None = None, world: World | None = None) -> dict[str, Any]:
+def bench_parsing(cfg: ParsingBench, ctx: Context) -> dict[str, Any]:
     """How the scripted real users read a real model's turns: the profile's base policy talks with them on held-out
     goals, and every assistant turn is tallied by what the user took it for (an answer — and whether judged right —,
     a question, or neither). A random sample of turns, each with the user's reading and reply, goes to a JSON Lines
     file with an empty ``check`` field, for a person to mark where the reading is wrong: that the reward a model gets
     is the reward it earned is checked by reading, not assumed."""
-    from .io import atomic_write_text
-    from .paths import results_dir
-    from .rollout import rollout_in_batches
-    from .sources import task_goals
-
-    cfg = cfg or ParsingBench.make()
-    task = get_task(cfg.task)
-    goals = [t["goal"] for t in task_goals(cfg.task, "test", world)][: cfg.dialogues]
-    dialogues = rollout_in_batches(base_policy(cfg.profile), ScriptedUsers(), cfg.task, goals, WorldConfig.make().max_messages, cfg.seed,
-                                   get_profile(cfg.profile).eval_batch, "parsing", f"{cfg.profile} with {cfg.task}'s real users")
+    stage = resolve(ctx, cfg.profile, cfg.task)
+    task = stage.task
+    goals = [t["goal"] for t in task_goals(task, "test", stage.world)][: cfg.dialogues]
+    dialogues = rollout_in_batches(base_policy(stage.models), ScriptedUsers(), task, goals, stage.budget, cfg.seed,
+                                   stage.profile.eval_batch, "parsing", f"{cfg.profile} with {cfg.task}'s real users")
     turns = []
     for d in dialogues:
         for k, m in enumerate(d.messages):
@@ -413,7 +403,7 @@ def bench_parsing(cfg: ParsingBench | None = None, world: World | None = None) -
     answered = {t["dialogue"] for t in turns if t["read_as"] == "answer"}
     rng = np.random.default_rng(cfg.seed)
     sample = [turns[i] for i in sorted(rng.choice(len(turns), min(cfg.sample, len(turns)), replace=False))] if turns else []
-    out = Path(cfg.out) if cfg.out else results_dir() / f"parsing-{cfg.profile}-{cfg.task}.jsonl"
+    out = Path(cfg.out) if cfg.out else ctx.results_dir() / f"parsing-{cfg.profile}-{cfg.task}.jsonl"
     atomic_write_text(out, "".join(json.dumps(t) + "\n" for t in sample))
     return {"profile": cfg.profile, "task": cfg.task, "dialogues": len(dialogues), "turns": len(turns), "read_as": kinds,
             "dialogues_with_an_answer": len(answered), "answers_judged_right": sum(bool(t["judged_right"]) for t in turns),

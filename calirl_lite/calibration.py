@@ -13,13 +13,14 @@
    users', and the base policy's outcome with the simulator vs with the real users.
 
 ``calirl calibrate --profile tiny --task arith-chat`` runs all three; the same code calibrates
-SmolLM2 toward *real human* turns (``--profile smol --task chitchat``, the chitchat-dataset).
+SmolLM2 toward *real human* turns (``--profile smol --task chitchat``, the chitchat-dataset). The settings are
+:class:`~calirl_lite.stages.CalibrationConfig`; :func:`calibrate` resolves them once into a
+:class:`~calirl_lite.stages.Stage` (models, task, world, budget, run folder) that every function here takes.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -27,87 +28,22 @@ import numpy as np
 
 from .chat import encode, next_segment_ids, opening, turn_end_id, user_prompt_ids
 from .checkpoints import train_or_resume
+from .context import Context
 from .dialogue import Dialogue, Message, write_jsonl
+from .inputs import check_dialogues, read_dialogues
 from .io import atomic_dir, atomic_write_json, folder_lock, json_safe
+from .memory import micro_batches
+from .profiles import quantization_config, require, uses_cuda
 from .prompts import user_messages
-from .settings import HELDOUT_SEED_OFFSET, SIMULATOR_SEED_OFFSET, Settings
+from .quiet import tidy_trainer
+from .rollout import Policy, base_policy, mean_scores, rollout, rollout_in_batches
+from .settings import HELDOUT_SEED_OFFSET, SIMULATOR_SEED_OFFSET, set_seed
+from .sources import task_goals
+from .stages import CalibrationConfig, Stage, calibration_stage
+from .stats import behaviour_stats, behaviour_tv
+from .task_family import Task
 from .tasks import get_task
-from .world import WorldConfig, message_budget
-
-
-@dataclass
-class CalibrationConfig(Settings):
-    """Settings of simulator calibration (``calirl calibrate``)."""
-
-    profile: str = "tiny"
-    """model profile (tiny, smol, colab-t4, paper)"""
-    user_model: str = ""
-    """the simulator's base model: a folder or hub id (default: the profile's user model)"""
-    task: str = "arith-chat"
-    """task whose real users the simulator learns: arith-chat, docedit-chat (toy world), math-chat, doc-chat (English world) or chitchat (real human turns)"""
-    persona: str = ""
-    """toy tasks: learn these scripted users instead of the real ones — a spec as `calirl train --user` takes
-    (sycophantic, p_accept_wrong=0.8, …): the mismatch lab's LM simulators with one error ('' = the real users)"""
-    n_traces: int = 600
-    """training dialogues of the base policy with the real users (paper: 1,860 MATH-Chat, 16,028 MediumDocEdit)"""
-    n_heldout: int = 100
-    """held-out real-user dialogues (on test goals) for the gap metrics"""
-    n_sim_dialogues: int = 100
-    """dialogues of the base policy with each simulator for its behaviour statistics"""
-    max_messages: int = 0
-    """message budget of every dialogue collected or sampled here (0: the world's, as in `calirl train`)"""
-    seed: int = 0
-    """seed of trace collection, training and evaluation rollouts"""
-    steps: int = 300
-    """SFT optimiser steps"""
-    batch_size: int = 16
-    """examples (user turns) per SFT step"""
-    learning_rate: float = 2e-3
-    """peak learning rate of the LoRA parameters"""
-    lora_r: int = 16
-    """LoRA rank"""
-    lora_alpha: int = 32
-    """LoRA scaling numerator (scale = alpha / r)"""
-    load_in_4bit: bool | None = None
-    """QLoRA: load the base model in 4-bit nf4 (CUDA only); unset: the profile's ``user_in_4bit``, which is also how
-    ``calirl train`` loads the simulator and finds this run's adapter"""
-    save_steps: int = 50
-    """checkpoint every this many steps (an interrupted run resumes from the last one)"""
-    max_length: int = 512
-    """longest SFT example in tokens (longer ones are cut at the end)"""
-    out_dir: str = ""
-    """run folder (default: runs/calibrate-<profile>-<task>-seed<seed>-<hash of the settings and the world>, under $CALIRL_RUNS if set)"""
-
-    SMOKE = {"n_traces": 40, "n_heldout": 12, "n_sim_dialogues": 12, "steps": 8, "batch_size": 8, "save_steps": 4}
-    CLASS = {"n_traces": 300, "n_heldout": 50, "n_sim_dialogues": 50, "steps": 150}
-    BOUNDS = {"n_traces": (4, None), "n_heldout": (2, None), "n_sim_dialogues": (1, None), "steps": (1, None), "batch_size": (1, None),
-              "lora_r": (1, None), "save_steps": (1, None), "max_length": (1, None), "learning_rate": (0, None),
-              "max_messages": (0, None)}
-
-    def __post_init__(self) -> None:
-        from .profiles import get_profile
-
-        super().__post_init__()
-        if self.load_in_4bit is None:
-            self.load_in_4bit = get_profile(self.profile).user_in_4bit
-        get_task(self.task)
-        if self.persona:
-            from .tasks import TASKS
-            from .users import persona_from_spec
-
-            if self.task not in TASKS:
-                raise ValueError(f"persona {self.persona!r}: scripted users with errors exist in the toy world only, not for task {self.task!r}")
-            persona_from_spec(self.persona)
-
-    def budget(self) -> int:
-        """The message budget of a dialogue: ``max_messages``, or the world's when it is 0."""
-        return message_budget(self.max_messages)
-
-    def folder(self) -> Path:
-        """The run folder; its name carries a hash of the settings, so a changed setting never resumes an old run."""
-        toy = self.task != "chitchat" or self.profile == "tiny"  # the toy tasks' traces (and the tiny profile's model) come from the world
-        return self.run_folder("calibrate", f"{self.profile}-{self.task}-seed{self.seed}", self.out_dir,
-                               world_key=WorldConfig.make().key() if toy else "")
+from .users import LMUser, ScriptedUsers, persona_from_spec
 
 
 def calibrate_hint(cfg: CalibrationConfig) -> str:
@@ -116,13 +52,15 @@ def calibrate_hint(cfg: CalibrationConfig) -> str:
     return f"run `calirl calibrate --profile {cfg.profile} --task {cfg.task} --seed {cfg.seed}{persona}` first"
 
 
-def calibrated_adapter(cfg: CalibrationConfig, adapter: str = "", why: str = "this needs the calibrated simulator") -> Path:
-    """The LoRA adapter of the calibrated simulator: ``adapter`` if given, else the one calibration run ``cfg`` saved.
+def calibrated_adapter(stage: Stage, adapter: str = "", why: str = "this needs the calibrated simulator") -> Path:
+    """The LoRA adapter of the calibrated simulator: ``adapter`` if given, else the one the calibration run ``stage``
+    saved.
 
     Clear errors for a missing adapter and for one calibrated for another task, profile or persona (read from the
     ``config.json`` beside it).
     """
-    path = Path(adapter) if adapter else cfg.folder() / "adapter"
+    cfg = stage.cfg
+    path = Path(adapter) if adapter else stage.folder / "adapter"
     if not (path / "adapter_config.json").is_file():
         raise FileNotFoundError(f"{why}, but there is no LoRA adapter at {path} (adapter_config.json missing); "
                                 f"{calibrate_hint(cfg)}, or pass --adapter")
@@ -139,21 +77,16 @@ def calibrated_adapter(cfg: CalibrationConfig, adapter: str = "", why: str = "th
 # ----------------------------------------------------------------------------- traces
 
 
-def collect_traces(policy: Any, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int, batch_size: int = 64,
+def collect_traces(policy: Policy, task: Task, goals: Sequence[dict[str, Any]], max_messages: int, seed: int, batch_size: int = 64,
                    persona: str = "") -> list[Dialogue]:
     """Dialogues of ``policy`` with the real users (or the scripted users of ``persona``, a user spec) on ``goals``
     (the oracle's interaction traces), ``batch_size`` at a time (a profile's ``eval_batch``: batches keep memory flat)."""
-    from .rollout import rollout_in_batches
-    from .users import ScriptedUsers, persona_from_spec
-
     return rollout_in_batches(policy, ScriptedUsers(persona_from_spec(persona)), task, goals, max_messages, seed, batch_size, "trace",
-                              f"{task} traces", unit=f"batch of {batch_size}")
+                              f"{task.name} traces", unit=f"batch of {batch_size}")
 
 
 def chitchat_dialogues(n: int, seed: int = 0, offset: int = 0) -> list[Dialogue]:
     """``n`` real human conversations from the chitchat-dataset package, after skipping ``offset``; the first speaker is the 'user'."""
-    from .profiles import require
-
     require("chitchat_dataset", "pip install chitchat-dataset")
     import chitchat_dataset
 
@@ -248,8 +181,12 @@ def lora_config(cfg: CalibrationConfig) -> Any:
     return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
 
 
-def train_simulator(cfg: CalibrationConfig, model: Any, tokenizer: Any, traces: Sequence[Dialogue], style: str,
-                    callbacks: list[Any] | None = None) -> tuple[Path, list[dict[str, float]]]:
+def on_cuda(stage: Stage) -> bool:
+    """Whether the simulator trains on the GPU: the profile's device, or 4-bit (which lives on the GPU whatever the profile)."""
+    return uses_cuda(stage.profile) or bool(stage.cfg.load_in_4bit)
+
+
+def train_simulator(stage: Stage, model: Any, tokenizer: Any, traces: Sequence[Dialogue], callbacks: list[Any] | None = None) -> tuple[Path, list[dict[str, float]]]:
     """LoRA (or QLoRA) SFT of ``model`` on the users' turns of ``traces``; returns (adapter folder, loss log).
 
     Resumes from the newest complete checkpoint in the run folder, if there is one.
@@ -258,14 +195,10 @@ def train_simulator(cfg: CalibrationConfig, model: Any, tokenizer: Any, traces: 
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
-    from .memory import micro_batches
-    from .profiles import uses_cuda
-    from .quiet import tidy_trainer
-
-    run = cfg.folder()
-    examples = user_turn_examples(traces, tokenizer, style)
-    cuda = uses_cuda(cfg.profile) or cfg.load_in_4bit  # a 4-bit model lives on the GPU whatever the profile
-    micro, accumulate = micro_batches(cfg.profile, "calibration", calibration_batch=cfg.batch_size, calibration_length=cfg.max_length, lora_r=cfg.lora_r)
+    cfg, run = stage.cfg, stage.folder
+    examples = user_turn_examples(traces, tokenizer, stage.profile.user_prompt_style)
+    cuda = on_cuda(stage)
+    micro, accumulate = micro_batches(stage.profile, "calibration", calibration_batch=cfg.batch_size, calibration_length=cfg.max_length, lora_r=cfg.lora_r)
     bf16 = cuda and torch.cuda.is_bf16_supported()
     args = SFTConfig(
         output_dir=str(run / "checkpoints"), max_steps=cfg.steps, per_device_train_batch_size=micro, gradient_accumulation_steps=accumulate,
@@ -292,13 +225,10 @@ def train_simulator(cfg: CalibrationConfig, model: Any, tokenizer: Any, traces: 
 # ----------------------------------------------------------------------------- the whole stage
 
 
-def load_base(cfg: CalibrationConfig) -> tuple[Any, Any]:
+def load_base(stage: Stage) -> tuple[Any, Any]:
     """The simulator's base model and tokenizer for the profile (4-bit if asked; a clear error without CUDA)."""
-    from .profiles import get_profile, load_model, uses_cuda
-
-    profile = get_profile(cfg.profile)
-    device = "cuda" if uses_cuda(cfg.profile) or cfg.load_in_4bit else "cpu"
-    model, tok = load_model(cfg.user_model or profile.user_model, load_in_4bit=cfg.load_in_4bit, device=device)
+    cfg = stage.cfg
+    model, tok = stage.models.load(cfg.user_model or stage.profile.user_model, cfg.load_in_4bit, "cuda" if on_cuda(stage) else "cpu")
     if cfg.load_in_4bit:
         from peft import prepare_model_for_kbit_training
 
@@ -306,136 +236,131 @@ def load_base(cfg: CalibrationConfig) -> tuple[Any, Any]:
     return model, tok
 
 
-def check_calibration_inputs(cfg: CalibrationConfig) -> tuple[list[Dialogue], list[Dialogue]] | None:
+def load_calibrated(stage: Stage, adapter: Path) -> tuple[Any, Any]:
+    """A fresh copy of the simulator's base model with the saved LoRA adapter on top."""
+    from peft import PeftModel
+
+    model, tok = load_base(stage)
+    model = PeftModel.from_pretrained(model, str(adapter))
+    model.eval()
+    return model, tok
+
+
+def check_calibration_inputs(stage: Stage) -> tuple[list[Dialogue], list[Dialogue]] | None:
     """What can be checked before a folder is made or a model loaded: 4-bit where it can run, enough goals in the
     world for the traces asked for, and traces a run folder already holds (read as any user's file is; returned,
     so that they are read once)."""
-    if cfg.load_in_4bit:
-        from .profiles import quantization_config
-
+    if stage.cfg.load_in_4bit:
         quantization_config(True)  # a clear error before any work where 4-bit cannot run
-    if cfg.task != "chitchat":
-        world_goals(cfg)
-    return kept_traces(cfg)
+    if stage.task.name != "chitchat":
+        world_goals(stage)
+    return kept_traces(stage)
 
 
-def world_goals(cfg: CalibrationConfig) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def world_goals(stage: Stage) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The task's first ``n_traces`` train goals and ``n_heldout`` test goals (:func:`calirl_lite.sources.task_goals`);
     an error if it has fewer."""
-    from .sources import task_goals
-
-    train, test = ([t["goal"] for t in task_goals(cfg.task, split)] for split in ("train", "test"))
+    cfg = stage.cfg
+    train, test = ([t["goal"] for t in task_goals(stage.task, split, stage.world)] for split in ("train", "test"))
     if cfg.n_traces > len(train) or cfg.n_heldout > len(test):
         raise ValueError(f"{cfg.task}: asked for {cfg.n_traces} train / {cfg.n_heldout} held-out traces, "
                          f"the world has {len(train)} train and {len(test)} test goals")
     return train[: cfg.n_traces], test[: cfg.n_heldout]
 
 
-def kept_traces(cfg: CalibrationConfig) -> tuple[list[Dialogue], list[Dialogue]] | None:
+def kept_traces(stage: Stage) -> tuple[list[Dialogue], list[Dialogue]] | None:
     """The train and held-out traces the run folder holds from an earlier run (or put there by hand), read and
     checked; None when it holds none."""
-    from .inputs import read_dialogues
-    from .profiles import text_limits
-
-    run = cfg.folder()
-    train_path, held_path = run / "traces.jsonl", run / "heldout.jsonl"
+    train_path, held_path = stage.folder / "traces.jsonl", stage.folder / "heldout.jsonl"
     if not (train_path.is_file() and held_path.is_file()):
         return None
-    limits = text_limits(cfg.profile)
-    return read_dialogues(train_path, cfg.task, limits), read_dialogues(held_path, cfg.task, limits)
+    limits = stage.models.text_limits()
+    return read_dialogues(train_path, stage.task.name, limits), read_dialogues(held_path, stage.task.name, limits)
 
 
-def traces_for(cfg: CalibrationConfig, kept: tuple[list[Dialogue], list[Dialogue]] | None = None) -> tuple[list[Dialogue], list[Dialogue]]:
+def collect_stage_traces(stage: Stage, kept: tuple[list[Dialogue], list[Dialogue]] | None = None) -> tuple[list[Dialogue], list[Dialogue]]:
     """Train and held-out traces, collected once and kept in the run folder (reused on a re-run; ``kept``: those
     traces, already read by :func:`check_calibration_inputs`)."""
-    from .inputs import check_dialogues
-    from .profiles import text_limits
-
-    run = cfg.folder()
-    kept = kept or kept_traces(cfg)
+    cfg, task = stage.cfg, stage.task
+    kept = kept or kept_traces(stage)
     if kept is not None:
         return kept
-    if cfg.task == "chitchat":
+    if task.name == "chitchat":
         train = chitchat_dialogues(cfg.n_traces, cfg.seed)
         held = chitchat_dialogues(cfg.n_heldout, cfg.seed, offset=cfg.n_traces)
     else:
-        from .profiles import get_profile
-        from .rollout import base_policy
-        train_goals, test_goals = world_goals(cfg)
-        policy, batch = base_policy(cfg.profile), get_profile(cfg.profile).eval_batch
-        train = collect_traces(policy, cfg.task, train_goals, cfg.budget(), cfg.seed, batch, cfg.persona)
-        held = collect_traces(policy, cfg.task, test_goals, cfg.budget(), cfg.seed + HELDOUT_SEED_OFFSET, batch, cfg.persona)
-    limits = text_limits(cfg.profile)
-    for dialogues, path in ((train, run / "traces.jsonl"), (held, run / "heldout.jsonl")):
-        check_dialogues(dialogues, str(path), cfg.task, limits)
+        train_goals, test_goals = world_goals(stage)
+        policy, batch = base_policy(stage.models), stage.profile.eval_batch
+        train = collect_traces(policy, task, train_goals, stage.budget, cfg.seed, batch, cfg.persona)
+        held = collect_traces(policy, task, test_goals, stage.budget, cfg.seed + HELDOUT_SEED_OFFSET, batch, cfg.persona)
+    limits = stage.models.text_limits()
+    for dialogues, path in ((train, stage.folder / "traces.jsonl"), (held, stage.folder / "heldout.jsonl")):
+        check_dialogues(dialogues, str(path), task.name, limits)
         write_jsonl(path, dialogues)
     return train, held
 
 
-def gap_metrics(cfg: CalibrationConfig, simulators: dict[str, Any], heldout: Sequence[Dialogue], style: str) -> dict[str, Any]:
-    """NLL of held-out real-user turns, behaviour statistics and outcome, per simulator ``{name: (model, tokenizer)}``."""
-    from .profiles import get_profile
-    from .rollout import base_policy, mean_scores, rollout
-    from .stats import behaviour_stats, behaviour_tv
-    from .users import LMUser
+def traces_for(cfg: CalibrationConfig, ctx: Context) -> tuple[list[Dialogue], list[Dialogue]]:
+    """The train and held-out traces of the calibration run ``cfg``: collected once, kept in its run folder."""
+    return collect_stage_traces(calibration_stage(cfg, ctx))
 
+
+def gap_metrics(stage: Stage, simulators: dict[str, Any], heldout: Sequence[Dialogue]) -> dict[str, Any]:
+    """NLL of held-out real-user turns, behaviour statistics and outcome, per simulator ``{name: (model, tokenizer)}``."""
+    style = stage.profile.user_prompt_style
     report: dict[str, Any] = {"real": {"stats": behaviour_stats(heldout), "scores": mean_scores(heldout)}}
-    policy = None if cfg.task == "chitchat" else base_policy(cfg.profile)
-    goals = [d.goal for d in heldout][: cfg.n_sim_dialogues]
+    policy = None if stage.task.name == "chitchat" else base_policy(stage.models)
+    goals = [d.goal for d in heldout][: stage.cfg.n_sim_dialogues]
     for name, (model, tok) in simulators.items():
         entry: dict[str, Any] = {"nll": user_nll(model, tok, heldout, style)}
         if policy is not None:
-            sim = LMUser(model, tok, name=name, temperature=get_profile(cfg.profile).user_temperature, prompt_style=style)
-            ds = rollout(policy, sim, cfg.task, goals, max_messages=cfg.budget(), seed=cfg.seed + SIMULATOR_SEED_OFFSET).dialogues
+            sim = LMUser(model, tok, name=name, temperature=stage.profile.user_temperature, max_new_tokens=stage.profile.max_new_tokens, prompt_style=style)
+            ds = rollout(policy, sim, stage.task, goals, max_messages=stage.budget, seed=stage.cfg.seed + SIMULATOR_SEED_OFFSET).dialogues
             entry.update(stats=behaviour_stats(ds), tv_to_real=behaviour_tv(ds, heldout), scores=mean_scores(ds))
         report[name] = entry
     return report
 
 
-def calibrate(cfg: CalibrationConfig) -> dict[str, Any]:
+def calibrate(cfg: CalibrationConfig, ctx: Context) -> dict[str, Any]:
     """Collect traces, train the calibrated simulator (resuming if interrupted), measure naive vs calibrated.
 
     Writes under the run folder: ``config.json``, ``traces.jsonl``, ``heldout.jsonl``, ``checkpoints/``,
     ``adapter/`` (the LoRA adapter with its config), ``sft_log.json`` and ``gap.json``.
     """
-    from .profiles import get_profile
-    from .settings import set_seed
+    return calibrate_stage(calibration_stage(cfg, ctx))
 
-    kept = check_calibration_inputs(cfg)  # before any folder is made
-    run = cfg.folder()
+
+def calibrate_stage(stage: Stage) -> dict[str, Any]:
+    """:func:`calibrate` of a resolved stage."""
+    kept = check_calibration_inputs(stage)  # before any folder is made
+    run = stage.folder
     with folder_lock(run):  # a second calibration of the same run waits for the first
         run.mkdir(parents=True, exist_ok=True)
-        cfg.save(run)
-        set_seed(cfg.seed)
-        style = get_profile(cfg.profile).user_prompt_style
-        train, held = traces_for(cfg, kept)
-        naive = load_base(cfg)
-        base_model, tok = load_base(cfg)
-        adapter, log = train_simulator(cfg, base_model, tok, train, style)
-        calibrated = load_calibrated(cfg, adapter)
-        report = gap_metrics(cfg, {"naive": naive, "calibrated": calibrated}, held, style)
+        stage.cfg.save(run)
+        set_seed(stage.cfg.seed)
+        train, held = collect_stage_traces(stage, kept)
+        naive = load_base(stage)
+        base_model, tok = load_base(stage)
+        adapter, log = train_simulator(stage, base_model, tok, train)
+        calibrated = load_calibrated(stage, adapter)
+        report = gap_metrics(stage, {"naive": naive, "calibrated": calibrated}, held)
         report["sft_log"] = log
         report["adapter"] = str(adapter)
         atomic_write_json(run / "gap.json", json_safe(report))
     return report
 
 
-def calibrate_once(cfg: CalibrationConfig) -> dict[str, Any]:
+def calibrate_once(cfg: CalibrationConfig, ctx: Context) -> dict[str, Any]:
     """:func:`calibrate`, or the finished run's gap.json (with its adapter) without measuring the gap again."""
-    done = cfg.folder() / "gap.json"
-    if done.is_file() and (cfg.folder() / "adapter" / "adapter_config.json").is_file():
+    return calibrate_stage_once(calibration_stage(cfg, ctx))
+
+
+def calibrate_stage_once(stage: Stage) -> dict[str, Any]:
+    """:func:`calibrate_once` of a resolved stage."""
+    done = stage.folder / "gap.json"
+    if done.is_file() and (stage.folder / "adapter" / "adapter_config.json").is_file():
         return json.loads(done.read_text())
-    return calibrate(cfg)
-
-
-def load_calibrated(cfg: CalibrationConfig, adapter: Path) -> tuple[Any, Any]:
-    """A fresh copy of the simulator's base model with the saved LoRA adapter on top."""
-    from peft import PeftModel
-
-    model, tok = load_base(cfg)
-    model = PeftModel.from_pretrained(model, str(adapter))
-    model.eval()
-    return model, tok
+    return calibrate_stage(stage)
 
 
 def format_gap(report: dict[str, Any]) -> str:
@@ -459,8 +384,6 @@ def report_json(report: dict[str, Any]) -> str:
 def sample_user_turn(model: Any, tokenizer: Any, dialogue: Dialogue, k: int, style: str, seed: int = 0) -> str:
     """What a model playing the user says at message ``k`` of ``dialogue`` (same context the real user had)."""
     import torch
-
-    from .users import LMUser
 
     if not 0 <= k < len(dialogue.messages) or dialogue.messages[k].role != "user":
         raise ValueError(f"message {k} of dialogue {dialogue.task_id} is not a user turn")

@@ -13,6 +13,10 @@ Subcommands:
 Flags of a subcommand come from the fields of its settings dataclass, with the field's
 docstring as help, so the command line and the notebooks share one set of defaults.
 Bad input ends with a one-line message and exit status 2, never a traceback.
+
+The command line is an entry: it reads the environment once (:func:`calirl_lite.env.context`) and hands the
+context to the stage it runs. Each command's module is imported when that command runs, not before — they pull in
+torch, transformers and matplotlib, and ``calirl --help`` should start at once.
 """
 
 from __future__ import annotations
@@ -21,12 +25,16 @@ import argparse
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 import time
 import typing
 from pathlib import Path
 from typing import Any, Sequence
 
+from . import __version__
+from .endpoints import EndpointError
+from .env import context, judge_api_key
 from .quiet import set_loudness
 from .settings import SEED_MAX, Settings, field_docs, number_arg
 
@@ -76,7 +84,7 @@ def json_or_text(args: argparse.Namespace, compute: Any, text: Any, dumps: Any =
 
 
 def cmd_shift(args: argparse.Namespace) -> int:
-    from .shift import ShiftConfig, format_slopes, run_shift
+    from .shift import ShiftConfig, format_slopes, run_shift  # (each command imports its own module: see above)
 
     cfg = settings_from_args(ShiftConfig, args)
     result = run_shift(cfg, out=args.out)
@@ -88,14 +96,14 @@ def cmd_shift(args: argparse.Namespace) -> int:
 def cmd_reproduce(args: argparse.Namespace) -> int:
     from .reproduce import ReproduceConfig, reproduce
 
-    reproduce(settings_from_args(ReproduceConfig, args), out=args.out)
+    reproduce(settings_from_args(ReproduceConfig, args), context(), out=args.out)
     return 0
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
     from .lab import LabConfig, lab
 
-    lab(settings_from_args(LabConfig, args), out=args.out)
+    lab(settings_from_args(LabConfig, args), context(), out=args.out)
     return 0
 
 
@@ -103,33 +111,65 @@ def cmd_notebooks(args: argparse.Namespace) -> int:
     from .notebook_runner import run_notebooks
 
     start = time.perf_counter()
-    out = run_notebooks(args.notebooks, args.out)
+    results = Path(args.out) if args.out else context().results
+    out = run_notebooks(results, dict(os.environ), args.notebooks)
     print(f"results under {out}; total time {time.perf_counter() - start:.1f} s")
     return 0
 
 
-def cmd_world_build(args: argparse.Namespace) -> int:
-    from .world import WorldConfig, build_world
+def world_settings(args: argparse.Namespace) -> Any:
+    """The world the flags name: the context's (``CALIRL_WORLD_SEED``, the run mode's sizes, the cache) with the
+    flags given on top."""
+    from .world import WorldConfig
 
-    cfg = settings_from_args(WorldConfig, args)
+    ctx = context()
+    given = {k: v for k, v in vars(args).items() if k in {f.name for f in dataclasses.fields(WorldConfig)}}
+    return dataclasses.replace(ctx.world, **given) if given else ctx.world
+
+
+def cmd_world_build(args: argparse.Namespace) -> int:
+    from .world import SHIPPED, build_world, verify_world
+
+    cfg = world_settings(args)
+    if args.verify:
+        from .bench import copy_rates
+
+        return print_verification(verify_world(cfg.seed, measure=copy_rates))
     world = build_world(cfg, force=args.force)
-    print(f"world {world.folder}: {world.manifest['parameters']:,} parameters, vocabulary {world.manifest['vocab_size']}; "
-          f"its build took {world.manifest['build_seconds']:.1f} s")
+    seconds = f"its build took {world.manifest['build_seconds']:.1f} s" + (" (shipped with the kit)" if world.folder.is_relative_to(SHIPPED) else "")
+    print(f"world {world.folder}: {world.manifest['parameters']:,} parameters, vocabulary {world.manifest['vocab_size']}; {seconds}")
     return 0
 
 
+def print_verification(report: dict[str, Any]) -> int:
+    """What ``calirl world build --verify`` found: the rebuilt world against the shipped one; where the weights differ,
+    what the two worlds' LMs can do (``calirl bench world``'s measure of both). Exit status 1 where the key differs or
+    the files do and the two LMs' abilities are not within 0.05 of each other."""
+    print(f"world seed {report['seed']}: rebuilt in {report['build_seconds']:.0f} s; key {'matches' if report['key_matches'] else 'DIFFERS from'} the shipped one")
+    if report["identical"]:
+        print("every shipped file is bit for bit what the code builds here")
+        return 0 if report["key_matches"] else 1
+    print(f"files that differ: {', '.join(report['differ'])}")
+    if not report["abilities"]:
+        return 1
+    w, shipped, rebuilt = report["weights"], report["abilities"]["shipped"], report["abilities"]["rebuilt"]
+    print(f"the LM's weights differ by at most {w['max_abs_difference']:.3g} (in {w['tensor']}): this CPU rounds otherwise; what the two LMs can do:")
+    for key in shipped:
+        print(f"  {key:<14} shipped {shipped[key]:.3f}   rebuilt {rebuilt[key]:.3f}")
+    close = all(abs(shipped[k] - rebuilt[k]) <= 0.05 for k in shipped) and report["differ"] == ["model/model.safetensors"]
+    return 0 if close and report["key_matches"] else 1
+
+
 def cmd_world_prepare(args: argparse.Namespace) -> int:
-    """Build (or find) the default world and convert SmolLM2 (or find it): what class mode assumes is there."""
-    import time
-
+    """Find (or build) the default world and convert SmolLM2 (or find it): what class mode assumes is there."""
     from .profiles import smol_folder
-    from .world import WorldConfig, build_world
 
+    ctx = context()
     start = time.perf_counter()
-    world = build_world(WorldConfig.make())
+    world = ctx.toy_world()
     print(f"world {world.folder}: ready ({time.perf_counter() - start:.0f} s)")
     start = time.perf_counter()
-    smol = smol_folder()
+    smol = smol_folder(ctx.cache)
     where = "ready" if smol.is_dir() else "not converted (install it: pip install \"calirl-lite[smol]\"); the notebooks' English sections will fetch it from the hub"
     print(f"SmolLM2-135M-Instruct {smol}: {where} ({time.perf_counter() - start:.0f} s)")
     return 0
@@ -139,26 +179,25 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
     from .calibration import CalibrationConfig, calibrate, format_gap, report_json
 
     cfg = settings_from_args(CalibrationConfig, args)
-    return json_or_text(args, lambda: calibrate(cfg), lambda r: f"{format_gap(r)}\nadapter: {r['adapter']}", report_json)
+    return json_or_text(args, lambda: calibrate(cfg, context()), lambda r: f"{format_gap(r)}\nadapter: {r['adapter']}", report_json)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, format_result, train
+    from .train import TrainConfig, format_result, train, train_share
 
-    cfg = settings_from_args(TrainConfig, args)
-
-    def text(r: Any) -> str:  # (another process of `accelerate launch` returns a dict: the first one reports)
-        return f"process {r['rank']} trained its share of {r['run']}" if isinstance(r, dict) else f"{format_result(r)}\nrun folder: {r.run}"
-
-    return json_or_text(args, lambda: train(cfg, force=args.force), text)
+    cfg, ctx = settings_from_args(TrainConfig, args), context()
+    if ctx.rank > 0:  # another process of `accelerate launch`: its share of the steps; the first one reports
+        print(f"process {ctx.rank} trained its share of {train_share(cfg, ctx)}", file=sys.stderr if args.json else sys.stdout)
+        return 0
+    return json_or_text(args, lambda: train(cfg, ctx, force=args.force), lambda r: f"{format_result(r)}\nrun folder: {r.run}")
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import EvaluateConfig, evaluate_seeds
 
     cfg = settings_from_args(EvaluateConfig, args)
-    judge = cfg.judge()  # a bad judge setting is refused before any model is loaded
-    return json_or_text(args, lambda: evaluate_seeds(cfg, judge=judge), lambda r: r.text())
+    judge = cfg.judge(judge_api_key())  # a bad judge setting is refused before any model is loaded
+    return json_or_text(args, lambda: evaluate_seeds(cfg, context(), judge=judge), lambda r: r.text())
 
 
 def bench_rollout_text(r: dict[str, Any]) -> str:
@@ -214,20 +253,18 @@ def bench_parsing_text(r: dict[str, Any]) -> str:
 
 
 def bench_parser(bench: Any, name: str, help: str, cls: type[Settings], run: Any, text: Any) -> argparse.ArgumentParser:
-    """A ``calirl bench NAME`` parser: the flags of its settings dataclass, and ``--json``; it runs ``run(settings)``
-    and prints ``text(figures)`` (or the JSON)."""
+    """A ``calirl bench NAME`` parser: the flags of its settings dataclass, and ``--json``; it runs
+    ``run(settings, context)`` and prints ``text(figures)`` (or the JSON)."""
     p = bench.add_parser(name, help=help)
     add_settings_arguments(p, cls)
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.set_defaults(func=lambda args: json_or_text(args, lambda: run(settings_from_args(cls, args)), text))
+    p.set_defaults(func=lambda args: json_or_text(args, lambda: run(settings_from_args(cls, args), context()), text))
     return p
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The ``calirl`` parser. With ``argv``, only the command it names gets its flags (and imports its module), so
     ``calirl --help`` and every command start without loading the model libraries the others need."""
-    from . import __version__
-
     parser = argparse.ArgumentParser(prog="calirl", description="Calibrated Interactive RL, small enough for a laptop.")
     parser.add_argument("--version", action="version", version=f"calirl_lite {__version__}")
     loudness = parser.add_mutually_exclusive_group()
@@ -254,9 +291,10 @@ def add_world(p: argparse.ArgumentParser) -> None:
     from .world import WorldConfig
 
     world = p.add_subparsers(dest="world_command", required=True, metavar="ACTION")
-    p = world.add_parser("build", help="build (or reuse from the cache) the tiny world: tasks, corpus, tokenizer, tiny LM")
+    p = world.add_parser("build", help="build (or reuse: shipped, or from the cache) the tiny world: tasks, corpus, tokenizer, tiny LM")
     add_settings_arguments(p, WorldConfig)
-    p.add_argument("--force", action="store_true", help="rebuild even if the cache holds this world")
+    p.add_argument("--force", action="store_true", help="build it even where it is shipped with the kit or the cache holds it")
+    p.add_argument("--verify", action="store_true", help="rebuild the world shipped with the kit afresh and compare it with the shipped one, file by file")
     p.set_defaults(func=cmd_world_build)
     p = world.add_parser("prepare", help="everything the notebooks load, made once before a class: the default world and SmolLM2's HF folder")
     p.set_defaults(func=cmd_world_prepare)
@@ -339,8 +377,6 @@ COMMANDS = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .endpoints import EndpointError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)

@@ -13,9 +13,14 @@ the profile's work will run.
 
 from __future__ import annotations
 
+import re
+from importlib import metadata
 from typing import Any
 
 from . import __version__
+from .paths import checkout_root
+from .profiles import get_profile, uses_cuda
+from .settings import by_mode
 
 PACKAGE = "calirl-lite"
 """the distribution's name on the package index"""
@@ -38,14 +43,8 @@ def install_cell(version: str = __version__) -> str:
 def repository_url() -> str:
     """The ``Repository`` address of ``[project.urls]``: from the installed package's metadata, or from
     ``pyproject.toml`` in a checkout whose metadata is older."""
-    from importlib import metadata
-
-    from .paths import checkout_root
-
     root = checkout_root()
     if root is not None:  # (a regular expression: tomllib is Python 3.11's)
-        import re
-
         found = re.search(r'^Repository\s*=\s*"([^"]+)"', (root / "pyproject.toml").read_text(), re.MULTILINE)
         if found:
             return found.group(1)
@@ -77,10 +76,8 @@ def describe_runtime(profile: str) -> dict[str, Any]:
     """
     import torch
 
-    from .profiles import get_profile, uses_cuda
-
     prof = get_profile(profile)
-    info: dict[str, Any] = {"profile": profile, "cuda": torch.cuda.is_available(), "runs_on": "cuda" if uses_cuda(profile) else "cpu"}
+    info: dict[str, Any] = {"profile": profile, "cuda": torch.cuda.is_available(), "runs_on": "cuda" if uses_cuda(prof) else "cpu"}
     if info["cuda"]:
         props = torch.cuda.get_device_properties(0)
         info.update(gpu=props.name, gpu_memory_gib=round(props.total_memory / 2**30, 1))
@@ -106,7 +103,7 @@ def gpu_profile() -> str:
     return "colab-t4" if torch.cuda.is_available() else "smol"
 
 
-ENGLISH_BUDGETS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
+ENGLISH_BUDGETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     "colab-t4": (dict(n_traces=64, n_heldout=16, n_sim_dialogues=16, steps=40, batch_size=8, save_steps=10),
                  dict(steps=4, prompts_per_step=2, group_size=4, max_messages=6, n_eval=16, n_eval_simulator=16, save_steps=2)),
     "smol": (dict(n_traces=16, n_heldout=8, n_sim_dialogues=8, steps=20, batch_size=4, save_steps=10),
@@ -114,32 +111,29 @@ ENGLISH_BUDGETS: dict[str, tuple[dict[str, int], dict[str, int]]] = {
 }
 """Calibration and training sizes of the notebooks' "On a GPU" sections, per profile: small budgets that run every
 stage on a real model in minutes — to see it work, not to reproduce the paper's effect."""
-ENGLISH_SMOKE = (dict(n_traces=4, n_heldout=2, n_sim_dialogues=2, steps=2, batch_size=4, save_steps=2, max_messages=4),
-                 dict(steps=1, prompts_per_step=1, group_size=2, max_messages=4, n_eval=2, n_eval_simulator=2, save_steps=1))
+ENGLISH_SMOKE = (dict(n_traces=4, n_heldout=2, n_sim_dialogues=2, steps=2, batch_size=4, save_steps=2, max_messages=4, max_new_tokens=16),
+                 dict(steps=1, prompts_per_step=1, group_size=2, max_messages=4, n_eval=2, n_eval_simulator=2, save_steps=2, max_new_tokens=16,
+                      finetune="lora"))
 """the same in smoke and class mode: the sizes of the smol end-to-end test (whose runs the notebook tests then
-reuse) — a glimpse of every stage on a real model in about a minute"""
+reuse) — a glimpse of every stage on a real model, 16 tokens a turn, the policy trained as a LoRA adapter (as on a
+GPU profile), no checkpoint written"""
 
 
-def real_model_section_runs(profile: str) -> bool:
+def real_model_section_runs(profile: str, mode: str) -> bool:
     """Whether a notebook's sections with a real model (SmolLM2, Qwen: the "On a GPU" sections, notebook 03's
-    calibration toward human turns) run here: yes, but in class mode on a CPU, where even their smallest runs take
-    minutes, more than a class has (it then prints why, and what to do)."""
-    from .profiles import uses_cuda
-    from .settings import class_mode
-
-    if class_mode() and not uses_cuda(profile):
+    calibration toward human turns) run here at run mode ``mode``: yes, but in class mode on a CPU, where even their
+    smallest runs take minutes, more than a class has (it then prints why, and what to do)."""
+    if mode == "class" and not uses_cuda(get_profile(profile)):
         print(f"Skipped in class mode on a CPU: runs of a real model (profile {profile!r}) take minutes here. "
               "This section runs in full mode (without CALIRL_CLASS) or on a GPU.")
         return False
     return True
 
 
-def english_budget(profile: str) -> tuple[dict[str, int], dict[str, int]]:
-    """``(calibration sizes, training sizes)`` for ``CalibrationConfig.make`` and ``TrainConfig.make`` (see
+def english_budget(profile: str, mode: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(calibration sizes, training sizes)`` for ``CalibrationConfig`` and ``TrainConfig`` at run mode ``mode`` (see
     :data:`ENGLISH_BUDGETS`); :data:`ENGLISH_SMOKE` in smoke and class mode."""
-    from .settings import by_mode
-
     if profile not in ENGLISH_BUDGETS:
         raise ValueError(f"no budget for profile {profile!r}; profiles with one: {', '.join(ENGLISH_BUDGETS)}")
-    calibration, training = by_mode(full=ENGLISH_BUDGETS[profile], klass=ENGLISH_SMOKE, smoke=ENGLISH_SMOKE)
+    calibration, training = by_mode(full=ENGLISH_BUDGETS[profile], klass=ENGLISH_SMOKE, smoke=ENGLISH_SMOKE, mode=mode)
     return dict(calibration), dict(training)

@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
-from .dialogue import Dialogue
+from .calibration import calibrated_adapter
+from .context import Context
+from .dialogue import Dialogue, read_jsonl
+from .judge import interactivity, make_judge
+from .profiles import Models
 from .results import EvalResult
-from .rollout import Policy, mean_scores, rollout_in_batches
+from .rollout import Policy, base_policy, mean_scores, rollout_in_batches
 from .settings import EVAL_SEED_OFFSET, Settings, check_number
 from .sources import task_goals
-from .users import User
-from .world import World, WorldConfig
+from .stages import calibration_for, evaluation_stage
+from .task_family import Task
+from .tasks import get_task, scored_tasks
+from .users import User, make_user
 
 
-def evaluate_policy(policy: Policy, user: User, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int,
+def evaluate_policy(policy: Policy, user: User, task: Task, goals: Sequence[dict[str, Any]], max_messages: int, seed: int,
                     progress: bool = False, batch_size: int = 32) -> tuple[dict[str, float], list[Dialogue]]:
     """(mean scores, dialogues) of ``policy`` with ``user`` on ``goals``, ``batch_size`` dialogues at a time (a
     profile's ``eval_batch``); scores are the task metric, ``assistant_tokens``, ``turns`` and the user's
@@ -40,10 +47,6 @@ def evaluate_policy(policy: Policy, user: User, task: str, goals: Sequence[dict[
 def run_dialogues(run: str | os.PathLike, user: str = "real") -> list[Dialogue]:
     """The held-out dialogues a finished training run was evaluated on (its ``eval_dialogues.jsonl``) with one user:
     'real' (the real users) or the name of its training simulator ('naive', 'calibrated', a scripted spec)."""
-    from pathlib import Path
-
-    from .dialogue import read_jsonl
-
     path = Path(run) / "eval_dialogues.jsonl"
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: the run has not finished (train it first)")
@@ -53,28 +56,23 @@ def run_dialogues(run: str | os.PathLike, user: str = "real") -> list[Dialogue]:
     return dialogues
 
 
-def load_policy(profile: str, policy: str) -> Policy:
+def load_policy(models: Models, policy: str) -> Policy:
     """``'base'`` (the profile's base policy), a trained run folder of ``calirl train``, or its ``policy/`` folder
     (full weights, or a LoRA adapter that is put on the profile's policy model)."""
-    from pathlib import Path
-
-    from .profiles import device_for, get_profile, load_model
-    from .rollout import base_policy
-
-    prof = get_profile(profile)
+    prof = models.profile
     if policy == "base":
-        return base_policy(profile)
+        return base_policy(models)
     folder = Path(policy)
     if (folder / "policy").is_dir():
         folder = folder / "policy"
     if (folder / "adapter_config.json").is_file():
         from peft import PeftModel
 
-        model, tok = load_model(prof.policy_model, device=device_for(profile))
+        model, tok = models.policy()
         model = PeftModel.from_pretrained(model, str(folder))
         model.eval()
     elif (folder / "config.json").is_file():
-        model, tok = load_model(str(folder), device=device_for(profile))
+        model, tok = models.load(str(folder))
     else:
         raise FileNotFoundError(f"policy {policy!r} is neither 'base' nor a folder with a trained policy (config.json or adapter_config.json, "
                                 f"or a `calirl train` run folder holding policy/)")
@@ -111,8 +109,6 @@ class EvaluateConfig(Settings):
     BOUNDS = {"n_eval": (1, None), "judge_timeout": (0.1, None)}
 
     def __post_init__(self) -> None:
-        from .tasks import get_task, scored_tasks
-
         super().__post_init__()
         if not get_task(self.task).metric:
             raise ValueError(f"task {self.task!r} has no score to evaluate; tasks: {', '.join(scored_tasks())}")
@@ -121,35 +117,27 @@ class EvaluateConfig(Settings):
         if not self.seeds:
             raise ValueError("give at least one seed")
 
-    def judge(self) -> Any:
-        """The judge these settings name (:func:`calirl_lite.judge.make_judge`), or None."""
-        from .judge import make_judge
+    def judge(self, api_key: str = "") -> Any:
+        """The judge these settings name (:func:`calirl_lite.judge.make_judge`; ``api_key``: its endpoint's key,
+        which the command line reads from ``$CALIRL_JUDGE_API_KEY``), or None."""
+        return make_judge(self.judge_endpoint, self.judge_model, self.judge_local, api_key, self.judge_timeout)
 
-        return make_judge(self.judge_endpoint, self.judge_model, self.judge_local, os.environ.get("CALIRL_JUDGE_API_KEY", ""), self.judge_timeout)
 
-
-def evaluate_seeds(cfg: EvaluateConfig, progress: bool = True, judge: Any = None, world: World | None = None) -> EvalResult:
+def evaluate_seeds(cfg: EvaluateConfig, ctx: Context, progress: bool = True, judge: Any = None) -> EvalResult:
     """``cfg.policy`` with ``cfg.user`` on the first ``cfg.n_eval`` held-out goals, once per seed: scores per seed,
-    mean and std. With a ``judge`` (default: the one the settings name, if any) every dialogue is also rated for
-    interactivity, reported as ``interactivity`` in [0, 1]. ``world``: the toy world whose goals are used."""
-    from .calibration import CalibrationConfig, calibrated_adapter
-    from .profiles import get_profile
-    from .users import make_user
-
-    judge = judge if judge is not None else cfg.judge()
+    mean and std. With a ``judge`` every dialogue is also rated for interactivity, reported as ``interactivity`` in
+    [0, 1]. The goals are those of the context's toy world (toy tasks)."""
+    stage = evaluation_stage(cfg, ctx)
     adapter = None
     if cfg.user == "calibrated":
-        adapter = calibrated_adapter(CalibrationConfig.make(profile=cfg.profile, task=cfg.task), why="the calibrated user")
-    pol = load_policy(cfg.profile, cfg.policy)
-    goals = [t["goal"] for t in task_goals(cfg.task, "test", world)][: cfg.n_eval]
-    who = make_user(cfg.user, cfg.profile, adapter)
+        adapter = calibrated_adapter(calibration_for(ctx, cfg.profile, cfg.task), why="the calibrated user")
+    pol = load_policy(stage.models, cfg.policy)
+    goals = [t["goal"] for t in task_goals(stage.task, "test", stage.world)][: cfg.n_eval]
+    who = make_user(cfg.user, stage.models, adapter)
     per_seed = {}
     for s in cfg.seeds:
-        scores, dialogues = evaluate_policy(pol, who, cfg.task, goals, cfg.max_messages or WorldConfig.make().max_messages, EVAL_SEED_OFFSET + int(s), progress,
-                                            get_profile(cfg.profile).eval_batch)
+        scores, dialogues = evaluate_policy(pol, who, stage.task, goals, stage.budget, EVAL_SEED_OFFSET + int(s), progress, stage.profile.eval_batch)
         if judge is not None:
-            from .judge import interactivity
-
             scores["interactivity"] = interactivity(judge, dialogues)
         per_seed[int(s)] = scores
     return EvalResult.of(cfg.profile, cfg.task, cfg.policy, cfg.user, len(goals), per_seed)

@@ -19,6 +19,16 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .grpo import group_advantages
+from .lab import hacking
+from .results import Claim, judge
+from .shift import compounding_bound, final_reward_bound
+from .stats import PER_TURN_STATS, behaviour_stats
+from .task_family import AssistantPersona, ScriptedAssistant, ScriptedUser
+from .toy_tasks import CORPUS_ASSISTANTS, TASKS
+from .users import persona_from_spec
+from .world import scripted_dialogue
+
 
 @dataclass(frozen=True)
 class Exercise:
@@ -69,14 +79,10 @@ def _bound(fn: Callable, reference: Callable, seed: int, largest_error: float) -
 
 
 def _compounding_bound(fn: Callable) -> str | None:
-    from .shift import compounding_bound
-
     return _bound(fn, compounding_bound, 0, 0.2)
 
 
 def _final_reward_bound(fn: Callable) -> str | None:
-    from .shift import final_reward_bound
-
     return _bound(fn, final_reward_bound, 1, 0.08)
 
 
@@ -92,8 +98,6 @@ def _tv_distance(fn: Callable) -> str | None:
 
 
 def _per_turn_gap(fn: Callable) -> str | None:
-    from .stats import PER_TURN_STATS
-
     def case(rng: np.random.Generator) -> tuple:
         sim, real = ({s: float(rng.uniform()) for s in PER_TURN_STATS} for _ in range(2))
         if rng.random() < 0.3:
@@ -105,10 +109,7 @@ def _per_turn_gap(fn: Callable) -> str | None:
 
 def scripted_dialogues(spec: str, assistant: Any, n: int, seed: int, tasks: tuple[str, ...] = ("arith-chat", "docedit-chat")) -> list:
     """``n`` dialogues of two scripted people, no model: the users of ``spec`` (a user spec) and a scripted
-    ``assistant`` (an :class:`~calirl_lite.tasks.AssistantPersona`), taking turns over ``tasks``."""
-    from .tasks import TASKS, ScriptedAssistant, ScriptedUser
-    from .users import persona_from_spec
-    from .world import scripted_dialogue
+    ``assistant`` (an :class:`~calirl_lite.task_family.AssistantPersona`), taking turns over ``tasks``."""
 
     rng, persona, out = np.random.default_rng(seed), persona_from_spec(spec), []
     for i in range(n):
@@ -119,9 +120,6 @@ def scripted_dialogues(spec: str, assistant: Any, n: int, seed: int, tasks: tupl
 
 
 def _accept_wrong_rate(fn: Callable) -> str | None:
-    from .stats import behaviour_stats
-    from .tasks import CORPUS_ASSISTANTS
-
     dialogues = scripted_dialogues("sycophantic:0.5,over-forthcoming:0.3", CORPUS_ASSISTANTS["sloppy"], 120, 4)
     want, got = behaviour_stats(dialogues)["accept_wrong_rate"], fn(dialogues)
     if not _close(got, want, 1e-9):
@@ -153,8 +151,6 @@ def _heldout_nll(fn: Callable) -> str | None:
 
 
 def _group_advantages(fn: Callable) -> str | None:
-    from .grpo import group_advantages
-
     def case(rng: np.random.Generator) -> tuple:
         g = int(rng.integers(2, 9))
         rewards = rng.choice([0.0, 0.5, 1.0], size=g * int(rng.integers(1, 5))).tolist()
@@ -175,8 +171,6 @@ def _masked_loss(fn: Callable) -> str | None:
 
 
 def _claim_verdict(fn: Callable) -> str | None:
-    from .results import Claim, judge
-
     def case(rng: np.random.Generator) -> tuple:
         op, low = str(rng.choice([">", "<"])), float(rng.uniform(-0.2, 0.15))
         high, per_seed = low + float(rng.uniform(0.01, 0.2)), rng.uniform(-0.1, 0.1, size=int(rng.integers(1, 6))).tolist()
@@ -196,8 +190,6 @@ def _most_overrated(fn: Callable) -> str | None:
 
 
 def _reward_hacked(fn: Callable) -> str | None:
-    from .lab import hacking
-
     def case(rng: np.random.Generator) -> tuple:
         steps = int(rng.integers(6, 31))
         train = np.clip(0.5 + rng.uniform(-0.02, 0.02) * np.arange(steps) + rng.normal(0, 0.05, size=steps), 0, 1).round(3).tolist()
@@ -211,7 +203,6 @@ def scripted_scores(spec: str, n_goals: int = 300, seed: int = 12) -> dict[str, 
     """Mean arith-chat accuracy of a careful scripted assistant (always asks first) and a hasty one (always answers
     at once) with the scripted users of ``spec`` (:func:`calirl_lite.users.persona_from_spec`) — no model, so it is
     exact and fast: which way of talking pays with these users."""
-    from .tasks import AssistantPersona
 
     return {style: float(np.mean([d.scores["accuracy"] for d in scripted_dialogues(spec, AssistantPersona(style, p_ask=p_ask, p_error=0.0), n_goals, seed,
                                                                                        ("arith-chat",))]))

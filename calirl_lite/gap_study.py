@@ -2,7 +2,7 @@
 
 One policy (the base policy) is scored by a simulator and by the real users, at several horizons (message budgets)
 and with several dialogue seeds. The simulators are scripted users of graded quality
-(:func:`calirl_lite.tasks.graded_persona`: ``w`` moves a user from the real users toward the forthcoming corpus
+(:func:`calirl_lite.toy_tasks.graded_persona`: ``w`` moves a user from the real users toward the forthcoming corpus
 user) and the two LM simulators (``naive``, ``calibrated``). Each point records the drop |J_sim − J_real|, the
 measured per-turn behaviour gap ε between the two users, and two bounds:
 
@@ -23,18 +23,17 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from .calibration import calibrated_adapter
+from .context import Context
 from .dialogue import Dialogue, read_jsonl, write_jsonl
 from .evaluate import evaluate_policy
 from .io import atomic_write_json
-from .paths import runs_dir
-from .profiles import get_profile
 from .rollout import base_policy, mean_scores
-from .settings import short_hash
 from .shift import compounding_bound, final_reward_bound
+from .stages import Stage, calibration_for, kept_result, resolve
 from .stats import PER_TURN_STATS, behaviour_tv
-from .tasks import get_task, graded_persona
-from .users import ScriptedUsers
-from .world import World, build_world
+from .toy_tasks import graded_persona
+from .users import ScriptedUsers, User, make_user
 
 LM_SIMULATORS = ("naive", "calibrated")
 
@@ -45,50 +44,48 @@ def per_turn_gap(sim: Sequence[Dialogue], real: Sequence[Dialogue]) -> float:
     return float(np.mean([np.nan_to_num(tv[k]) for k in PER_TURN_STATS]))
 
 
-def _simulator(profile: str, task: str, simulator: float | str) -> Any:
+def _simulator(stage: Stage, simulator: float | str) -> User:
     """The graded scripted user ``w`` (a number), or an LM simulator ('naive', 'calibrated' with the adapter of
     calibration seed 0)."""
     if not isinstance(simulator, str):
         return ScriptedUsers(graded_persona(float(simulator)))
-    from .calibration import CalibrationConfig, calibrated_adapter
-    from .users import make_user
-
     if simulator not in LM_SIMULATORS:
         raise ValueError(f"simulator must be a number w in [0, 1] or one of {LM_SIMULATORS}, got {simulator!r}")
-    adapter = calibrated_adapter(CalibrationConfig.make(profile=profile, task=task)) if simulator == "calibrated" else None
-    return make_user(simulator, profile, adapter)
+    adapter = None
+    if simulator == "calibrated":
+        ctx = stage.ctx
+        adapter = calibrated_adapter(calibration_for(ctx, stage.profile.name, stage.task.name))
+    return make_user(simulator, stage.models, adapter)
 
 
-def gap_points(profile: str, task: str, simulator: float | str, horizons: Sequence[int], n_goals: int, seed: int,
-               world: World | None = None) -> list[dict[str, Any]]:
+def gap_points(ctx: Context, profile: str, task: str, simulator: float | str, horizons: Sequence[int], n_goals: int, seed: int) -> list[dict[str, Any]]:
     """The base policy with ``simulator`` (a graded user's ``w``, or 'naive' / 'calibrated') and with the real users,
-    at each horizon: scores, the drop, the per-turn gap ε and both bounds. Kept under ``runs/gap-study/`` and
-    reused. ``world``: the toy world whose test goals are used (default: the default one)."""
-    world = world or build_world(verbose=False)
-    key = {"profile": profile, "task": task, "simulator": simulator, "horizons": sorted(horizons), "n_goals": n_goals, "seed": seed,
-           "world": world.config.key()}
+    at each horizon: scores, the drop, the per-turn gap ε and both bounds, on the first ``n_goals`` test goals of the
+    context's toy world. Kept under ``runs/gap-study/`` and reused (a job of ``calirl reproduce``'s worker pool)."""
+    stage = resolve(ctx, profile, task)
+    key = {"profile": profile, "task": task, "simulator": simulator, "horizons": sorted(horizons), "n_goals": n_goals, "seed": seed}
     name = f"w{simulator:g}" if not isinstance(simulator, str) else simulator
-    done = runs_dir() / "gap-study" / f"{profile}-{task}-{name}-seed{seed}-{short_hash(key)}.json"
+    done = kept_result(ctx, "gap-study", f"{profile}-{task}-{name}-seed{seed}", key, stage.world_config)
     if done.is_file():  # finished before: the same policy, users, goals and seed give the same numbers
         return json.loads(done.read_text())
-    goals = [t["goal"] for t in world.tasks(task, "test")][:n_goals]
-    policy, metric, batch = base_policy(profile), get_task(task).metric, get_profile(profile).eval_batch
-    sim = _simulator(profile, task, simulator)
+    goals = [t["goal"] for t in stage.world.tasks(task, "test")][:n_goals]
+    policy, metric, batch = base_policy(stage.models), stage.task.metric, stage.profile.eval_batch
+    sim = _simulator(stage, simulator)
 
     def with_real_users(H: int) -> tuple[dict[str, float], list[Any]]:
         """The real users' side, the same for every simulator: once per task, horizon and seed, kept beside the points."""
-        path = done.parent / f"{profile}-{task}-real-H{H}-seed{seed}-{short_hash({**key, 'simulator': None, 'horizon': H})}.jsonl"
+        path = kept_result(ctx, "gap-study", f"{profile}-{task}-real-H{H}-seed{seed}", {**key, "simulator": None, "horizon": H}, stage.world_config, ".jsonl")
         if path.is_file():
             dialogues = read_jsonl(path)
             return mean_scores(dialogues), dialogues
-        scores, dialogues = evaluate_policy(policy, ScriptedUsers(), task, goals, H, seed, batch_size=batch)
+        scores, dialogues = evaluate_policy(policy, ScriptedUsers(), stage.task, goals, H, seed, batch_size=batch)
         write_jsonl(path, dialogues)
         return scores, dialogues
 
     rows, eps = [], 0.0
     graded = not isinstance(simulator, str)
     for H in sorted(horizons, reverse=True):
-        s, sim_d = evaluate_policy(policy, sim, task, goals, H, seed, batch_size=batch)
+        s, sim_d = evaluate_policy(policy, sim, stage.task, goals, H, seed, batch_size=batch)
         r, real_d = with_real_users(H)
         if not rows:  # ε is the simulator's per-turn rate: measured once, on the longest dialogues
             eps = per_turn_gap(sim_d, real_d)

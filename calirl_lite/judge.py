@@ -13,6 +13,8 @@ import re
 from typing import Any, Sequence
 
 from .dialogue import Dialogue
+from .endpoints import chat_completion, require_http
+from .profiles import load_model
 
 JUDGE_PROMPT = (
     "You are judging a conversation between a user and an AI assistant. The user had a goal the assistant did not "
@@ -53,14 +55,10 @@ class EndpointJudge:
     """An OpenAI-compatible endpoint as the judge (``base_url`` such as ``http://127.0.0.1:8000/v1``)."""
 
     def __init__(self, base_url: str, model: str, api_key: str = "", timeout: float = 60.0) -> None:
-        from .endpoints import require_http
-
         require_http(base_url, "judge endpoint")
         self.base_url, self.model, self.api_key, self.timeout = base_url, model, api_key, timeout
 
     def score(self, dialogue: Dialogue) -> float:
-        from .endpoints import chat_completion
-
         reply = chat_completion(self.base_url, self.model, judge_messages(dialogue), 0.0, 32, self.api_key, self.timeout)
         return parse_score(reply, f"judge endpoint {self.base_url}")
 
@@ -69,8 +67,6 @@ class LocalJudge:
     """A local transformers model as the judge (a folder or hub id; safetensors, no remote code), greedy."""
 
     def __init__(self, model: str, max_new_tokens: int = 16) -> None:
-        from .profiles import load_model
-
         self.name = model
         self.model, self.tokenizer = load_model(model)
         self.model.eval()

@@ -2,7 +2,7 @@
 
 The paper names one failure of uncalibrated simulators — sycophancy — but cannot vary a simulator's errors one at a
 time. The toy world can, because its real users are programs: a *single-error simulator* is the real users with
-exactly one behaviour moved (:data:`~calirl_lite.tasks.SINGLE_ERRORS`: over-forthcoming, sycophantic,
+exactly one behaviour moved (:data:`~calirl_lite.task_family.SINGLE_ERRORS`: over-forthcoming, sycophantic,
 question-averse, over-correcting, impatient), so its gap to the real users is known exactly.
 
 ``calirl lab`` trains, for every task, reward source (:data:`~calirl_lite.train.REWARDS`) and seed, one policy
@@ -29,16 +29,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+from .calibration import calibrate_once, calibrated_adapter
+from .context import Context
+from .evaluate import evaluate_policy
 from .gap_study import per_turn_gap
 from .io import atomic_write_json, atomic_write_text, json_safe
-from .paths import results_dir
-from .plots import close_figure, plot_lab, plot_lab_curves
+from .plots import close_figure, plot_designs, plot_lab, plot_lab_curves
 from .pool import pool_size, run_pool
 from .results import RunResult, paired_difference
+from .rollout import base_policy
 from .settings import EVAL_SEED_OFFSET, Settings
+from .sources import task_goals
+from .stages import REWARDS, Stage, TrainConfig, calibration_for, resolve
 from .stats import behaviour_stats, behaviour_tv
-from .tasks import SINGLE_ERRORS, TASKS
-from .train import REWARDS, TrainConfig, train, train_job
+from .task_family import REAL_USER, SINGLE_ERRORS, single_error_persona
+from .toy_tasks import TASKS
+from .train import train, train_job
+from .users import ScriptedUsers, User, make_user, persona_from_spec
 
 MOVES = {"over-forthcoming": "unprompted_reveal_rate", "sycophantic": "accept_wrong_rate", "question-averse": "quit_on_question_rate",
          "over-correcting": "point_out_rate", "impatient": "messages"}
@@ -121,34 +128,25 @@ def error_of(who: str) -> str:
 # ----------------------------------------------------------------------------- jobs (run in worker processes)
 
 
-def lab_user(profile: str, task: str, who: str) -> Any:
+def lab_user(stage: Stage, who: str) -> User:
     """The user of a lab training user ``who``: the real users, a scripted simulator, or ('lm <spec>') the LM
     calibrated on that scripted simulator's traces (calibration seed 0)."""
-    from .calibration import CalibrationConfig, calibrated_adapter
-    from .users import ScriptedUsers, make_user, persona_from_spec
-
     if not who.startswith("lm "):
         return ScriptedUsers(persona_from_spec("" if who == "real" else who))
-    cal = CalibrationConfig.make(profile=profile, task=task, persona=who.removeprefix("lm "))
-    return make_user("calibrated", profile, calibrated_adapter(cal, why=f"the LM simulator {who!r}"))
+    ctx = stage.ctx
+    cal = calibration_for(ctx, stage.profile.name, stage.task.name, persona=who.removeprefix("lm "))
+    return make_user("calibrated", stage.models, calibrated_adapter(cal, why=f"the LM simulator {who!r}"))
 
 
-def gap_job(profile: str, task: str, users: Sequence[str], goals: int) -> dict[str, Any]:
+def gap_job(ctx: Context, profile: str, task: str, users: Sequence[str], goals: int) -> dict[str, Any]:
     """Each simulator's behaviour against the real users': the base policy plays the same ``goals`` test goals
     (same seed) with every user of ``users`` (:meth:`LabConfig.users`). Per user: its behaviour statistics, their TV
     to the real users' (per statistic) and the mean per-turn TV."""
-    from .evaluate import evaluate_policy
-    from .profiles import device_for, get_profile, load_model
-    from .rollout import Policy
-    from .sources import task_goals
-    from .world import message_budget
-
-    prof = get_profile(profile)
-    model, tok = load_model(prof.policy_model, device=device_for(profile))
-    policy = Policy(model, tok, "base", prof.policy_temperature, prof.max_new_tokens)
-    picked = [t["goal"] for t in task_goals(task, "test")][:goals]
-    dialogues = {who: evaluate_policy(policy, lab_user(profile, task, who), task, picked, message_budget(0), EVAL_SEED_OFFSET,
-                                      batch_size=prof.eval_batch)[1] for who in users}
+    stage = resolve(ctx, profile, task)
+    policy = base_policy(stage.models)
+    picked = [t["goal"] for t in task_goals(stage.task, "test", stage.world)][:goals]
+    dialogues = {who: evaluate_policy(policy, lab_user(stage, who), stage.task, picked, stage.budget, EVAL_SEED_OFFSET,
+                                      batch_size=stage.profile.eval_batch)[1] for who in users}
     real = dialogues["real"]
     return {who: {"stats": behaviour_stats(ds), "tv": behaviour_tv(ds, real), "per_turn_gap": per_turn_gap(ds, real)} for who, ds in dialogues.items()}
 
@@ -156,29 +154,26 @@ def gap_job(profile: str, task: str, users: Sequence[str], goals: int) -> dict[s
 # ----------------------------------------------------------------------------- the lab
 
 
-def lab(cfg: LabConfig | None = None, out: str | Path | None = None) -> dict[str, Any]:
+def lab(cfg: LabConfig, ctx: Context, out: str | Path | None = None) -> dict[str, Any]:
     """Train and score every run of the grid (reusing finished ones), measure the simulators' gaps, and write the
     table and figures; returns lab.json's contents."""
-    from .world import build_world
-
-    cfg = cfg or LabConfig.make()
     start = time.perf_counter()
-    base = Path(out) if out else results_dir("lab")
+    base = Path(out) if out else ctx.results_dir("lab")
     base.mkdir(parents=True, exist_ok=True)
-    build_world()
+    ctx.toy_world()
     users = cfg.users()
     print(f"calirl lab: {len(cfg.tasks) * len(cfg.rewards) * len(users) * len(cfg.seeds)} runs ({len(cfg.tasks)} tasks × {len(cfg.rewards)} "
           f"reward sources × {len(users)} training users × {len(cfg.seeds)} seeds) and the simulators' gaps, {cfg.n_workers()} worker processes", flush=True)
     if cfg.lm:  # the LM simulators first: their runs and gaps need them
-        from .calibration import CalibrationConfig, calibrate_once
-
-        calibrations = [(f"calibrate {t} · {who}", calibrate_once, (CalibrationConfig.make(profile=cfg.profile, task=t, persona=who.removeprefix("lm ")),))
+        calibrations = [(f"calibrate {t} · {who}", calibrate_once, (calibration_for(ctx, cfg.profile, t, persona=who.removeprefix("lm ")).cfg, ctx))
                         for t in cfg.tasks for who in users if who.startswith("lm ")]
         run_pool(calibrations, cfg.n_workers(), "lab: LM simulators")
     grid = {(t, r, who, s): f"{t} · {r} · {who} · seed {s}" for t in cfg.tasks for r in cfg.rewards for who in users for s in cfg.seeds}
-    jobs = [(name, train_job, (cfg.profile, cfg.method(who), t, s, cfg.run_settings(who, r))) for (t, r, who, s), name in grid.items()]
-    jobs.sort(key=lambda j: (j[2][1] != "calibrated", j[2][2] != "docedit-chat"))  # the longest first, so the pool ends together
-    gap_jobs = [(f"gap · {t}", gap_job, (cfg.profile, t, users, cfg.gap_goals)) for t in cfg.tasks]
+    runs_of = {key: ctx.make(TrainConfig, profile=cfg.profile, method=cfg.method(key[2]), task=key[0], seed=key[3], **cfg.run_settings(key[2], key[1]))
+               for key in grid}
+    jobs = [(name, train_job, (runs_of[key], ctx)) for key, name in grid.items()]
+    jobs.sort(key=lambda j: (j[2][0].method != "calibrated", j[2][0].task != "docedit-chat"))  # the longest first, so the pool ends together
+    gap_jobs = [(f"gap · {t}", gap_job, (ctx, cfg.profile, t, users, cfg.gap_goals)) for t in cfg.tasks]
     done = run_pool(gap_jobs + jobs, cfg.n_workers(), "lab")
     runs = {key: done[name] for key, name in grid.items()}
     gaps = {t: done[f"gap · {t}"] for t in cfg.tasks}
@@ -286,8 +281,6 @@ def lab_markdown(result: dict[str, Any]) -> str:
 def simulators_markdown(result: dict[str, Any]) -> str:
     """The lab's simulators: what each error does, the behaviour it sets (the real users' value → its own), and the
     gap measured on the base policy's dialogues with it, per task (TV on that behaviour; the mean per-turn TV)."""
-    from .tasks import REAL_USER, single_error_persona
-
     strength = result["settings"]["strength"]
     tasks = list(result["tasks"])
     lines = ["| error | what it does | behaviour set | " + " | ".join(f"gap on {t} (per-turn)" for t in tasks) + " |", "|---|---|---|" + "---|" * len(tasks)]
@@ -338,12 +331,10 @@ class SimulatorDesigner:
     users' score. Every design stays on the figure, so one can be compared with the last; a design trained before
     is loaded, not trained again. ``designs`` holds each one's spec, reward, curves and final scores."""
 
-    def __init__(self, task: str = "arith-chat", steps: int = 0, real_every: int = 2, seed: int = 0, profile: str = "tiny") -> None:
+    def __init__(self, ctx: Context, task: str = "arith-chat", steps: int = 0, real_every: int = 2, seed: int = 0, profile: str = "tiny") -> None:
         import ipywidgets as w
 
-        from .tasks import REAL_USER
-
-        self.task, self.steps, self.real_every, self.seed, self.profile = task, steps, real_every, seed, profile
+        self.ctx, self.task, self.steps, self.real_every, self.seed, self.profile = ctx, task, steps, real_every, seed, profile
         self.metric = TASKS[task].metric
         self.sliders = {name: (w.IntSlider(value=REAL_USER.patience, min=1, max=5, description=label) if name == "patience" else
                                w.FloatSlider(value=getattr(REAL_USER, name), min=0.0, max=1.0, step=0.05, description=label))
@@ -362,8 +353,6 @@ class SimulatorDesigner:
 
     def spec(self) -> str:
         """The ``--user`` spec of the sliders' simulator: the behaviours moved from the real users'."""
-        from .tasks import REAL_USER
-
         return ",".join(f"{name}={s.value:g}" for name, s in self.sliders.items() if s.value != getattr(REAL_USER, name))
 
     def train(self) -> dict[str, Any]:
@@ -388,10 +377,10 @@ class SimulatorDesigner:
         self.status.value = f"training against <code>{spec or 'the real users'}</code>, reward from {reward} …"
         try:
             settings = {"token_penalty": 0.002} if reward == "task-efficiency" else {}
-            cfg = TrainConfig.make(method="oracle", profile=self.profile, task=self.task, seed=self.seed, user=spec, reward=reward,
-                                   real_every=self.real_every, **({"steps": self.steps} if self.steps else {}), **settings)
+            cfg = self.ctx.make(TrainConfig, method="oracle", profile=self.profile, task=self.task, seed=self.seed, user=spec, reward=reward,
+                                real_every=self.real_every, **({"steps": self.steps} if self.steps else {}), **settings)
             start = time.perf_counter()
-            result = train(cfg, callbacks=[Live()], progress=False)
+            result = train(cfg, self.ctx, callbacks=[Live()], progress=False)
             curves = _curves(result, self.metric)
             design.update(curves, seconds=time.perf_counter() - start, simulator_says=result.trained["simulator"]["verdict" if reward == "verdict" else self.metric],
                           real_score=result.trained["real"][self.metric], base_score=result.base["real"][self.metric])
@@ -408,8 +397,6 @@ class SimulatorDesigner:
     def redraw(self) -> None:
         import matplotlib.pyplot as plt
         from IPython.display import display
-
-        from .plots import plot_designs
 
         fig = plot_designs(self.designs, self.metric)
         with self.out:

@@ -20,9 +20,13 @@ is the one to trust, and the plan's job is to pick micro-batches that keep it un
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
+
+from .profiles import Profile, uses_cuda
 
 GIB = 2**30
 OVERHEAD_GIB = 0.75
@@ -109,12 +113,9 @@ def _micro_batch(batch: int, peak: Any, budget: float) -> int:
     return micro
 
 
-def plan(profile: str, budget_gib: float = 14.0, max_messages: int = 14, prompts_per_step: int = 4, group_size: int = 8,
+def plan(prof: Profile, budget_gib: float = 14.0, max_messages: int = 14, prompts_per_step: int = 4, group_size: int = 8,
          calibration_batch: int = 16, calibration_length: int = 512, lora_r: int = 16) -> dict[str, Any]:
     """Per stage: the planned peak in GiB, its parts, and (training, calibration) the micro-batch and accumulation."""
-    from .profiles import get_profile
-
-    prof = get_profile(profile)
     pol, usr = layout_of(prof.policy_model), layout_of(prof.user_model)
     w_pol, w_usr = weights_bytes(pol, False), weights_bytes(usr, prof.user_in_4bit)
     tokens = dialogue_tokens(max_messages, prof.max_new_tokens)
@@ -138,15 +139,12 @@ def plan(profile: str, budget_gib: float = 14.0, max_messages: int = 14, prompts
                               "overhead": overhead}) | {"micro_batch": m_train, "accumulation": batch // m_train}
     stages["evaluation"] = gib({"policy weights": w_pol, "simulator weights": w_usr, "KV caches": kv_bytes(pol, prof.eval_batch, tokens) + kv_bytes(usr, prof.eval_batch, tokens),
                                 "overhead": overhead})
-    return {"profile": profile, "budget_gib": budget_gib, "dialogue_tokens": tokens, "policy": prof.policy_model, "simulator": prof.user_model,
+    return {"profile": prof.name, "budget_gib": budget_gib, "dialogue_tokens": tokens, "policy": prof.policy_model, "simulator": prof.user_model,
             "simulator_4bit": prof.user_in_4bit, "stages": stages, "layouts": {prof.policy_model: asdict(pol), prof.user_model: asdict(usr)}}
 
 
 def layout_of(model: str) -> Layout:
     """The layout of a model name of a profile: a hub id of :data:`LAYOUTS`, or a saved folder (its ``config.json``)."""
-    import json
-    from pathlib import Path
-
     if model in LAYOUTS:
         return LAYOUTS[model]
     config = Path(model) / "config.json"
@@ -159,16 +157,13 @@ def layout_of(model: str) -> Layout:
                   c["intermediate_size"], c["vocab_size"], bool(c.get("tie_word_embeddings", True)))
 
 
-def micro_batches(profile: str, stage: str, **sizes: Any) -> tuple[int, int]:
+def micro_batches(prof: Profile, stage: str, **sizes: Any) -> tuple[int, int]:
     """``(micro-batch, accumulation steps)`` of ``stage`` ('training' or 'calibration') where the profile runs on a
     GPU with a memory budget; elsewhere the whole batch at once (``sizes``: :func:`plan`'s keyword arguments)."""
-    from .profiles import get_profile, uses_cuda
-
     batch = sizes["prompts_per_step"] * sizes["group_size"] if stage == "training" else sizes["calibration_batch"]
-    prof = get_profile(profile)
-    if not prof.gpu_memory_gib or not uses_cuda(profile):
+    if not prof.gpu_memory_gib or not uses_cuda(prof):
         return batch, 1
-    s = plan(profile, prof.gpu_memory_gib, **sizes)["stages"][stage]
+    s = plan(prof, prof.gpu_memory_gib, **sizes)["stages"][stage]
     return s["micro_batch"], s["accumulation"]
 
 

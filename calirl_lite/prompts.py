@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .dialogue import TERMINATE, Message
-from .tasks import Task
+from .task_family import Task
 
 ASSISTANT_SYSTEM = "you are a helpful assistant ."
 """The policy's system prompt (the toy world's language: lower case, spaced punctuation)."""

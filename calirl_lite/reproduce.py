@@ -3,7 +3,8 @@
 ``calirl reproduce --profile tiny --seeds 0 1 2`` (``make reproduce``) runs every stage, reusing any
 that has finished before:
 
-1. **world** — builds the toy world (tasks, corpus, tokenizer, tiny LM), or loads it from the cache;
+1. **world** — the toy world shipped with the kit (world seed 0), or builds it (tasks, corpus, tokenizer, tiny LM)
+   once and loads it from the cache;
 2. **calibration** — per task, logs the base policy with the real users and LoRA-SFTs the simulator
    on those traces (``calirl calibrate``; one calibrated simulator, calibration seed 0, serves every seed);
 3. **training** — Static, Naive, Calibrated and Oracle on both tasks for every seed, one code path and
@@ -17,9 +18,11 @@ that has finished before:
    that agree), ``results/paper.md`` (the paper's table beside the toy's, every ordering of its rows judged),
    ``results/table.png``, ``results/gap_vs_drop.json`` and ``results/gap_vs_drop.png``.
 
-Runs of stages 2–4 go to a pool of worker processes, one per CPU core with one thread each (the tiny
+The jobs of stages 2–4 go to one pool of worker processes, one per CPU core with one thread each (the tiny
 models spend their time in Python, not in arithmetic, so two single-threaded runs go twice as fast as
-one two-threaded run). The elapsed time is printed at the end and kept in ``table.json``.
+one two-threaded run); each starts as soon as a worker is free and what it reads is there (:func:`pipeline_jobs`).
+Every job gets its settings and the :class:`~calirl_lite.context.Context` as arguments. The elapsed time is printed
+at the end and kept in ``table.json``.
 
 ``calirl notebooks`` (:mod:`calirl_lite.notebook_runner`) executes the numbered notebooks top to bottom instead.
 """
@@ -33,17 +36,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .calibration import CalibrationConfig, calibrate_once
+from .calibration import calibrate_once
+from .context import Context
 from .gap_study import LM_SIMULATORS, format_trends, gap_points, gap_trends, seed_means, trained_points
 from .io import atomic_write_json, atomic_write_text, json_safe
-from .paths import results_dir
 from .plots import close_figure, plot_gap_vs_drop, plot_sim_vs_real
-from .pool import pool_size, run_pool
+from .pool import Job, pool_size, run_pool
+from .profiles import get_profile
 from .results import RunResult, paper_markdown, summarise, table_markdown
-from .settings import WORLD_SEED_ENV, Settings
+from .settings import Settings
+from .stages import METHODS, SIMULATOR, TrainConfig, calibration_for
 from .tasks import TASKS
-from .train import METHODS, finished_results, train_job
-from .world import build_world
+from .train import finished_results, train_job
 
 TASK_NAMES = tuple(TASKS)
 """The toy world's tasks, each with its own calibrated simulator and its column in the table."""
@@ -82,8 +86,6 @@ class ReproduceConfig(Settings):
     BOUNDS = {"gap_mixes": (0, 1), "gap_horizons": (2, None), "gap_goals": (1, None)}
 
     def __post_init__(self) -> None:
-        from .profiles import get_profile
-
         super().__post_init__()
         get_profile(self.profile)
         if self.profile != "tiny":
@@ -98,11 +100,6 @@ class ReproduceConfig(Settings):
 # ----------------------------------------------------------------------------- jobs (run in worker processes)
 
 
-def calibration_job(profile: str, task: str, seed: int = 0) -> dict[str, Any]:
-    """Calibrate the simulator of ``task`` (reused when finished); returns gap.json's contents."""
-    return calibrate_once(CalibrationConfig.make(profile=profile, task=task, seed=seed))
-
-
 def run_settings(cfg: ReproduceConfig) -> dict[str, Any]:
     """The TrainConfig fields the reproduction sets besides method, task and seed."""
     return {"calibration_seed": cfg.calibration_seed, **({"steps": cfg.steps} if cfg.steps else {})}
@@ -111,47 +108,57 @@ def run_settings(cfg: ReproduceConfig) -> dict[str, Any]:
 # ----------------------------------------------------------------------------- the whole job
 
 
-def reproduce(cfg: ReproduceConfig | None = None, out: str | os.PathLike | None = None) -> dict[str, Any]:
+def reproduce(cfg: ReproduceConfig, ctx: Context, out: str | os.PathLike | None = None) -> dict[str, Any]:
     """Run every stage (reusing finished ones) and write the table and figures; returns table.json's contents.
-    With ``cfg.robustness``, the robustness study instead (:func:`robustness`)."""
-    cfg = cfg or ReproduceConfig.make()
+    With ``cfg.robustness``, the robustness study instead (:func:`robustness`).
+
+    Calibrations, training runs and gap-study points go to one pool of worker processes, each job as soon as what it
+    reads is there: the interactive runs against the naive simulator and the real users start while the simulators
+    are being calibrated, and the gap study fills the workers' last minutes."""
     if cfg.robustness:
-        return robustness(cfg, out)
+        return robustness(cfg, ctx, out)
     start = time.perf_counter()
-    base = Path(out) if out else results_dir()
+    base = Path(out) if out else ctx.results_dir()
     base.mkdir(parents=True, exist_ok=True)
     workers = cfg.n_workers()
-
-    def stage(name: str) -> None:
-        print(f"[{time.perf_counter() - start:6.0f} s] {name}", flush=True)
-
-    stage("1/5 world: build or load the toy world")
-    build_world()
-    stage("2/5 calibration: traces of the base policy with the real users, LoRA-SFT of the simulator, per task")
-    run_pool([(t, calibration_job, (cfg.profile, t, cfg.calibration_seed)) for t in TASK_NAMES], min(workers, len(TASK_NAMES)), "calibrate")
-    stage(f"3/5 training: {len(METHODS)} methods × {len(TASK_NAMES)} tasks × {len(cfg.seeds)} seeds, then evaluation with the real users")
-    # longest runs first (docedit dialogues are longer; LM users are slower than scripted ones), so the pool ends together
-    order = {"calibrated": 0, "static": 1, "naive": 2, "oracle": 3}
+    print(f"[{time.perf_counter() - start:6.0f} s] 1/3 world: the shipped toy world, or built (once) and loaded", flush=True)
+    ctx.toy_world()
     settings = run_settings(cfg)
-    jobs = sorted(((f"{m} · {t} · seed {s}", train_job, (cfg.profile, m, t, s, settings)) for m in METHODS for t in TASK_NAMES for s in cfg.seeds),
-                  key=lambda j: (j[2][2] != "docedit-chat", order[j[2][1]], j[2][3]))
-    reused = len(finished_results(METHODS, TASK_NAMES, cfg.seeds, profile=cfg.profile, **settings))
-    results = list(run_pool(jobs, workers, "train").values())
-    gap_rows: list[dict[str, Any]] = []
-    if cfg.gap_study:
-        stage("4/5 gap versus drop: the base policy with graded and LM simulators and with the real users, at several horizons")
-        simulators = [*cfg.gap_mixes, *LM_SIMULATORS]
-        gap_jobs = [(f"{t} · {sim} · seed {seed}", gap_points, (cfg.profile, t, sim, cfg.gap_horizons, cfg.gap_goals, seed))
-                    for t in TASK_NAMES for sim in simulators for seed in cfg.gap_seeds]
-        gap_rows = [row for rows in run_pool(gap_jobs, workers, "gap study").values() for row in rows]
-        gap_rows.sort(key=lambda r: (r["task"], r["simulator"], r["horizon"], r["seed"]))
-    stage("5/5 table and figures")
+    jobs = pipeline_jobs(cfg, ctx, settings)
+    training = [j.name for j in jobs if j.fn is train_job]
+    reused = len(finished_results(ctx, METHODS, TASK_NAMES, cfg.seeds, profile=cfg.profile, **settings))
+    print(f"[{time.perf_counter() - start:6.0f} s] 2/3 {len(TASK_NAMES)} calibrations, {len(training)} training runs (4 methods × "
+          f"{len(TASK_NAMES)} tasks × {len(cfg.seeds)} seeds) and {len(jobs) - len(training) - len(TASK_NAMES)} gap-study points, in one pool "
+          f"of {workers} workers", flush=True)
+    done = run_pool(jobs, workers, "reproduce")
+    results = [done[name] for name in training]
+    gap_rows = sorted((row for j in jobs if j.fn is gap_points for row in done[j.name]), key=lambda r: (r["task"], r["simulator"], r["horizon"], r["seed"]))
+    print(f"[{time.perf_counter() - start:6.0f} s] 3/3 table and figures", flush=True)
     summary = summarise(results, cfg.seeds)
-    summary.update(profile=cfg.profile, workers=workers, settings=cfg.to_dict(), reused_runs=reused, runs={f"{r.method}/{r.task}/{r.seed}": r.run for r in results})
+    summary.update(profile=cfg.profile, workers=workers, settings=cfg.to_dict(), world=ctx.world.seed, reused_runs=reused,
+                   runs={f"{r.method}/{r.task}/{r.seed}": r.run for r in results})
     write_outputs(base, summary, results, gap_rows, start)
     print(f"calirl reproduce took {summary['seconds']:.0f} s ({summary['seconds'] / 60:.1f} min) with {workers} worker processes"
-          + (f"; {reused} of {len(jobs)} training runs were reused" if reused else ""))
+          + (f"; {reused} of {len(training)} training runs were reused" if reused else ""))
     return summary
+
+
+def pipeline_jobs(cfg: ReproduceConfig, ctx: Context, settings: dict[str, Any]) -> list[Job]:
+    """Every job of the reproduction, in the order a free worker takes them: each task's calibration; the training
+    runs, the longest first (docedit dialogues are longer, LM users slower than scripted ones), those that use a
+    simulator after its calibration; then the gap study's points (the calibrated simulator's after its calibration)."""
+    calibrations = {t: calibration_for(ctx, cfg.profile, t, cfg.calibration_seed).cfg for t in TASK_NAMES}
+    jobs = [Job(f"calibrate · {t}", calibrate_once, (c, ctx)) for t, c in calibrations.items()]
+    order = {"calibrated": 0, "static": 1, "naive": 2, "oracle": 3}
+    runs = [ctx.make(TrainConfig, profile=cfg.profile, method=m, task=t, seed=s, **settings) for m in METHODS for t in TASK_NAMES for s in cfg.seeds]
+    runs.sort(key=lambda r: (r.task != "docedit-chat", order[r.method], r.seed))
+    jobs += [Job(f"{r.method} · {r.task} · seed {r.seed}", train_job, (r, ctx), (f"calibrate · {r.task}",) if SIMULATOR[r.method] == "calibrated" else ())
+             for r in runs]
+    if cfg.gap_study:
+        simulators = [*cfg.gap_mixes, *LM_SIMULATORS]
+        jobs += [Job(f"gap · {t} · {sim} · seed {seed}", gap_points, (ctx, cfg.profile, t, sim, cfg.gap_horizons, cfg.gap_goals, seed),
+                     (f"calibrate · {t}",) if sim == "calibrated" else ()) for t in TASK_NAMES for sim in simulators for seed in cfg.gap_seeds]
+    return jobs
 
 
 def write_outputs(base: Path, summary: dict[str, Any], results: list[RunResult], gap_rows: list[dict[str, Any]], start: float) -> None:
@@ -175,34 +182,29 @@ def write_outputs(base: Path, summary: dict[str, Any], results: list[RunResult],
 
 # ----------------------------------------------------------------------------- the robustness study
 
-VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, str]]] = {
-    "seeds 3–5": ("training seeds 3, 4 and 5 (the table's are 0, 1, 2)", {"seeds": (3, 4, 5)}, {}),
-    "world seed 1": ("a second toy world (world seed 1: other goals, corpus and LM)", {}, {WORLD_SEED_ENV: "1"}),
-    "calibration seed 1": ("the simulator calibrated with seed 1 (other traces, other SFT order)", {"calibration_seed": 1}, {}),
-    "twice the budget": ("60 GRPO steps instead of 30", {"steps": 60}, {}),
+VARIANTS: dict[str, tuple[str, dict[str, Any], int | None]] = {
+    "seeds 3–5": ("training seeds 3, 4 and 5 (the table's are 0, 1, 2)", {"seeds": (3, 4, 5)}, None),
+    "world seed 1": ("a second toy world (world seed 1: other goals, corpus and LM)", {}, 1),
+    "calibration seed 1": ("the simulator calibrated with seed 1 (other traces, other SFT order)", {"calibration_seed": 1}, None),
+    "twice the budget": ("60 GRPO steps instead of 30", {"steps": 60}, None),
 }
-"""The robustness study's variants: (what it changes, ReproduceConfig fields, environment)."""
+"""The robustness study's variants: (what it changes, ReproduceConfig fields, the world seed it runs in — None: the context's)."""
 
 
-def robustness(cfg: ReproduceConfig, out: str | os.PathLike | None = None) -> dict[str, Any]:
+def robustness(cfg: ReproduceConfig, ctx: Context, out: str | os.PathLike | None = None) -> dict[str, Any]:
     """Every claim again, judged the same way, under each of :data:`VARIANTS` — on seeds, a world and a calibration
     nobody tuned on, and with twice the training budget. Each variant is a whole reproduction (without the gap study)
     under ``results/robustness/<variant>/``; ``summary.md`` (claim × variant → holds / not shown) and
     ``summary.json`` sit beside them. The world's design is not touched: the second world is the same design with
     another seed."""
     start = time.perf_counter()
-    base = Path(out) if out else results_dir("robustness")
+    base = Path(out) if out else ctx.results_dir("robustness")
     verdicts: dict[str, dict[str, Any]] = {}
-    for name, (what, fields, env) in VARIANTS.items():
+    for name, (what, fields, world_seed) in VARIANTS.items():
         print(f"[{time.perf_counter() - start:6.0f} s] robustness: {name} — {what}", flush=True)
         variant = dataclasses.replace(cfg, robustness=False, gap_study=False, **fields)
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
-            summary = reproduce(variant, out=base / name.replace(" ", "-").replace("–", "-"))
-        finally:
-            for k, v in saved.items():
-                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+        where = ctx.with_world(world_seed) if world_seed is not None else ctx
+        summary = reproduce(variant, where, out=base / name.replace(" ", "-").replace("–", "-"))
         verdicts[name] = {"what": what, "claims": {t: d["claims"] for t, d in summary["tasks"].items()}}
     result = {"variants": verdicts, "seconds": time.perf_counter() - start}
     atomic_write_json(base / "summary.json", json_safe(result))

@@ -23,9 +23,11 @@ import torch
 from .chat import next_segment_ids, prompt_ids, turn_end_id
 from .decode import TokenStream
 from .dialogue import TERMINATE, Dialogue, Message
+from .profiles import Models
 from .prompts import assistant_messages
 from .quiet import no_bars
-from .tasks import Task, get_task
+from .task_family import Task
+from .tasks import get_task
 from .users import User, verdict
 
 
@@ -40,13 +42,10 @@ class Policy:
     max_new_tokens: int = 40
 
 
-def base_policy(profile: str, max_new_tokens: int | None = None) -> Policy:
+def base_policy(models: Models, max_new_tokens: int | None = None) -> Policy:
     """The profile's base policy (its policy model, prompted as the assistant), with the profile's sampling settings."""
-    from .profiles import device_for, get_profile, load_model
-
-    prof = get_profile(profile)
-    model, tok = load_model(prof.policy_model, device=device_for(profile))
-    return Policy(model, tok, "base", prof.policy_temperature, max_new_tokens or prof.max_new_tokens)
+    model, tok = models.policy()
+    return Policy(model, tok, "base", models.profile.policy_temperature, max_new_tokens or models.profile.max_new_tokens)
 
 
 @dataclass
@@ -89,7 +88,7 @@ class RolloutBatch:
         }
 
 
-def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[str, Any]], max_messages: int = 14,
+def rollout(policy: Policy, user: User, task: Task, goals: Sequence[dict[str, Any]], max_messages: int = 14,
             seed: int = 0, task_ids: Sequence[str] | None = None, contexts: Sequence[Sequence[Message]] | None = None,
             learn_turns: int | None = None) -> RolloutBatch:
     """Run one dialogue per goal, all in lock step. Same seed and inputs → same dialogues on CPU.
@@ -100,7 +99,6 @@ def rollout(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[s
     policy's first ``learn_turns`` turns: Static Context RL trains the one turn written at the logged
     context, and the later turns only complete the dialogue for its reward (CollabLLM's forward sampling).
     """
-    task = get_task(task) if isinstance(task, str) else task
     if max_messages < 2:
         raise ValueError(f"max_messages must be ≥ 2, got {max_messages}")
     if learn_turns is not None and learn_turns < 1:
@@ -181,7 +179,7 @@ def _user_turns(user: User, states: list[Any], batch: RolloutBatch, answering: l
     return still, segments
 
 
-def rollout_one_at_a_time(policy: Policy, user: User, task: Task | str, goals: Sequence[dict[str, Any]], max_messages: int = 14, seed: int = 0) -> RolloutBatch:
+def rollout_one_at_a_time(policy: Policy, user: User, task: Task, goals: Sequence[dict[str, Any]], max_messages: int = 14, seed: int = 0) -> RolloutBatch:
     """The naive loop: the same engine, one dialogue at a time (for the benchmark)."""
     start = time.perf_counter()
     parts = [rollout(policy, user, task, [g], max_messages, seed=seed + i) for i, g in enumerate(goals)]
@@ -196,7 +194,7 @@ def rollout_one_at_a_time(policy: Policy, user: User, task: Task | str, goals: S
     return out
 
 
-def rollout_in_batches(policy: Policy, user: User, task: str, goals: Sequence[dict[str, Any]], max_messages: int, seed: int, batch_size: int,
+def rollout_in_batches(policy: Policy, user: User, task: Task, goals: Sequence[dict[str, Any]], max_messages: int, seed: int, batch_size: int,
                        label: str, desc: str, progress: bool = True, unit: str = "batch") -> list[Dialogue]:
     """Dialogues on ``goals``, ``batch_size`` at a time (a profile's ``eval_batch``: batches keep memory flat); the
     batch starting at goal ``start`` uses seed ``seed + start``, and dialogue ``i`` is named ``<task>-<label>-<seed>-<i>``."""
@@ -205,7 +203,7 @@ def rollout_in_batches(policy: Policy, user: User, task: str, goals: Sequence[di
     dialogues: list[Dialogue] = []
     for start in tqdm(range(0, len(goals), batch_size), desc=desc, unit=unit, disable=not progress or no_bars()):
         part = goals[start : start + batch_size]
-        ids = [f"{task}-{label}-{seed}-{start + i}" for i in range(len(part))]
+        ids = [f"{task.name}-{label}-{seed}-{start + i}" for i in range(len(part))]
         dialogues += rollout(policy, user, task, part, max_messages, seed=seed + start, task_ids=ids).dialogues
     return dialogues
 
@@ -218,11 +216,11 @@ def mean_scores(dialogues: Sequence[Dialogue]) -> dict[str, float]:
 
 def compare_users(policy: Policy, users: dict[str, User], goals_by_task: dict[str, Sequence[dict[str, Any]]],
                   max_messages: int = 14, seed: int = 0) -> dict[str, dict[str, list[Dialogue]]]:
-    """The same policy and the same goals with each user: {task: {user name: dialogues}}."""
+    """The same policy and the same goals with each user: {task name: {user name: dialogues}}."""
     from tqdm.auto import tqdm
 
     out: dict[str, dict[str, list[Dialogue]]] = {}
     jobs = [(t, u) for t in goals_by_task for u in users]
     for task, name in tqdm(jobs, desc="rollouts", unit="batch", disable=no_bars()):
-        out.setdefault(task, {})[name] = rollout(policy, users[name], task, goals_by_task[task], max_messages, seed=seed).dialogues
+        out.setdefault(task, {})[name] = rollout(policy, users[name], get_task(task), goals_by_task[task], max_messages, seed=seed).dialogues
     return out

@@ -134,28 +134,20 @@ def class_mode() -> bool:
     return run_mode() == "class"
 
 
-def by_mode(full: Any, klass: Any, smoke: Any) -> Any:
-    """The value for the current :func:`run_mode`: ``by_mode(200, 100, 16)`` is 100 in class mode. The notebooks'
-    own sizes (those that are not a settings field) are chosen with it, so a reader sees all three at once."""
-    return dict(zip(MODES, (full, klass, smoke)))[run_mode()]
+def by_mode(full: Any, klass: Any, smoke: Any, mode: str | None = None) -> Any:
+    """The value for ``mode`` (default: the current :func:`run_mode`): ``by_mode(200, 100, 16)`` is 100 in class mode.
+    The notebooks' own sizes (those that are not a settings field) are chosen with it, so a reader sees all three at
+    once; below the notebooks and the command line, code passes the mode of its :class:`~calirl_lite.context.Context`."""
+    return dict(zip(MODES, (full, klass, smoke)))[check_mode(mode) if mode is not None else run_mode()]
 
 
-WORLD_SEED_ENV = "CALIRL_WORLD_SEED"
+def check_mode(mode: str) -> str:
+    """``mode`` when it is one of :data:`MODES`, else a clear error."""
+    if mode not in MODES:
+        raise ValueError(f"unknown run mode {mode!r}; modes: {', '.join(MODES)}")
+    return mode
 
 
-def world_seed() -> int:
-    """The seed of the default toy world: ``CALIRL_WORLD_SEED`` if set, else 0.
-
-    The robustness study (``calirl reproduce --robustness``) sets it to run the whole pipeline in a second world
-    that nobody tuned on; every run folder carries its world's key, so the two worlds' runs never mix. This is the
-    only function in the kit that reads the variable.
-    """
-    value = os.environ.get(WORLD_SEED_ENV, "").strip()
-    if not value:
-        return 0
-    if not value.isdigit() or int(value) > SEED_MAX:
-        raise ValueError(f"{WORLD_SEED_ENV}={value!r} is not a seed: use a whole number from 0 to {SEED_MAX}")
-    return int(value)
 
 
 def set_seed(seed: int) -> None:
@@ -214,11 +206,17 @@ class Settings:
 
     @classmethod
     def make(cls: type[S], **overrides: Any) -> S:
-        """Build the settings: defaults, then the mode's values (``SMOKE`` or ``CLASS``), then ``overrides``."""
+        """The settings at the current :func:`run_mode` (:meth:`for_mode`): what a notebook or the command line calls.
+        Below them, code builds settings with the mode of its :class:`~calirl_lite.context.Context` (``ctx.make``)."""
+        return cls.for_mode(run_mode(), **overrides)
+
+    @classmethod
+    def for_mode(cls: type[S], mode: str, **overrides: Any) -> S:
+        """Build the settings: defaults, then the values of ``mode`` (``SMOKE`` or ``CLASS``), then ``overrides``."""
         unknown = set(overrides) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
             raise ValueError(f"{cls.__name__} has no field(s) {sorted(unknown)}; fields are {sorted(field_docs(cls))}")
-        values = dict(by_mode(full={}, klass=cls.CLASS, smoke=cls.SMOKE))
+        values = dict(by_mode(full={}, klass=cls.CLASS, smoke=cls.SMOKE, mode=mode))
         values.update(overrides)
         return cls(**_finite(cls, values))
 
@@ -228,19 +226,6 @@ class Settings:
         d.update(extra or {})
         return short_hash(d)
 
-    def run_folder(self, prefix: str, name: str, out_dir: str = "", world_key: str = "", exclude: tuple[str, ...] = ("out_dir",)) -> Path:
-        """``out_dir`` if given, else ``runs/<prefix>-<name>-<settings hash>`` (under ``$CALIRL_RUNS`` if set).
-
-        The hash covers every setting but those in ``exclude`` and ``world_key``, the key of the toy world the run
-        draws goals, traces or models from (``WorldConfig.key()``; empty for runs that use none) — so neither a
-        changed setting nor a rebuilt world ever resumes or reuses an old run.
-        """
-        from .paths import runs_dir
-
-        if out_dir:
-            return Path(out_dir)
-        extra = {"world": world_key} if world_key else {}
-        return runs_dir() / f"{prefix}-{name}-{self.digest(exclude=exclude, extra=extra)}"
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain JSON-ready values (tuples become lists)."""

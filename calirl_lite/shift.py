@@ -36,6 +36,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .io import atomic_write_json, json_safe
+from .plots import close_figure, plot_bound_scatter, plot_shift
 from .settings import Settings
 
 ATOL = 1e-9
@@ -590,7 +591,6 @@ def run_shift(cfg: ShiftConfig, out: str | os.PathLike | None = None) -> dict[st
 
 def save_shift(result: dict[str, Any], cfg: ShiftConfig, out: str | os.PathLike) -> Path:
     """Write ``shift.json``, ``shift.png`` and ``config.json`` under ``out``; return the folder."""
-    from .plots import close_figure, plot_shift  # matplotlib only when a figure is asked for
 
     out = Path(out)
     cfg.save(out)
@@ -658,7 +658,6 @@ def run_random_mdps(cfg: ShiftConfig, out: str | os.PathLike | None = None) -> t
             "max_gap_over_bound": float(ratios.max()) if len(cases) else 0.0,
         }
     if out is not None:
-        from .plots import close_figure, plot_bound_scatter
 
         atomic_write_json(Path(out) / "random_mdps.json", {"summary": summary, "cases": cases})
         close_figure(plot_bound_scatter(cases, path=Path(out) / "random_mdps.png"))

@@ -19,8 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from .dialogue import Dialogue, Message
-from .tasks import TASKS, DocChat, MathChat, scored_tasks
-from .world import World, build_world
+from .english_tasks import DocChat, MathChat
+from .inputs import DEFAULT_LIMITS, check_collabllm_row, read_collabllm_rows
+from .io import InputError
+from .profiles import require
+from .task_family import Task
+from .tasks import TASKS, scored_tasks
+from .world import World
 
 COLLABLLM_NAMES = ("math-hard", "medium", "bigcodebench")
 
@@ -41,9 +46,6 @@ def load_collabllm(source: str, split: str = "train", limits: Any = None) -> Any
     the same columns (read by :func:`calirl_lite.inputs.read_collabllm_rows`: a fault names the file and line).
     """
     from datasets import Dataset, load_dataset
-
-    from .inputs import DEFAULT_LIMITS, check_collabllm_row, read_collabllm_rows
-    from .io import InputError
 
     limits = limits or DEFAULT_LIMITS
     if Path(source).suffix in (".jsonl", ".json", ".parquet"):
@@ -103,8 +105,6 @@ def collabllm_contexts(ds: Any, task: str) -> list[Dialogue]:
 
 def gsm_goals(n: int, seed: int = 0) -> list[dict[str, Any]]:
     """``n`` GSM-style word problems with numeric answers from ``reasoning-gym`` (offline)."""
-    from .profiles import require
-
     require("reasoning_gym", "pip install reasoning-gym")
     import reasoning_gym
 
@@ -126,8 +126,6 @@ MATH_CHAT_POOL = 1000
 
 @functools.lru_cache(maxsize=4)
 def _math_chat_goals(split: str, n: int) -> tuple[dict[str, Any], ...]:
-    from .profiles import require
-
     require("reasoning_gym", 'pip install "calirl-lite[smol]"')
     import reasoning_gym
 
@@ -148,7 +146,7 @@ def _math_chat_goals(split: str, n: int) -> tuple[dict[str, Any], ...]:
 
 def math_chat_goals(split: str, n: int = MATH_CHAT_POOL) -> list[dict[str, Any]]:
     """The English world's math-chat goals: reasoning-gym's ``gsm_symbolic`` problems (seed 0, offline), each cut
-    into the question and the facts (:meth:`calirl_lite.tasks.MathChat.from_problem`). Train goals come from the
+    into the question and the facts (:meth:`calirl_lite.english_tasks.MathChat.from_problem`). Train goals come from the
     even problem templates and test goals from the odd ones, so no test problem is a train problem with other
     numbers."""
     split_parity(split)  # a clear error before the cached work
@@ -157,7 +155,7 @@ def math_chat_goals(split: str, n: int = MATH_CHAT_POOL) -> list[dict[str, Any]]
 
 def doc_chat_goals(split: str) -> list[dict[str, Any]]:
     """The English world's doc-chat goals: every combination of name, place, day and tone
-    (:class:`calirl_lite.tasks.DocChat`), split in two by a hash of the combination — half train, half test, none in
+    (:class:`calirl_lite.english_tasks.DocChat`), split in two by a hash of the combination — half train, half test, none in
     both — in a fixed shuffled order."""
     import itertools
     import zlib
@@ -171,13 +169,15 @@ def doc_chat_goals(split: str) -> list[dict[str, Any]]:
     return [{"task_id": f"doc-{split}-{n}", "goal": {**g, "target": task.document(g)}} for n, g in enumerate(goals)]
 
 
-def task_goals(task: str, split: str, world: World | None = None) -> list[dict[str, Any]]:
-    """``{"task_id", "goal"}`` of every goal of ``task`` in ``split``: the toy world's tasks from ``world`` (default:
-    the default world, built or loaded), the English world's from their sources."""
-    if task in TASKS:
-        return (world or build_world()).tasks(task, split)
-    if task == "math-chat":
+def task_goals(task: Task, split: str, world: World | None = None) -> list[dict[str, Any]]:
+    """``{"task_id", "goal"}`` of every goal of ``task`` in ``split``: the toy world's tasks from ``world`` (the toy
+    world the stage uses), the English world's from their sources."""
+    if task.name in TASKS:
+        if world is None:
+            raise ValueError(f"{task.name} is a task of the toy world: give the world whose goals to use")
+        return world.tasks(task.name, split)
+    if task.name == "math-chat":
         return math_chat_goals(split)
-    if task == "doc-chat":
+    if task.name == "doc-chat":
         return doc_chat_goals(split)
-    raise ValueError(f"task {task!r} has no goals to train or evaluate on; tasks with goals: {', '.join(scored_tasks())}")
+    raise ValueError(f"task {task.name!r} has no goals to train or evaluate on; tasks with goals: {', '.join(scored_tasks())}")

@@ -30,6 +30,8 @@ from typing import Any, Sequence
 import numpy as np
 
 from .dialogue import TERMINATE, Dialogue
+from .io import atomic_write_json, json_safe
+from .rollout import mean_scores
 from .tasks import get_task
 from .users import says
 
@@ -106,7 +108,6 @@ def behaviour_tv(dialogues: Sequence[Dialogue], reference: Sequence[Dialogue]) -
 
 def users_report(dialogues: dict[str, dict[str, list[Dialogue]]], reference: str = "real") -> dict[str, Any]:
     """Per task: each user's behaviour statistics, TV to the ``reference`` user, and the policy's mean scores."""
-    from .rollout import mean_scores
 
     report: dict[str, Any] = {}
     for task, by_user in dialogues.items():
@@ -139,7 +140,6 @@ def format_report(report: dict[str, Any], reference: str = "real") -> str:
 
 def save_report(report: dict[str, Any], path: Any) -> None:
     """Write a users report as JSON (atomically; NaN becomes null)."""
-    from .io import atomic_write_json, json_safe
 
     atomic_write_json(path, json_safe(report))
 

@@ -15,6 +15,11 @@ from typing import Any
 
 import numpy as np
 
+from .prompts import assistant_messages, user_messages
+from .task_family import REAL_USER, ScriptedAssistant, ScriptedUser
+from .toy_tasks import CORPUS_ASSISTANTS, TASKS
+from .world import scripted_dialogue, train_word_tokenizer
+
 FAMILIES = {
     # family: (TRL template, special tokens: pad, unk, bos, turn end, others)
     "qwen2": ("qwen2_5.jinja", ("<|endoftext|>", "<unk>", "<|endoftext|>", "<|im_end|>", "<|im_start|>")),
@@ -55,10 +60,6 @@ def build_tiny_model(family: str, folder: str | Path, seed: int = 0, layout: Any
     """
     import torch
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
-
-    from .prompts import assistant_messages, user_messages
-    from .tasks import CORPUS_ASSISTANTS, REAL_USER, TASKS, ScriptedAssistant, ScriptedUser
-    from .world import scripted_dialogue, train_word_tokenizer
 
     if family not in FAMILIES:
         raise ValueError(f"unknown tiny model family {family!r}; known: {', '.join(FAMILIES)}")

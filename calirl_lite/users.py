@@ -3,7 +3,7 @@
 Every user is opened once per dialogue (``open``) and then asked, for a whole batch of live
 dialogues at once, for first messages (``first_messages``) and replies (``replies``):
 
-* :class:`ScriptedUsers` — the toy world's real users (scripted, :mod:`calirl_lite.tasks`);
+* :class:`ScriptedUsers` — the toy world's real users (scripted, :mod:`calirl_lite.task_family`);
   with ``REAL_USER`` they are also the oracle simulator;
 * :class:`LMUser` — a language model prompted to play the user from the hidden goal with a
   CollabLLM-style user prompt (the *naive* simulator); with a LoRA adapter it is the
@@ -29,8 +29,9 @@ from .chat import next_segment_ids, user_prompt_ids
 from .decode import TokenStream
 from .dialogue import TERMINATE, Dialogue, Message
 from .endpoints import chat_completion, require_http
+from .profiles import Models
 from .prompts import user_messages
-from .tasks import REAL_USER, SINGLE_ERRORS, ScriptedUser, Task, UserPersona, single_error_persona
+from .task_family import REAL_USER, SINGLE_ERRORS, ScriptedUser, Task, UserPersona, single_error_persona
 
 
 @dataclass
@@ -223,16 +224,15 @@ class EndpointUser(User):
             return list(pool.map(self._ask, states, histories))
 
 
-def make_user(kind: str, profile: str, adapter: str | Path | None = None) -> Any:
-    """The user of a role: 'real' (the world's scripted users), 'naive' (the prompted LM) or 'calibrated' (LM + LoRA adapter)."""
-    from .profiles import device_for, get_profile, load_model
-
+def make_user(kind: str, models: Models, adapter: str | Path | None = None) -> User:
+    """The user of a role: 'real' (the world's scripted users), 'naive' (the prompted LM) or 'calibrated' (LM + LoRA
+    adapter), with the models and sampling settings of ``models``' profile."""
     if kind == "real":
         return ScriptedUsers()
-    prof = get_profile(profile)
     if kind not in ("naive", "calibrated"):
         raise ValueError(f"unknown user {kind!r}; use real, naive or calibrated")
     if kind == "calibrated" and adapter is None:
         raise ValueError("the calibrated user needs its adapter folder")
-    model, tok = load_model(prof.user_model, load_in_4bit=prof.user_in_4bit, device=device_for(profile))
+    prof = models.profile
+    model, tok = models.user()
     return LMUser(model, tok, kind, str(adapter) if kind == "calibrated" else None, prof.user_temperature, prof.max_new_tokens, prof.user_prompt_style)

@@ -7,7 +7,12 @@ from typing import Any
 
 import numpy as np
 
-from .shift import ShiftConfig, run_shift
+from .calibration import sample_user_turn
+from .plots import plot_reward_curves, plot_shift, plot_shift_over_time, plot_turn_profiles
+from .rollout import rollout
+from .shift import ShiftConfig, run_shift, shift_over_time
+from .stats import turn_profile
+from .tasks import get_task
 
 
 class ShiftExplorer:
@@ -19,10 +24,10 @@ class ShiftExplorer:
 
     horizon_label = "max H"
 
-    def __init__(self, cfg: ShiftConfig | None = None, horizon: int | None = None) -> None:
+    def __init__(self, cfg: ShiftConfig, horizon: int | None = None) -> None:
         import ipywidgets as w
 
-        self.cfg = cfg or ShiftConfig.make()
+        self.cfg = cfg
         self.eps = w.FloatLogSlider(value=self.cfg.eps, base=10, min=-4, max=-1, step=0.1, description="ε", readout_format=".4f")
         self.delta = w.FloatLogSlider(value=self.cfg.delta, base=10, min=-4, max=-1, step=0.1, description="δ", readout_format=".4f")
         self.horizon = w.IntSlider(value=horizon or max(self.cfg.horizons), min=4, max=200, step=1, description=self.horizon_label)
@@ -41,8 +46,6 @@ class ShiftExplorer:
         return run_shift(dataclasses.replace(cfg, horizons=self.horizons()))
 
     def figure(self, result: dict[str, Any]) -> Any:
-        from .plots import plot_shift
-
         return plot_shift(result)
 
     def redraw(self) -> None:
@@ -69,13 +72,9 @@ class ShiftOverTime(ShiftExplorer):
     horizon_label = "H"
 
     def compute(self, cfg: ShiftConfig) -> dict[str, Any]:
-        from .shift import shift_over_time
-
         return shift_over_time(cfg, self.horizon.value)
 
     def figure(self, result: dict[str, Any]) -> Any:
-        from .plots import plot_shift_over_time
-
         return plot_shift_over_time(result)
 
 
@@ -86,8 +85,6 @@ class TurnByTurn:
 
     def __init__(self, sets: dict[str, Any], max_turns: int = 7) -> None:
         import ipywidgets as w
-
-        from .stats import turn_profile
 
         if not sets:
             raise ValueError("TurnByTurn needs at least one set of dialogues")
@@ -103,8 +100,6 @@ class TurnByTurn:
     def redraw(self) -> None:
         import matplotlib.pyplot as plt
 
-        from .plots import plot_turn_profiles
-
         with self.out:
             self.out.clear_output(wait=True)
             fig = plot_turn_profiles(self.profiles, self.turn.value)
@@ -117,7 +112,7 @@ class TurnByTurn:
         display(self.widget)
 
 
-def shift_explorer(cfg: ShiftConfig | None = None) -> ShiftExplorer:
+def shift_explorer(cfg: ShiftConfig) -> ShiftExplorer:
     """Show sliders for ε, δ and H that redraw the compounding-shift curves (notebook 01)."""
     return ShiftExplorer(cfg)
 
@@ -173,12 +168,11 @@ class DialogueInspector:
 
     def load(self) -> None:
         """Run the dialogue for the current choices (goal number = seed) and show its first message."""
-        from .rollout import rollout
 
         goals = self.goals[self.task.value]
         seed = int(self.seed.value)
         goal = goals[seed % len(goals)]
-        batch = rollout(self.policies[self.policy.value], self.users[self.user.value], self.task.value, [goal], self.max_messages, seed=seed)
+        batch = rollout(self.policies[self.policy.value], self.users[self.user.value], get_task(self.task.value), [goal], self.max_messages, seed=seed)
         self.dialogue = batch.dialogues[0]
         self.dialogue.policy = self.policy.value
         self.show(1)
@@ -270,7 +264,6 @@ class TurnComparer:
 
     def compare(self) -> dict[str, str]:
         """The real user's turn and each simulator's, at the chosen context."""
-        from .calibration import sample_user_turn
 
         d = self.heldout[self.dialogue.value]
         k = self.user_turns()[self.turn.value]
@@ -332,8 +325,6 @@ class LiveRewardCurves:
     def redraw(self) -> None:
         import matplotlib.pyplot as plt
         from IPython.display import display
-
-        from .plots import plot_reward_curves
 
         fig = plot_reward_curves(self.logs, self.metric, self.title)
         with self.out:

@@ -4,9 +4,9 @@
 
 1. **task splits** — disjoint train and test goals of both tasks (``tasks/<task>-<split>.jsonl``);
 2. **a synthetic corpus** — dialogues between scripted corpus users and scripted assistants of
-   mixed quality (:mod:`calirl_lite.tasks`). Its users are *not* the real users: by default
+   mixed quality (:mod:`calirl_lite.toy_tasks`). Its users are *not* the real users: by default
    they volunteer details, name everything wrong in an answer, and the forthcoming ones leave when
-   they are asked questions (``corpus_user_mix``, ``tasks.CORPUS_USERS``). Each dialogue
+   they are asked questions (``corpus_user_mix``, ``toy_tasks.CORPUS_USERS``). Each dialogue
    appears twice, once as the assistant sees it and once as the user sees it (hidden goal in
    the system prompt, CollabLLM style);
 3. **a tokenizer** trained on that corpus (word level, ChatML special tokens, a chat template
@@ -21,24 +21,29 @@ naive simulator has a real, measurable gap to the real users — the gap the pap
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import hashlib
+import inspect
 import json
 import os
 import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
+from . import prompts, task_family, toy_tasks
 from .dialogue import TERMINATE, Dialogue, Message, write_jsonl
 from .io import atomic_dir, atomic_write_json, atomic_write_text, folder_lock
-from .paths import cache_dir as default_cache_dir
 from .prompts import assistant_messages, user_messages
 from .quiet import no_library_bars, tidy_trainer
-from .settings import Settings, world_seed
-from .tasks import CORPUS_ASSISTANTS, CORPUS_USERS, TASKS, ScriptedAssistant, ScriptedUser, Task, get_task, vocabulary
+from .settings import Settings, set_seed, short_hash
+from .task_family import ScriptedAssistant, ScriptedUser, Task
+from .tasks import get_task
+from .toy_tasks import CORPUS_ASSISTANTS, CORPUS_USERS, TASKS, vocabulary
 
 WORLD_FORMAT = 6
 """Bump when a code change alters what ``build_world`` makes, so that caches of older worlds are not reused."""
@@ -63,9 +68,9 @@ CHATML_TEMPLATE = (
 class WorldConfig(Settings):
     """Settings of the toy world (``calirl world build``)."""
 
-    seed: int = field(default_factory=world_seed)
-    """seed of everything in the world: tasks, corpus, tokenizer, model initialisation and training (default: 0, or
-    ``$CALIRL_WORLD_SEED``)"""
+    seed: int = 0
+    """seed of everything in the world: tasks, corpus, tokenizer, model initialisation and training (world 0 is shipped
+    with the kit; the command line and notebooks take ``$CALIRL_WORLD_SEED``)"""
     n_train_tasks: int = 2000
     """hidden goals per task in the train split"""
     n_test_tasks: int = 200
@@ -73,9 +78,9 @@ class WorldConfig(Settings):
     corpus_dialogues: int = 6000
     """synthetic pre-training dialogues per task"""
     corpus_user_mix: dict[str, float] = field(default_factory=lambda: {"forthcoming": 0.5, "cooperative": 0.35, "withholding": 0.15})
-    """weights of the corpus's user personas (tasks.CORPUS_USERS); the real users are 'withholding'"""
+    """weights of the corpus's user personas (toy_tasks.CORPUS_USERS); the real users are 'withholding'"""
     corpus_assistant_mix: dict[str, float] = field(default_factory=lambda: {"careful": 0.35, "sloppy": 0.3, "hasty": 0.35})
-    """weights of the corpus's scripted assistants (tasks.CORPUS_ASSISTANTS)"""
+    """weights of the corpus's scripted assistants (toy_tasks.CORPUS_ASSISTANTS)"""
     max_messages: int = 14
     """message budget of a dialogue (user and assistant messages together, as in CollabLLM)"""
     hidden_size: int = 128
@@ -95,7 +100,7 @@ class WorldConfig(Settings):
     learning_rate: float = 3e-3
     """peak learning rate (cosine schedule, 5% warm-up)"""
     cache_dir: str = ""
-    """where built worlds are cached (default: data/cache under the project root, or $CALIRL_CACHE)"""
+    """where built worlds are cached (the command line and notebooks: data/cache under the project root, or $CALIRL_CACHE)"""
 
     SMOKE = {"n_train_tasks": 60, "n_test_tasks": 20, "corpus_dialogues": 300, "train_steps": 40, "hidden_size": 64, "num_layers": 2}
     BOUNDS = {name: (1, None) for name in ("n_train_tasks", "n_test_tasks", "corpus_dialogues", "train_steps", "batch_size", "hidden_size", "num_layers",
@@ -118,8 +123,11 @@ class WorldConfig(Settings):
         return self.digest(exclude=("cache_dir",), extra={"world_format": WORLD_FORMAT, "definition": world_definition()})
 
     def folder(self) -> Path:
-        base = Path(self.cache_dir) if self.cache_dir else default_cache_dir()
-        return base / f"tiny-seed{self.seed}-{self.key()}"
+        """Where this world is cached: ``<cache_dir>/tiny-seed<seed>-<key>``."""
+        if not self.cache_dir:
+            raise ValueError("WorldConfig.cache_dir is not set: take the world from a context (calirl_lite.env.context().toy_world()) "
+                             "or give a cache folder")
+        return Path(self.cache_dir) / f"tiny-seed{self.seed}-{self.key()}"
 
 
 # ----------------------------------------------------------------------------- tasks and corpus
@@ -130,33 +138,20 @@ def world_definition() -> dict[str, Any]:
     and the real users that score every run) and a hash of the code that makes and reads the world — the toy tasks,
     the scripted people, their words, the prompts and the build. The personas are read at every call (an edit made in
     a running notebook counts); the code and words once per process."""
-    import dataclasses
-
-    from . import tasks
-
-    people = {**{f"user:{k}": v for k, v in tasks.CORPUS_USERS.items()}, **{f"assistant:{k}": v for k, v in tasks.CORPUS_ASSISTANTS.items()},
-              "real": tasks.REAL_USER}
+    people = {**{f"user:{k}": v for k, v in toy_tasks.CORPUS_USERS.items()}, **{f"assistant:{k}": v for k, v in toy_tasks.CORPUS_ASSISTANTS.items()},
+              "real": task_family.REAL_USER}
     return {"personas": {k: dataclasses.asdict(v) for k, v in people.items()}, "code": _code_hash()}
 
 
 @functools.lru_cache(maxsize=1)
 def _code_hash() -> str:
-    import inspect
-
-    from . import prompts, tasks
-    from .settings import short_hash
-
-    pieces = [tasks.UserPersona, tasks.AssistantPersona, tasks.graded_persona, tasks.Task, tasks.ArithChat, tasks.DocEditChat, tasks.ScriptedUser,
-              tasks.ScriptedAssistant, tasks.vocabulary, prompts, make_splits, scripted_dialogue, make_corpus, corpus_texts, _space_out,
-              train_word_tokenizer, tiny_llama, pack, pretrain, _build]
-    words = [tasks.ACCEPT, tasks.REJECT, tasks.CONFUSED, tasks.NOT_SURE, tasks.GIVE_UP, tasks.NAMES, tasks.ITEMS, tasks.VERBS, tasks.PLACES,
-             tasks.DAYS, tasks.TONES, SPECIAL_TOKENS, CHATML_TEMPLATE]
+    pieces = [task_family.UserPersona, task_family.AssistantPersona, toy_tasks.graded_persona, task_family.Task, toy_tasks.ArithChat,
+              toy_tasks.DocEditChat, task_family.ScriptedUser, task_family.ScriptedAssistant, toy_tasks.vocabulary, prompts, make_splits, scripted_dialogue,
+              make_corpus, corpus_texts, _space_out, train_word_tokenizer, tiny_llama, pack, pretrain, _make_parts, _build]
+    words = [task_family.ACCEPT, task_family.REJECT, task_family.CONFUSED, task_family.NOT_SURE, task_family.GIVE_UP, toy_tasks.NAMES,
+             toy_tasks.ITEMS, toy_tasks.VERBS, toy_tasks.PLACES, toy_tasks.DAYS, toy_tasks.TONES, SPECIAL_TOKENS, CHATML_TEMPLATE]
     return short_hash({"code": [inspect.getsource(p) for p in pieces], "words": repr(words)})
 
-
-def message_budget(max_messages: int = 0) -> int:
-    """A dialogue's message budget: ``max_messages``, or the default world's when it is 0 (CollabLLM counts messages)."""
-    return max_messages or WorldConfig.make().max_messages
 
 
 def make_splits(cfg: WorldConfig) -> dict[str, dict[str, list[dict[str, Any]]]]:
@@ -306,14 +301,30 @@ def pack(samples: list[list[int]], length: int, pad_id: int, rng: np.random.Gene
     return out
 
 
-def pretrain(model: Any, tokenizer: Any, texts: list[str], cfg: WorldConfig, out_dir: Path) -> list[dict[str, float]]:
-    """Causal-LM pre-training with ``transformers.Trainer`` on packed rows (CPU: fp32, no gradient checkpointing).
+FINGERPRINT_STEP = 100
+"""The pre-training step at which a build records its LM's weights' SHA-256 (``world.json``'s ``fingerprint``): a
+rebuild can be checked that far in a tenth of its time (``verify_world(prefix=True)``)."""
+
+
+def weights_digest(model: Any) -> str:
+    """The SHA-256 of a model's weights, tensor by tensor in name order."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def pretrain(model: Any, tokenizer: Any, texts: list[str], cfg: WorldConfig, out_dir: Path, stop_at: int = 0) -> tuple[list[dict[str, float]], str]:
+    """Causal-LM pre-training with ``transformers.Trainer`` on packed rows (CPU: fp32, no gradient checkpointing);
+    returns the loss log and the weights' SHA-256 at step :data:`FINGERPRINT_STEP` (or the last, if fewer).
 
     ``train_steps`` steps of ``batch_size`` rows of ``max_length`` tokens, each row several whole samples
-    (:func:`pack`), in random order over as many epochs as the steps need.
+    (:func:`pack`), in random order over as many epochs as the steps need. ``stop_at`` ends it after that step, with
+    the same learning-rate schedule as the whole run (the steps before are the whole run's, bit for bit).
     """
     from datasets import Dataset
-    from transformers import Trainer, TrainingArguments, default_data_collator
+    from transformers import Trainer, TrainerCallback, TrainingArguments, default_data_collator
 
     samples = tokenizer(texts, add_special_tokens=False)["input_ids"]
     ds = Dataset.from_dict(pack(samples, cfg.max_length, tokenizer.pad_token_id, np.random.default_rng([cfg.seed, 3])))
@@ -323,12 +334,21 @@ def pretrain(model: Any, tokenizer: Any, texts: list[str], cfg: WorldConfig, out
         logging_steps=max(1, cfg.train_steps // 20), save_strategy="no", report_to=[], seed=cfg.seed, data_seed=cfg.seed,
         bf16=False, fp16=False, use_cpu=True, dataloader_num_workers=0, disable_tqdm=False,
     )
+    fingerprint = [""]
+
+    class Fingerprint(TrainerCallback):
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if state.global_step == min(FINGERPRINT_STEP, cfg.train_steps):
+                fingerprint[0] = weights_digest(model)
+            if stop_at and state.global_step >= stop_at:
+                control.should_training_stop = True
+
     model.config.use_cache = False  # with a cache, transformers would not keep packed samples apart
-    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=default_data_collator)
+    trainer = Trainer(model=model, args=args, train_dataset=ds, data_collator=default_data_collator, callbacks=[Fingerprint()])
     tidy_trainer(trainer)
     trainer.train()
     model.config.use_cache = True
-    return [h for h in trainer.state.log_history if "loss" in h]
+    return [h for h in trainer.state.log_history if "loss" in h], fingerprint[0]
 
 
 # ----------------------------------------------------------------------------- build and load
@@ -376,18 +396,21 @@ _LOADED: dict[tuple[str, int], tuple[Any, Any]] = {}
 """The toy LMs this process has read, by weights file and its modification time."""
 
 
-def build_world(cfg: WorldConfig | None = None, force: bool = False, verbose: bool = True) -> World:
-    """Build (or load from the cache) the toy world for ``cfg``. Deterministic for a given seed.
+def build_world(cfg: WorldConfig, force: bool = False, verbose: bool = True) -> World:
+    """The toy world of ``cfg``: the one shipped with the kit when it is that world (:func:`shipped_world`), else built
+    (or loaded from the cache). Deterministic for a given seed.
 
     The world is built in a temporary folder and renamed into place when complete, so an interrupted build never
     leaves a half world in the cache; a lock file beside it makes builds of the same world wait for each other
     (the second one then loads what the first built), and a cached world is used only when every file its manifest
-    lists is there.
+    lists is there. Reading a finished world writes nothing, so a read-only cache (a teacher's shared one, an
+    installed package) serves as well. ``force`` builds it into the cache even where it is shipped or cached.
     """
-    cfg = cfg or WorldConfig.make()
+    if not force:
+        world = shipped_world(cfg) or _load_complete(cfg.folder(), cfg)
+        if world is not None:
+            return world
     folder = cfg.folder()
-    if not force and (world := _load_complete(folder, cfg)) is not None:
-        return world
     with folder_lock(folder):
         if not force and (world := _load_complete(folder, cfg)) is not None:  # built by another process meanwhile
             return world
@@ -397,8 +420,108 @@ def build_world(cfg: WorldConfig | None = None, force: bool = False, verbose: bo
 
 
 def cached_world(cfg: WorldConfig) -> World | None:
-    """The world of ``cfg`` if the cache holds it complete, else None (nothing is built)."""
-    return _load_complete(cfg.folder(), cfg)
+    """The world of ``cfg`` if it is shipped or the cache holds it complete, else None (nothing is built)."""
+    return shipped_world(cfg) or _load_complete(cfg.folder(), cfg)
+
+
+# ----------------------------------------------------------------------------- the world shipped with the kit
+
+SHIPPED = Path(__file__).parent / "prebuilt"
+"""Where the pre-built worlds shipped inside the package live (world seed 0 at full size: ``tiny-seed0/``)."""
+SHIPPED_LEAVES_OUT = ("corpus.jsonl",)
+"""Files of a built world the shipped copy leaves out: the corpus (8 MB) is only read to pre-train the LM."""
+
+
+def shipped_world(cfg: WorldConfig) -> World | None:
+    """The world shipped inside the package for ``cfg``'s seed, when its key is the key the code computes for ``cfg``
+    (same settings, same format, same world-making code); else None. It is read where it lies, never written."""
+    folder = SHIPPED / f"tiny-seed{cfg.seed}"
+    try:
+        manifest = json.loads((folder / "world.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if manifest.get("key") != cfg.key() or not all((folder / f).is_file() for f in manifest.get("files", ["missing-list"])):
+        return None
+    return World(folder, cfg, manifest)
+
+
+def file_digests(folder: Path, files: list[str]) -> dict[str, str]:
+    """The SHA-256 of each of ``files`` (paths relative to ``folder``)."""
+    return {f: hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in files}
+
+
+def ship_world(cfg: WorldConfig, dest: Path = SHIPPED) -> Path:
+    """Build ``cfg``'s world afresh (in a temporary cache) and write it, less :data:`SHIPPED_LEAVES_OUT`, to
+    ``dest/tiny-seed<seed>/`` with its key and each file's SHA-256 in ``world.json`` (``make world``)."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        built = build_world(dataclasses.replace(cfg, cache_dir=tmp), force=True)
+        files = [f for f in built.manifest["files"] if f not in SHIPPED_LEAVES_OUT and f not in ("world.json", "config.json")]
+        settings = {**built.config.to_dict(), "cache_dir": ""}  # where it was built is no part of it
+        with atomic_dir(dest / f"tiny-seed{cfg.seed}", ".shipping") as out:
+            for f in files:
+                (out / f).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(built.folder / f, out / f)
+            atomic_write_json(out / "config.json", {"settings": "WorldConfig", **settings})
+            manifest = {**built.manifest, "config": settings, "files": [*files, "config.json", "world.json"], "sha256": file_digests(out, files),
+                        "left_out": {f: "not shipped: `calirl world build --force` makes it" for f in SHIPPED_LEAVES_OUT}}
+            atomic_write_json(out / "world.json", manifest)
+    return dest / f"tiny-seed{cfg.seed}"
+
+
+def verify_world(seed: int = 0, prefix: bool = False, measure: Callable[[World], dict[str, float]] | None = None) -> dict[str, Any]:
+    """Rebuild the world shipped for ``seed`` afresh from the code, with the settings it was shipped with (in a temporary
+    cache), and compare it with what is shipped, file by file. Returns ``{"seed", "key_matches", "identical",
+    "differ": [files], "weights": {…}, "abilities": {…}, "build_seconds"}``: where the LM's weights differ (another CPU
+    may round otherwise) their largest difference, and ``measure`` (what a world's LM can do: ``calirl world build
+    --verify`` gives ``calirl bench world``'s) of the shipped and the rebuilt world. ``prefix``: only as far as the
+    fingerprint step — the task splits and the tokenizer whole, the LM's weights at that step (:data:`FINGERPRINT_STEP`)."""
+    import tempfile
+
+    folder = SHIPPED / f"tiny-seed{seed}"
+    if not (folder / "world.json").is_file():
+        raise FileNotFoundError(f"no world of seed {seed} is shipped (looked in {folder})")
+    manifest = json.loads((folder / "world.json").read_text())
+    shipped = WorldConfig.load(folder / "config.json")
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = dataclasses.replace(shipped, cache_dir=tmp)
+        start = time.perf_counter()
+        if prefix:
+            differ = _rebuilt_prefix_differs(cfg, Path(tmp), folder, manifest)
+            return {"seed": seed, "key_matches": manifest["key"] == cfg.key(), "identical": not differ, "differ": differ, "weights": {},
+                    "abilities": {}, "build_seconds": time.perf_counter() - start, "prefix_step": manifest["fingerprint"]["step"]}
+        built = build_world(cfg, force=True, verbose=False)
+        rebuilt = file_digests(built.folder, list(manifest["sha256"]))
+        differ = sorted(f for f, digest in manifest["sha256"].items() if rebuilt[f] != digest)
+        weights = _weight_difference(folder, built.folder) if "model/model.safetensors" in differ else {}
+        abilities = {"shipped": measure(World(folder, shipped, manifest)), "rebuilt": measure(built)} if weights and measure else {}
+        return {"seed": seed, "key_matches": manifest["key"] == cfg.key(), "identical": not differ, "differ": differ, "weights": weights,
+                "abilities": abilities, "build_seconds": built.manifest["build_seconds"]}
+
+
+def _rebuilt_prefix_differs(cfg: WorldConfig, tmp: Path, shipped: Path, manifest: dict[str, Any]) -> list[str]:
+    """The world of ``cfg`` rebuilt as far as its fingerprint step in ``tmp``: which of the shipped task splits and
+    tokenizer files differ, and ``model weights at step N`` if the LM's weights at that step do."""
+    set_seed(cfg.seed)
+    _, texts, tokenizer = _make_parts(cfg, tmp)
+    with no_library_bars():
+        tokenizer.save_pretrained(tmp / "model")
+    step = manifest["fingerprint"]["step"]
+    _, fingerprint = pretrain(tiny_llama(cfg, tokenizer), tokenizer, texts, cfg, tmp / "trainer", stop_at=step)
+    parts = [f for f in manifest["sha256"] if f.startswith("tasks/") or f.removeprefix("model/") in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja")]
+    differ = sorted(f for f, digest in file_digests(tmp, parts).items() if digest != manifest["sha256"][f])
+    return differ + ([f"model weights at step {step}"] if fingerprint != manifest["fingerprint"]["sha256"] else [])
+
+
+def _weight_difference(a: Path, b: Path) -> dict[str, float]:
+    """The largest absolute difference between two worlds' LM weights, and the tensor where it is."""
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(a / "model" / "model.safetensors"), load_file(b / "model" / "model.safetensors")
+    gaps = {name: float((wa[name].float() - wb[name].float()).abs().max()) for name in wa}
+    worst = max(gaps, key=gaps.get)
+    return {"max_abs_difference": gaps[worst], "tensor": worst}
 
 
 def _load_complete(folder: Path, cfg: WorldConfig) -> World | None:
@@ -412,26 +535,30 @@ def _load_complete(folder: Path, cfg: WorldConfig) -> World | None:
     return World(folder, cfg, manifest)
 
 
-def _build(cfg: WorldConfig, folder: Path, verbose: bool) -> World:
-    from .settings import set_seed
+def _make_parts(cfg: WorldConfig, folder: Path) -> tuple[list[Dialogue], list[str], Any]:
+    """The world before its LM: the task splits (``tasks/``) and the corpus (``corpus.jsonl``) written into ``folder``,
+    the corpus rendered as training texts, and the tokenizer trained on them."""
+    (folder / "tasks").mkdir()
+    splits = make_splits(cfg)
+    for name, parts in splits.items():
+        for split, rows in parts.items():
+            atomic_write_text(folder / "tasks" / f"{name}-{split}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
+    corpus = make_corpus(cfg, splits)
+    write_jsonl(folder / "corpus.jsonl", corpus)
+    plain = train_word_tokenizer([], extra_words=())  # template-only tokenizer to render the corpus
+    texts = corpus_texts(corpus, plain)
+    return corpus, texts, train_word_tokenizer(texts, extra_words=vocabulary())
 
+
+def _build(cfg: WorldConfig, folder: Path, verbose: bool) -> World:
     start = time.perf_counter()
     set_seed(cfg.seed)
     with atomic_dir(folder, f".building-{os.getpid()}") as tmp:  # a killed build leaves no half world in the cache
-        (tmp / "tasks").mkdir()
-        splits = make_splits(cfg)
-        for name, parts in splits.items():
-            for split, rows in parts.items():
-                atomic_write_text(tmp / "tasks" / f"{name}-{split}.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-        corpus = make_corpus(cfg, splits)
-        write_jsonl(tmp / "corpus.jsonl", corpus)
-        plain = train_word_tokenizer([], extra_words=())  # template-only tokenizer to render the corpus
-        texts = corpus_texts(corpus, plain)
-        tokenizer = train_word_tokenizer(texts, extra_words=vocabulary())
+        corpus, texts, tokenizer = _make_parts(cfg, tmp)
         model = tiny_llama(cfg, tokenizer)
         if verbose:
             print(f"world: {len(corpus)} corpus dialogues, vocabulary {len(tokenizer)}, model {model.num_parameters():,} parameters")
-        log = pretrain(model, tokenizer, texts, cfg, tmp / "trainer")
+        log, fingerprint = pretrain(model, tokenizer, texts, cfg, tmp / "trainer")
         shutil.rmtree(tmp / "trainer", ignore_errors=True)
         model.generation_config.eos_token_id = tokenizer.eos_token_id
         model.generation_config.pad_token_id = tokenizer.pad_token_id
@@ -443,6 +570,7 @@ def _build(cfg: WorldConfig, folder: Path, verbose: bool) -> World:
         manifest = {
             "config": cfg.to_dict(), "key": cfg.key(), "build_seconds": seconds, "parameters": model.num_parameters(),
             "vocab_size": len(tokenizer), "corpus_dialogues": len(corpus), "train_loss": log,
+            "fingerprint": {"step": min(FINGERPRINT_STEP, cfg.train_steps), "sha256": fingerprint},
             "files": sorted(str(p.relative_to(tmp)) for p in tmp.rglob("*") if p.is_file()),
         }
         atomic_write_json(tmp / "world.json", manifest)

@@ -1,7 +1,9 @@
 """A real browser: JupyterLab served on 127.0.0.1, opened in headless Chromium (Debian's ``chromium``, driven by
 Playwright), runs notebooks top to bottom: notebook 02's dialogue inspector must render and answer a click and its turn-by-turn
 view redraw for a moved slider, notebook 01's step-by-step shift figure must redraw for a moved slider, and notebook
-06's simulator designer must take a moved slider and a pressed button, train, and draw a new curve.
+06's simulator designer must take a moved slider and a pressed button, train, and draw a new curve. Each notebook is
+then saved from the page and read back: every code cell ran, and none raised. These runs are those notebooks'
+execution in the test suite (nbmake leaves them out where this test runs: see the conftest).
 
 ``.ci/run`` (``make test``) installs what this needs: ``scripts/browser.sh`` puts Debian's chromium on the
 machine, and ``playwright`` is in requirements-dev.txt (only its driver is used; no browser is downloaded).
@@ -19,7 +21,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import nbformat
 import pytest
+
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ("02_users_and_simulators.ipynb", "06_which_simulator_errors_matter.ipynb", "01_compounding_shift.ipynb")
@@ -45,11 +50,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def lab(tmp_path):
-    """JupyterLab on 127.0.0.1 with a token, serving copies of the notebooks (the committed ones are never touched).
-    Runs go to the test session's runs folder, so what a notebook trains here is reused by the tests after it."""
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """One JupyterLab on 127.0.0.1 with a token for the module, serving copies of the notebooks (the committed ones are
+    never touched); ``(url, token, folder of the copies)``. Runs go to the test session's runs folder."""
     chromium()  # no browser, no point starting the lab (skipped, or an error in CI)
+    tmp_path = tmp_path_factory.mktemp("browser")
     work = tmp_path / "lab"
     work.mkdir()
     for name in NOTEBOOKS:
@@ -75,7 +81,7 @@ def lab(tmp_path):
                 proc.kill()
                 raise RuntimeError(f"JupyterLab did not start; see {tmp_path / 'jupyterlab.log'}:\n" + (tmp_path / "jupyterlab.log").read_text()[-2000:])
             time.sleep(0.5)
-    yield url, token
+    yield url, token, work
     proc.terminate()
     try:
         proc.wait(15)
@@ -91,8 +97,9 @@ def open_and_run_all(p, url: str, token: str, notebook: str):
 
     browser = p.chromium.launch(executable_path=chromium(), args=CHROMIUM_FLAGS, headless=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(f"{url}/lab/tree/{notebook}?token={token}")
-    expect(page.locator(".jp-Notebook .jp-Cell").first).to_be_visible(timeout=90_000)
+    workspace = notebook.split("_")[0]  # a workspace of its own: the lab serves every test, and would reopen the last one's tabs
+    page.goto(f"{url}/lab/workspaces/nb{workspace}/tree/{notebook}?token={token}")
+    expect(visible_notebook(page).locator(".jp-Cell").first).to_be_visible(timeout=90_000)
     try:  # a fresh JupyterLab may ask which kernel to start; the notebook's own (python3) is preselected
         page.get_by_role("dialog").get_by_role("button", name="Select", exact=True).click(timeout=20_000)
     except PlaywrightTimeout:
@@ -100,6 +107,32 @@ def open_and_run_all(p, url: str, token: str, notebook: str):
     page.get_by_role("menuitem", name="Run", exact=True).click()
     page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
     return browser, page
+
+
+def visible_notebook(page):
+    """The notebook on show (a workspace may hold others, hidden)."""
+    return page.locator(".jp-Notebook").filter(visible=True).first
+
+
+def saved_and_every_cell_ran(page, work: Path, notebook: str) -> None:
+    """Wait until no cell is running, save the notebook from the page, and check the saved copy: every code cell was
+    executed and none raised."""
+    from playwright.sync_api import expect
+
+    expect(page.locator(".jp-InputArea-prompt", has_text="[*]")).to_have_count(0, timeout=600_000)
+    before = (work / notebook).stat().st_mtime_ns
+    visible_notebook(page).focus()
+    page.keyboard.press("Control+s")
+    deadline = time.time() + 60
+    while (work / notebook).stat().st_mtime_ns == before:
+        assert time.time() < deadline, "the notebook was not saved"
+        time.sleep(0.5)
+    time.sleep(1)
+    nb = nbformat.read(work / notebook, as_version=4)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.execution_count is not None for c in code), [c.source[:60] for c in code if c.execution_count is None]
+    errors = [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    assert not errors, [f"{e.get('ename')}: {e.get('evalue')}" for e in errors]
 
 
 def slide_and_see_the_figure_change(page, label: str, key: str) -> None:
@@ -116,10 +149,11 @@ def slide_and_see_the_figure_change(page, label: str, key: str) -> None:
     expect(figure).not_to_have_attribute("src", before, timeout=120_000)  # recomputed in the kernel, redrawn in the page
 
 
+@pytest.mark.executes("02_users_and_simulators.ipynb")
 def test_jupyterlab_runs_notebook_02_and_the_inspector_answers_a_click(lab):
     from playwright.sync_api import expect, sync_playwright
 
-    url, token = lab
+    url, token, work = lab
     with sync_playwright() as p:
         browser, page = open_and_run_all(p, url, token, NOTEBOOKS[0])
         # the inspector: its buttons and its dialogue view, rendered by ipywidgets in the page
@@ -136,26 +170,30 @@ def test_jupyterlab_runs_notebook_02_and_the_inspector_answers_a_click(lab):
         slide_and_see_the_figure_change(page, "turn", "End")  # the turn-by-turn view, at the last turn
         if os.environ.get("CALIRL_BROWSER_SHOT"):  # a picture of the page, for a person to look at
             page.screenshot(path=os.environ["CALIRL_BROWSER_SHOT"])
+        saved_and_every_cell_ran(page, work, NOTEBOOKS[0])
         browser.close()
 
 
+@pytest.mark.executes("01_compounding_shift.ipynb")
 def test_jupyterlab_runs_notebook_01_and_the_shift_redraws_step_by_step_for_a_moved_slider(lab):
     from playwright.sync_api import sync_playwright
 
-    url, token = lab
+    url, token, work = lab
     with sync_playwright() as p:
         browser, page = open_and_run_all(p, url, token, NOTEBOOKS[2])
         slide_and_see_the_figure_change(page, "H", "Home")  # the horizon of the step-by-step view, down to its least
         slide_and_see_the_figure_change(page, "ε", "End")  # the learner's error, up to its most (the explorer above has one too)
         if os.environ.get("CALIRL_BROWSER_SHOT_01"):
             page.screenshot(path=os.environ["CALIRL_BROWSER_SHOT_01"])
+        saved_and_every_cell_ran(page, work, NOTEBOOKS[2])
         browser.close()
 
 
+@pytest.mark.executes("06_which_simulator_errors_matter.ipynb")
 def test_jupyterlab_runs_notebook_06_and_the_designer_trains_on_a_moved_slider(lab):
     from playwright.sync_api import expect, sync_playwright
 
-    url, token = lab
+    url, token, work = lab
     with sync_playwright() as p:
         browser, page = open_and_run_all(p, url, token, NOTEBOOKS[1])
         button = page.get_by_role("button", name="train against it")
@@ -172,4 +210,5 @@ def test_jupyterlab_runs_notebook_06_and_the_designer_trains_on_a_moved_slider(l
         expect(designer.locator(".jp-OutputArea-output img")).to_have_count(1, timeout=60_000)  # the figure with the new curve
         if os.environ.get("CALIRL_BROWSER_SHOT_06"):
             page.screenshot(path=os.environ["CALIRL_BROWSER_SHOT_06"], full_page=True)
+        saved_and_every_cell_ran(page, work, NOTEBOOKS[1])
         browser.close()

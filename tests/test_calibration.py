@@ -8,12 +8,13 @@ from calirl_lite import calibration as cal
 from calirl_lite.cli import main
 from calirl_lite.dialogue import Dialogue, Message, read_jsonl, write_jsonl
 from calirl_lite.inputs import check_dialogues
+from calirl_lite.stages import calibration_stage
 from calirl_lite.tiny_models import build_tiny_model
 
 
-def test_calibration_lowers_the_nll_of_held_out_real_user_turns(tmp_path):
+def test_calibration_lowers_the_nll_of_held_out_real_user_turns(tmp_path, ctx):
     cfg = cal.CalibrationConfig.make(task="arith-chat", out_dir=str(tmp_path), steps=40, n_sim_dialogues=6)
-    report = cal.calibrate(cfg)
+    report = cal.calibrate(cfg, ctx)
     assert report["calibrated"]["nll"] < report["naive"]["nll"]
     assert (tmp_path / "adapter" / "adapter_config.json").is_file() and (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     gap = json.loads((tmp_path / "gap.json").read_text())
@@ -24,10 +25,8 @@ def test_calibration_lowers_the_nll_of_held_out_real_user_turns(tmp_path):
     assert len(train) == cfg.n_traces and len(held) == cfg.n_heldout
 
 
-def test_sft_examples_are_the_users_view_with_the_user_turn_as_completion():
-    from calirl_lite.world import WorldConfig, build_world
-
-    _, tok = build_world(WorldConfig.make()).load_model()
+def test_sft_examples_are_the_users_view_with_the_user_turn_as_completion(world):
+    _, tok = world.load_model()
     d = Dialogue("arith-chat", "x", {"name": "tom", "item": "apples", "verb": 0, "start": 3, "change": 2, "answer": 5},
                  [Message("user", "tom has some apples ."), Message("assistant", "how many apples at the start ?"), Message("user", "3 apples at the start .")])
     ex = cal.user_turn_examples([d], tok, "tiny")
@@ -37,7 +36,7 @@ def test_sft_examples_are_the_users_view_with_the_user_turn_as_completion():
     assert tok.decode([t for t, m in zip(ids, mask) if m], skip_special_tokens=True).split() == "tom has some apples . 3 apples at the start .".split()
 
 
-def test_an_interrupted_calibration_resumes_from_its_last_checkpoint(tmp_path):
+def test_an_interrupted_calibration_resumes_from_its_last_checkpoint(tmp_path, ctx):
     from transformers import TrainerCallback
 
     class Stop(TrainerCallback):
@@ -45,16 +44,16 @@ def test_an_interrupted_calibration_resumes_from_its_last_checkpoint(tmp_path):
             if state.global_step == 5:
                 raise KeyboardInterrupt
 
-    cfg = cal.CalibrationConfig.make(task="docedit-chat", out_dir=str(tmp_path), steps=8, save_steps=4)
-    train, _ = cal.traces_for(cfg)
-    model, tok = cal.load_base(cfg)
+    stage = calibration_stage(cal.CalibrationConfig.make(task="docedit-chat", out_dir=str(tmp_path), steps=8, save_steps=4), ctx)
+    train, _ = cal.collect_stage_traces(stage)
+    model, tok = cal.load_base(stage)
     with pytest.raises(KeyboardInterrupt):
-        cal.train_simulator(cfg, model, tok, train, "tiny", callbacks=[Stop()])
+        cal.train_simulator(stage, model, tok, train, callbacks=[Stop()])
     from calirl_lite.checkpoints import last_checkpoint
 
     assert last_checkpoint(tmp_path / "checkpoints").endswith("checkpoint-4")
-    model, tok = cal.load_base(cfg)
-    adapter, log = cal.train_simulator(cfg, model, tok, train, "tiny")
+    model, tok = cal.load_base(stage)
+    adapter, log = cal.train_simulator(stage, model, tok, train)
     state = json.loads((tmp_path / "checkpoints" / "checkpoint-8" / "trainer_state.json").read_text())
     assert state["global_step"] == 8 and min(h["step"] for h in log) <= 4  # the log carries on from the checkpoint
     assert (adapter / "adapter_config.json").is_file()
@@ -78,12 +77,12 @@ def test_malformed_traces_are_named(messages, goal, message):
         check_dialogues([Dialogue("arith-chat", "7", goal, messages)], "traces.jsonl", "arith-chat")
 
 
-def test_a_bad_trace_file_is_reported_with_its_line(tmp_path):
+def test_a_bad_trace_file_is_reported_with_its_line(tmp_path, ctx):
     cfg = cal.CalibrationConfig.make(out_dir=str(tmp_path))
     write_jsonl(tmp_path / "heldout.jsonl", [Dialogue("arith-chat", "1", {"a": 1}, [Message("user", "x")])] * 2)
     (tmp_path / "traces.jsonl").write_text('{"task": "arith-chat"}\n')
     with pytest.raises(ValueError, match=r"traces.jsonl:1: missing field"):
-        cal.traces_for(cfg)
+        cal.traces_for(cfg, ctx)
 
 
 def test_too_few_traces_stop_with_a_clear_message(tmp_path):
@@ -93,31 +92,31 @@ def test_too_few_traces_stop_with_a_clear_message(tmp_path):
         cal.CalibrationConfig.make(out_dir=str(tmp_path), n_heldout=1)
 
 
-def test_qlora_needs_cuda_and_says_so_before_any_work(tmp_path):
+def test_qlora_needs_cuda_and_says_so_before_any_work(tmp_path, ctx):
     import torch
 
     cfg = cal.CalibrationConfig.make(out_dir=str(tmp_path / "run"), load_in_4bit=True)
     if torch.cuda.is_available():
-        pytest.skip("CUDA present: the 4-bit path is checked by test_qlora_builds_4bit_adapters_on_tiny_models")
+        pytest.skip("CUDA present: the 4-bit path is checked by test_lora_adapters_on_tiny_random_models_and_4bit_where_cuda_is")
     with pytest.raises(ValueError, match="needs a CUDA GPU"):
-        cal.calibrate(cfg)
+        cal.calibrate(cfg, ctx)
     assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize("family", ["qwen2", "gemma3"])
-def test_lora_adapters_on_tiny_random_models_and_4bit_where_cuda_is(family, tmp_path):
+def test_lora_adapters_on_tiny_random_models_and_4bit_where_cuda_is(family, tmp_path, ctx):
     import torch
 
     folder = build_tiny_model(family, tmp_path / family)
-    cfg = cal.CalibrationConfig.make(task="arith-chat", user_model=str(folder), out_dir=str(tmp_path / "run"), steps=2, batch_size=2)
-    train, _ = cal.traces_for(cfg)
-    model, tok = cal.load_base(cfg)
-    adapter, _ = cal.train_simulator(cfg, model, tok, train[:4], "collabllm")
-    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == cfg.lora_r
+    stage = calibration_stage(cal.CalibrationConfig.make(task="arith-chat", user_model=str(folder), out_dir=str(tmp_path / "run"), steps=2, batch_size=2), ctx)
+    train, _ = cal.collect_stage_traces(stage)
+    model, tok = cal.load_base(stage)
+    adapter, _ = cal.train_simulator(stage, model, tok, train[:4])
+    assert json.loads((adapter / "adapter_config.json").read_text())["r"] == stage.cfg.lora_r
     if torch.cuda.is_available():  # QLoRA: 4-bit base, LoRA on top
         import bitsandbytes as bnb
 
-        q = cal.CalibrationConfig.make(task="arith-chat", user_model=str(folder), out_dir=str(tmp_path / "q"), load_in_4bit=True)
+        q = calibration_stage(cal.CalibrationConfig.make(task="arith-chat", user_model=str(folder), out_dir=str(tmp_path / "q"), load_in_4bit=True), ctx)
         qmodel, _ = cal.load_base(q)
         assert any(isinstance(m, bnb.nn.Linear4bit) for m in qmodel.modules())
 
@@ -136,28 +135,28 @@ def test_calibrate_command_prints_json(tmp_path, capsys):
     assert main(["calibrate", "--task", "chess"]) == 2
 
 
-def test_turn_comparer_shows_the_real_turn_and_each_simulator(tmp_path):
+def test_turn_comparer_shows_the_real_turn_and_each_simulator(tmp_path, ctx):
     from calirl_lite.widgets import TurnComparer
 
-    cfg = cal.CalibrationConfig.make(out_dir=str(tmp_path))
-    _, held = cal.traces_for(cfg)
-    comparer = TurnComparer(held, {"naive": cal.load_base(cfg)}, "tiny")
+    stage = calibration_stage(cal.CalibrationConfig.make(out_dir=str(tmp_path)), ctx)
+    _, held = cal.collect_stage_traces(stage)
+    comparer = TurnComparer(held, {"naive": cal.load_base(stage)}, "tiny")
     got = comparer.compare()
     k = comparer.user_turns()[comparer.turn.value]
     assert got["real"] == held[0].messages[k].text and isinstance(got["naive"], str)
     assert "naive" in comparer.view.value
 
 
-def test_a_finished_calibration_run_again_is_not_trained_further(tmp_path):
+def test_a_finished_calibration_run_again_is_not_trained_further(tmp_path, ctx):
     import torch
     from safetensors.torch import load_file
 
-    cfg = cal.CalibrationConfig.make(task="arith-chat", out_dir=str(tmp_path), steps=4, save_steps=2)
-    train, _ = cal.traces_for(cfg)
-    adapter, _ = cal.train_simulator(cfg, *cal.load_base(cfg), train, "tiny")
+    stage = calibration_stage(cal.CalibrationConfig.make(task="arith-chat", out_dir=str(tmp_path), steps=4, save_steps=2), ctx)
+    train, _ = cal.collect_stage_traces(stage)
+    adapter, _ = cal.train_simulator(stage, *cal.load_base(stage), train)
     weights = load_file(adapter / "adapter_model.safetensors")
     for _ in range(3):
-        adapter, _ = cal.train_simulator(cfg, *cal.load_base(cfg), train, "tiny")
+        adapter, _ = cal.train_simulator(stage, *cal.load_base(stage), train)
         now = load_file(adapter / "adapter_model.safetensors")
         assert all(torch.equal(weights[k], now[k]) for k in weights)
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]  # no step past the budget

@@ -53,7 +53,7 @@ def test_python_dash_m_and_help_show_field_docs(tmp_path):
 
 
 def test_notebooks_runs_notebooks_and_keeps_executed_copies(tmp_path, monkeypatch):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("from calirl_lite import results_dir\nprint(results_dir('x'))")])
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("from calirl_lite.env import context\nprint(context().results_dir('x'))")])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     path = tmp_path / "07_tiny.ipynb"
     nbformat.write(nb, path)

@@ -52,26 +52,28 @@ def test_the_address_and_the_version_each_live_in_one_place():
 
 def test_outside_a_checkout_the_kit_writes_to_the_user_cache_and_to_results_beside_the_notebook(tmp_path, monkeypatch):
     from calirl_lite import paths
+    from calirl_lite.env import context
 
     for name in ("CALIRL_CACHE", "CALIRL_RUNS", "CALIRL_RESULTS"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache-home"))
     monkeypatch.chdir(tmp_path)
     assert paths.checkout_root() is None
-    assert paths.cache_dir() == tmp_path / "cache-home" / "calirl_lite" / "cache"
-    assert paths.runs_dir() == tmp_path / "cache-home" / "calirl_lite" / "runs"
-    assert paths.results_dir("01_x") == tmp_path / "results" / "01_x"
+    ctx = context()
+    assert ctx.cache == tmp_path / "cache-home" / "calirl_lite" / "cache" and ctx.world.cache_dir == str(ctx.cache)
+    assert ctx.runs == tmp_path / "cache-home" / "calirl_lite" / "runs"
+    assert ctx.results_dir("01_x") == tmp_path / "results" / "01_x"
     monkeypatch.chdir(ROOT / "notebooks")  # in a checkout: its root, as always
-    assert paths.runs_dir() == ROOT / "runs" and paths.cache_dir() == ROOT / "data" / "cache"
+    assert context().runs == ROOT / "runs" and context().cache == ROOT / "data" / "cache"
     monkeypatch.setenv("CALIRL_RUNS", str(tmp_path / "mine"))  # and the variables win everywhere
-    assert paths.runs_dir() == tmp_path / "mine"
+    assert context().runs == tmp_path / "mine"
 
 
 def test_the_tiny_profile_stays_on_the_cpu_and_says_so(capsys):
-    from calirl_lite.profiles import device_for, uses_cuda
+    from calirl_lite.profiles import device_for, get_profile, uses_cuda
 
     info = describe_runtime("tiny")
-    assert info["runs_on"] == "cpu" and not uses_cuda("tiny") and device_for("tiny") == "cpu"
+    assert info["runs_on"] == "cpu" and not uses_cuda(get_profile("tiny")) and device_for(get_profile("tiny")) == "cpu"
     out = capsys.readouterr().out
     assert "Profile 'tiny'" in out and "runs on the CPU" in out
     assert out.startswith("GPU: ") == info["cuda"]
@@ -82,19 +84,16 @@ def test_the_gpu_sections_pick_their_profile_and_budget_and_measure_time_and_mem
 
     from calirl_lite.colab import ENGLISH_BUDGETS, ENGLISH_SMOKE, english_budget, gpu_profile, real_model_section_runs
     from calirl_lite.memory import Measure
-    from calirl_lite.profiles import uses_cuda
+    from calirl_lite.profiles import get_profile, uses_cuda
 
     assert gpu_profile() == ("colab-t4" if torch.cuda.is_available() else "smol")
-    assert english_budget("smol") == ENGLISH_SMOKE  # the tests run in smoke mode
-    assert real_model_section_runs("smol") and real_model_section_runs("colab-t4")
-    monkeypatch.setenv("CALIRL_CLASS", "1")
-    monkeypatch.setenv("CALIRL_SMOKE", "0")
-    assert english_budget("colab-t4") == ENGLISH_SMOKE and real_model_section_runs("smol") is uses_cuda("smol")  # skipped on a CPU
-    monkeypatch.setenv("CALIRL_CLASS", "0")
-    monkeypatch.setenv("CALIRL_SMOKE", "0")
-    assert english_budget("colab-t4") == ENGLISH_BUDGETS["colab-t4"]
+    assert english_budget("smol", "smoke") == ENGLISH_SMOKE
+    assert real_model_section_runs("smol", "smoke") and real_model_section_runs("colab-t4", "smoke")
+    assert english_budget("colab-t4", "class") == ENGLISH_SMOKE
+    assert real_model_section_runs("smol", "class") is uses_cuda(get_profile("smol"))  # skipped in class mode on a CPU
+    assert english_budget("colab-t4", "full") == ENGLISH_BUDGETS["colab-t4"]
     with pytest.raises(ValueError, match="no budget for profile 'tiny'"):
-        english_budget("tiny")
+        english_budget("tiny", "full")
     with Measure("a block") as m:
         block = torch.ones(256, 256, 64)  # 16 MiB
     assert m.seconds >= 0 and str(m).startswith("a block: ")

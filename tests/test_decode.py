@@ -6,14 +6,9 @@ import torch
 from calirl_lite import decode
 from calirl_lite.profiles import load_model
 from calirl_lite.rollout import Policy, rollout
+from calirl_lite.tasks import get_task
 from calirl_lite.tiny_models import build_tiny_model
 from calirl_lite.users import LMUser, ScriptedUsers
-from calirl_lite.world import WorldConfig, build_world
-
-
-@pytest.fixture(scope="module")
-def world():
-    return build_world(WorldConfig.make())
 
 
 def random_llama(kv_heads):
@@ -74,7 +69,7 @@ def test_token_logprobs_equal_a_fresh_forward_pass(world, family, tmp_path):
     model, tok = world.load_model() if family == "world" else load_model(str(build_tiny_model(family, tmp_path / family)), device="cpu")
     goals = [t["goal"] for t in world.tasks("docedit-chat", "test")[:5]]
     user = LMUser(model, tok, max_new_tokens=6) if family == "world" else ScriptedUsers()
-    batch = rollout(Policy(model, tok, temperature=0.7, max_new_tokens=12), user, "docedit-chat", goals, max_messages=6, seed=2)
+    batch = rollout(Policy(model, tok, temperature=0.7, max_new_tokens=12), user, get_task("docedit-chat"), goals, max_messages=6, seed=2)
     checked = 0
     for p, c, mask, lp in zip(batch.prompt_ids, batch.completion_ids, batch.env_mask, batch.logprobs):
         ref = fresh_logprobs(model, tok, p, c, 0.7)

@@ -17,6 +17,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None, reason="accelerate's launcher is not installed")
 def test_two_processes_train_one_run_together_and_the_first_saves_it_once(tmp_path):
     launcher = str(Path(sys.executable).parent / "accelerate")
@@ -36,13 +37,14 @@ def test_two_processes_train_one_run_together_and_the_first_saves_it_once(tmp_pa
 
 
 def test_a_launch_without_a_built_world_says_to_build_it_first(tmp_path, monkeypatch):
+    from calirl_lite.env import context
     from calirl_lite.train import TrainConfig, train
 
     monkeypatch.setenv("CALIRL_CACHE", str(tmp_path / "empty-cache"))
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "2")
     with pytest.raises(ValueError, match="world must be built first.*calirl world build"):
-        train(TrainConfig.make(method="oracle", out_dir=str(tmp_path / "run")))
+        train(TrainConfig.make(method="oracle", out_dir=str(tmp_path / "run")), context())
     assert not (tmp_path / "run").exists()
 
 

@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 from calirl_lite.dialogue import TERMINATE
+from calirl_lite.english_tasks import MathChat
 from calirl_lite.sources import math_chat_goals, task_goals
-from calirl_lite.tasks import REAL_USER, MathChat, ScriptedUser, get_task
+from calirl_lite.task_family import REAL_USER, ScriptedUser
+from calirl_lite.tasks import get_task
 
 PROBLEM = ("James gets 160 emails a day. 30% of those emails don't require any response. James responds to the rest of them. "
            "How many emails does James respond to in a 5 day work week? Give the result as your final answer. Do not include units.")
@@ -25,9 +27,11 @@ def test_train_and_test_goals_come_from_disjoint_problem_templates():
     train, test = math_chat_goals("train", 200), math_chat_goals("test", 200)
     assert len(train) == len(test) == 200 and math_chat_goals("test", 200) == test  # the same every time, offline
     assert not {t["goal"]["question"] for t in train} & {t["goal"]["question"] for t in test}
-    assert task_goals("math-chat", "test")[:3] == math_chat_goals("test")[:3]
+    assert task_goals(TASK, "test")[:3] == math_chat_goals("test")[:3]
     with pytest.raises(ValueError, match="has no goals"):
-        task_goals("chitchat", "test")
+        task_goals(get_task("chitchat"), "test")
+    with pytest.raises(ValueError, match="a task of the toy world: give the world"):
+        task_goals(get_task("arith-chat"), "test")
 
 
 @pytest.mark.parametrize("text, kind, right", [
@@ -76,10 +80,10 @@ def test_the_english_users_write_with_variety():
     assert len(replies) >= 2
 
 
-def test_the_parsing_tally_counts_every_turn_and_writes_a_sample_to_check(tmp_path):
+def test_the_parsing_tally_counts_every_turn_and_writes_a_sample_to_check(tmp_path, ctx):
     from calirl_lite.bench import ParsingBench, bench_parsing
 
-    r = bench_parsing(ParsingBench.make(profile="tiny", dialogues=4, sample=3, out=str(tmp_path / "sample.jsonl")))
+    r = bench_parsing(ParsingBench.make(profile="tiny", dialogues=4, sample=3, out=str(tmp_path / "sample.jsonl")), ctx)
     assert r["dialogues"] == 4 and sum(r["read_as"].values()) == r["turns"] > 0
     sample = [json.loads(line) for line in (tmp_path / "sample.jsonl").read_text().splitlines()]
     assert len(sample) == 3 and all(s["check"] == "" and s["read_as"] in ("answer", "ask", "other") for s in sample)
@@ -93,8 +97,8 @@ NOTE["target"] = DOC.document(NOTE)
 
 
 def test_doc_chat_goals_split_every_combination_in_two_with_none_in_both():
-    train, test = task_goals("doc-chat", "train"), task_goals("doc-chat", "test")
-    assert len(train) + len(test) == 16 * 12 * 7 * 2 and task_goals("doc-chat", "test") == test
+    train, test = task_goals(DOC, "train"), task_goals(DOC, "test")
+    assert len(train) + len(test) == 16 * 12 * 7 * 2 and task_goals(DOC, "test") == test
     key = lambda t: tuple(t["goal"][s] for s in DOC.slots)  # noqa: E731
     assert not {key(t) for t in train} & {key(t) for t in test}
     assert {t["goal"]["tone"] for t in test[:20]} == {"formal", "casual"}  # shuffled, not sorted
@@ -133,7 +137,7 @@ def test_the_doc_user_asks_vaguely_gives_what_is_asked_and_judges_the_draft():
     assert DOC.parse_user(reply).get("place") in ("the library", None)
     accepted = user.reply(f"Here it is:\n\n{NOTE['target']}")
     assert accepted.endswith(TERMINATE) and any(p in accepted for p in DOC.phrases["accept"])
-    openers = {DOC.first_message(t["goal"], {}) for t in task_goals("doc-chat", "test")[:40]}
+    openers = {DOC.first_message(t["goal"], {}) for t in task_goals(DOC, "test")[:40]}
     assert len(openers) >= 3
 
 

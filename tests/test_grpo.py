@@ -7,13 +7,11 @@ from calirl_lite import grpo
 
 
 @pytest.fixture(scope="module")
-def trainer_and_batch(tmp_path_factory):
+def trainer_and_batch(tmp_path_factory, world):
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from calirl_lite.world import WorldConfig, build_world
-
-    model, tok = build_world(WorldConfig.make()).load_model()
+    model, tok = world.load_model()
     args = GRPOConfig(output_dir=str(tmp_path_factory.mktemp("grpo")), loss_type="bnpo", beta=0.0, per_device_train_batch_size=4,
                       num_generations=4, max_completion_length=8, report_to=[], use_cpu=True, bf16=False)
     trainer = GRPOTrainer(model=model, reward_funcs=lambda completions, **kw: [0.0] * len(completions), args=args,
@@ -64,7 +62,7 @@ def test_user_tokens_carry_no_gradient_and_policy_tokens_do(trainer_and_batch):
     assert abs(float(trainer._compute_loss(model, moved)) - base) > 1e-4
 
 
-def test_pinned_trl_hands_rollout_func_each_prompt_repeated_once_per_generation(tmp_path):
+def test_pinned_trl_hands_rollout_func_each_prompt_repeated_once_per_generation(tmp_path, world):
     """TRL 1.16 (pinned) gives ``rollout_func`` every prompt already repeated ``num_generations`` times and
     wants exactly one completion back per prompt it gave (its docstring says otherwise); the trainer of
     issue 5 must follow what the library does. This test pins it, so an upgrade that changes it fails here."""
@@ -72,9 +70,8 @@ def test_pinned_trl_hands_rollout_func_each_prompt_repeated_once_per_generation(
     from trl import GRPOConfig, GRPOTrainer
 
     from calirl_lite.chat import prompt_ids
-    from calirl_lite.world import WorldConfig, build_world
 
-    model, tok = build_world(WorldConfig.make()).load_model()
+    model, tok = world.load_model()
     seen = []
 
     def rollout_func(prompts, trainer):

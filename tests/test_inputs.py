@@ -185,7 +185,7 @@ def test_every_number_on_the_command_line_is_checked_by_one_rule_naming_the_flag
 
 
 def test_settings_made_in_python_say_the_same_as_the_command_line():
-    from calirl_lite.train import TrainConfig
+    from calirl_lite.stages import TrainConfig
 
     with pytest.raises(ValueError, match="^group_size must be an integer ≥ 2, got 1$"):
         TrainConfig.make(group_size=1)

@@ -36,10 +36,10 @@ def test_the_endpoint_judge_sees_the_dialogue_at_temperature_0_and_scores_it(cha
     assert "Rate the assistant's INTERACTIVITY" in calls[0]["messages"][0]["content"] and "answer" not in json.dumps(calls[0]).split("Conversation")[0]
 
 
-def test_evaluate_adds_the_judges_interactivity_per_seed(chat_stub, capsys):
+def test_evaluate_adds_the_judges_interactivity_per_seed(chat_stub, capsys, ctx):
     url, calls, reply = chat_stub
     reply[0] = lambda body, n: "Score: 6"
-    r = evaluate_seeds(EvaluateConfig.make(seeds=(0, 1), n_eval=3), progress=False, judge=EndpointJudge(url + "/v1", "j"))
+    r = evaluate_seeds(EvaluateConfig.make(seeds=(0, 1), n_eval=3), ctx, progress=False, judge=EndpointJudge(url + "/v1", "j"))
     assert r.per_seed[0]["interactivity"] == pytest.approx(0.6) and r.mean["interactivity"] == pytest.approx(0.6)
     assert len(calls) == 6  # every dialogue of every seed is judged once
     reply[0] = lambda body, n: "no idea"
@@ -57,10 +57,8 @@ def test_judge_settings_and_an_unreachable_judge_are_clear_errors(capsys):
     assert "unreachable" in capsys.readouterr().err
 
 
-def test_a_local_judge_model_that_gives_no_score_is_named(tmp_path):
-    from calirl_lite.world import WorldConfig, build_world
-
-    judge = LocalJudge(str(build_world(WorldConfig.make(), verbose=False).model_dir))  # the toy LM cannot judge: its reply has no score
+def test_a_local_judge_model_that_gives_no_score_is_named(tmp_path, world):
+    judge = LocalJudge(str(world.model_dir))  # the toy LM cannot judge: its reply has no score
     with pytest.raises(ValueError, match="local judge .*model"):
         judge.score(dialogue("hi", "the answer is 3 ."))
 

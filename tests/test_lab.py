@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from calirl_lite import stages as S
 from calirl_lite import train as T
 from calirl_lite.dialogue import TERMINATE, Dialogue, Message
-from calirl_lite.tasks import REAL_USER, get_task
+from calirl_lite.task_family import REAL_USER
+from calirl_lite.tasks import get_task
 from calirl_lite.users import persona_from_spec, verdict
 
 
@@ -44,29 +46,28 @@ def test_a_user_spec_sets_single_errors_and_behaviours_and_names_what_is_wrong()
             persona_from_spec(spec)
 
 
-def test_the_reward_source_and_the_training_user_are_checked_settings():
+def test_the_reward_source_and_the_training_user_are_checked_settings(ctx):
     for bad, words in (({"reward": "vibes"}, "unknown reward 'vibes'"), ({"reward": "task-efficiency"}, "needs token_penalty > 0"),
                        ({"token_penalty": 0.01}, "token_penalty is that reward's alone"),
                        ({"method": "naive", "user": "sycophantic"}, "goes with method 'oracle' or 'calibrated'"), ({"method": "oracle", "user": "rude"}, "unknown simulator error")):
         with pytest.raises(ValueError, match=words):
             T.TrainConfig.make(**bad)
-    from calirl_lite.calibration import CalibrationConfig
-
     with pytest.raises(ValueError, match="scripted users with errors exist in the toy world only"):
-        CalibrationConfig.make(task="chitchat", persona="sycophantic")
+        S.CalibrationConfig.make(task="chitchat", persona="sycophantic")
     lm = T.TrainConfig.make(method="calibrated", user="sycophantic")
-    assert lm.simulator() == "lm sycophantic" and lm.calibration().persona == "sycophantic" and T.TrainConfig.make().calibration().persona == ""
+    assert lm.simulator() == "lm sycophantic" and S.calibration_of(lm, ctx).cfg.persona == "sycophantic"
+    assert S.calibration_of(T.TrainConfig.make(), ctx).cfg.persona == ""
     cfg = T.TrainConfig.make(method="oracle", user="sycophantic", reward="verdict")
     assert cfg.simulator() == "sycophantic" and T.TrainConfig.make(method="naive").simulator() == "naive"
-    assert cfg.folder() != T.TrainConfig.make(method="oracle", reward="verdict").folder()  # its own run
+    assert S.train_stage(cfg, ctx).folder != S.train_stage(T.TrainConfig.make(method="oracle", reward="verdict"), ctx).folder  # its own run
 
 
-def test_a_run_against_a_scripted_simulator_on_its_verdict_logs_the_real_reward_curve_without_changing_training(tmp_path):
+def test_a_run_against_a_scripted_simulator_on_its_verdict_logs_the_real_reward_curve_without_changing_training(tmp_path, ctx):
     from safetensors.torch import load_file
 
     def run(name, every):
         cfg = T.TrainConfig.make(method="oracle", user="sycophantic", reward="verdict", steps=4, real_every=every, out_dir=str(tmp_path / name))
-        return T.train(cfg, progress=False)
+        return T.train(cfg, ctx, progress=False)
 
     tracked, plain = run("tracked", 2), run("plain", 0)
     assert tracked.simulator == "sycophantic" and set(tracked.trained) == {"simulator", "real"}
@@ -80,7 +81,8 @@ def test_a_run_against_a_scripted_simulator_on_its_verdict_logs_the_real_reward_
     assert tracked.trained == plain.trained
 
 
-def test_the_lab_trains_against_each_simulator_and_writes_its_table_and_figures(tmp_path):
+@pytest.mark.slow
+def test_the_lab_trains_against_each_simulator_and_writes_its_table_and_figures(tmp_path, ctx):
     from calirl_lite.cli import main
     from calirl_lite.lab import LabConfig, find_row, lab_markdown, simulators_markdown
 
@@ -92,9 +94,7 @@ def test_the_lab_trains_against_each_simulator_and_writes_its_table_and_figures(
     assert [r["error"] for r in rows[:3]] == ["none (the real users)", "sycophantic", "sycophantic (LM)"]
     gaps = result["tasks"]["arith-chat"]["gaps"]
     assert set(gaps) == {"real", "sycophantic", "lm sycophantic"} and gaps["real"]["per_turn_gap"] == 0  # (the smoke world's LM answers too seldom to meet the error)
-    from calirl_lite.calibration import CalibrationConfig
-
-    made = json.loads((CalibrationConfig.make(task="arith-chat", persona="sycophantic").folder() / "config.json").read_text())
+    made = json.loads((S.calibration_for(ctx, "tiny", "arith-chat", persona="sycophantic").folder / "config.json").read_text())
     assert made["persona"] == "sycophantic"  # the LM simulator learned the sycophantic users' traces
     for r in rows:
         assert set(r["real"]) == {"0"} and 0 <= r["real"]["0"] <= 1 and (r["vs_oracle"] is None) == (r["simulator"] == "real")
@@ -112,11 +112,12 @@ def test_the_lab_trains_against_each_simulator_and_writes_its_table_and_figures(
         LabConfig.make(errors=("grumpy",))
 
 
-def test_the_simulator_designer_trains_against_its_sliders_simulator(tmp_path, monkeypatch):
+def test_the_simulator_designer_trains_against_its_sliders_simulator(tmp_path, ctx):
+    import dataclasses
+
     from calirl_lite.lab import SimulatorDesigner
 
-    monkeypatch.setenv("CALIRL_RUNS", str(tmp_path / "runs"))
-    designer = SimulatorDesigner(task="arith-chat")
+    designer = SimulatorDesigner(dataclasses.replace(ctx, runs=tmp_path / "runs"), task="arith-chat")
     assert designer.spec() == ""  # the sliders start at the real users
     designer.sliders["p_accept_wrong"].value = 1.0
     designer.sliders["patience"].value = 2

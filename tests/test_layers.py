@@ -13,18 +13,23 @@ LAYERS = [
     {"io", "paths", "quiet", "chat", "endpoints", "checkpoints", "grpo", "mathcheck"},  # foundations: no import of the package
     {"results", "pool"},  # what a training run and an evaluation leave behind, the table; the worker pool
     {"dialogue", "settings", "plots"},  # the currency, settings dataclasses, figures
-    {"tasks", "shift", "__init__"},  # the toy tasks and their scripted people; notebook 01's exact MDPs
+    {"task_family", "shift", "__init__"},  # what a task family is and its scripted people; notebook 01's exact MDPs
+    {"toy_tasks"},  # the toy world's two families
+    {"english_tasks"},  # the English world's families
+    {"tasks"},  # every family by name
     {"prompts"},  # the chat as the policy and as a user simulator see it
-    {"world", "inputs"},  # the toy world (tasks, corpus, tokenizer, LM); checked exercises; what files the kit accepts
-    {"profiles", "decode", "tiny_models"},  # where models come from; fast sampling
+    {"world", "inputs"},  # the toy world (tasks, corpus, tokenizer, LM); what files the kit accepts
+    {"profiles", "context", "decode", "tiny_models"},  # where models come from; the run context; fast sampling; tiny random models
     {"users", "judge", "sources", "colab", "memory", "notebook_runner"},  # who talks to the policy, who judges it; real data; notebooks anywhere; the GPU memory plan
-    {"rollout"},  # the batched rollout engine
+    {"rollout", "stages"},  # the batched rollout engine; each stage's settings resolved once, and the contract between stages
     {"stats"},  # behaviour statistics of dialogues
     {"calibration"},  # phase 1: traces, SFT of the simulator, the gap
     {"evaluate"},  # a policy's scores with a user
-    {"train", "widgets", "gap_study"},  # phase 2: GRPO by one code path; notebook widgets; simulator gap against score drop
+    {"trainer", "widgets", "gap_study"},  # TRL's trainer wired for dialogue; notebook widgets; simulator gap against score drop
+    {"train"},  # phase 2: a training run's lifecycle, one code path for every method
     {"bench", "reproduce", "lab"},  # benchmarks; the whole pipeline; the mismatch lab
     {"exercises"},  # the notebooks' checked exercises (checked against any of the above)
+    {"env"},  # the entry: the one reader of the environment
     {"cli"},
     {"__main__"},
 ]

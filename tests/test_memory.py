@@ -4,11 +4,15 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from calirl_lite import memory
 from calirl_lite.cli import main
 from calirl_lite.memory import LAYOUTS, Layout, plan
-from calirl_lite.tasks import TASKS
+from calirl_lite.profiles import get_profile
+from calirl_lite.stages import CalibrationConfig, TrainConfig, calibration_stage, train_stage
+from calirl_lite.toy_tasks import TASKS
+from calirl_lite.trainer import Start, grpo_args, make_trainer
 from calirl_lite.users import make_user
 
 
@@ -20,13 +24,13 @@ def test_the_layouts_have_the_published_parameter_counts():
 
 
 def test_the_colab_t4_plan_fits_every_stage_in_14_gib_with_whole_groups():
-    p = plan("colab-t4", 14.0)
+    p = plan(get_profile("colab-t4"), 14.0)
     for name, stage in p["stages"].items():
         assert stage["peak_gib"] <= 14.0, name
         assert stage["peak_gib"] == pytest.approx(sum(stage["parts_gib"].values()), abs=0.05)
     assert p["stages"]["training"]["micro_batch"] * p["stages"]["training"]["accumulation"] == 32
     assert p["stages"]["calibration"]["micro_batch"] * p["stages"]["calibration"]["accumulation"] == 16
-    small = plan("colab-t4", 4.0)  # a smaller budget: smaller micro-batches, never a broken group
+    small = plan(get_profile("colab-t4"), 4.0)  # a smaller budget: smaller micro-batches, never a broken group
     assert small["stages"]["calibration"]["micro_batch"] < p["stages"]["calibration"]["micro_batch"]
 
 
@@ -42,41 +46,43 @@ def test_a_saved_model_folder_has_its_layout_read_from_its_config(tmp_path):
 
 
 def test_off_a_gpu_the_whole_batch_is_one_step():
-    assert memory.micro_batches("colab-t4", "training", prompts_per_step=4, group_size=8) == (32, 1)  # no CUDA here (or a CPU profile)
-    assert memory.micro_batches("tiny", "calibration", calibration_batch=16) == (16, 1)
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is here: the colab-t4 profile plans micro-batches on it")
+    assert memory.micro_batches(get_profile("colab-t4"), "training", prompts_per_step=4, group_size=8) == (32, 1)
+    assert memory.micro_batches(get_profile("tiny"), "calibration", calibration_batch=16) == (16, 1)
 
 
-def test_grpo_samples_the_whole_group_once_and_learns_in_micro_batches(monkeypatch):
+def test_grpo_samples_the_whole_group_once_and_learns_in_micro_batches(monkeypatch, ctx, tmp_path):
     """Micro-batches with gradient accumulation: one rollout of every dialogue per step, as without them."""
-    from calirl_lite import train as T
+    from calirl_lite import trainer as TR
 
-    monkeypatch.setattr(memory, "micro_batches", lambda *a, **k: (2, 4))
-    cfg = T.TrainConfig.make(method="oracle", steps=1, prompts_per_step=2, group_size=4)
-    args = T.grpo_args(cfg)
+    monkeypatch.setattr(TR, "micro_batches", lambda *a, **k: (2, 4))
+    stage = train_stage(TrainConfig.make(method="oracle", steps=1, prompts_per_step=2, group_size=4, out_dir=str(tmp_path / "run")), ctx)
+    args = grpo_args(stage)
     assert (args.per_device_train_batch_size, args.gradient_accumulation_steps, args.generation_batch_size) == (2, 4, 8)
     rng = np.random.default_rng(0)
-    starts = [T.Start(TASKS["arith-chat"].sample_goal(rng)) for _ in range(2)]
-    trainer, stats = T.make_trainer(cfg, starts, make_user("real", "tiny"))
+    starts = [Start(TASKS["arith-chat"].sample_goal(rng)) for _ in range(2)]
+    trainer, stats = make_trainer(stage, starts, make_user("real", stage.models))
     trainer.train()
     assert len(stats.seconds) == 1 and trainer.state.global_step == 1  # one rollout of all 8 dialogues for the step's 4 micro-batches
 
 
-def test_calibrate_takes_the_profiles_4bit_setting_and_train_finds_its_adapter_by_the_same_key():
-    from calirl_lite.calibration import CalibrationConfig
-    from calirl_lite.train import TrainConfig
+def test_calibrate_takes_the_profiles_4bit_setting_and_train_finds_its_adapter_by_the_same_key(ctx):
+    def folder(**fields):
+        return calibration_stage(CalibrationConfig.make(**fields), ctx).folder
 
     assert CalibrationConfig.make(profile="colab-t4").load_in_4bit is True and CalibrationConfig.make().load_in_4bit is False
-    assert TrainConfig.make(profile="colab-t4").calibration().folder() == CalibrationConfig.make(profile="colab-t4").folder()
-    assert CalibrationConfig.make(profile="colab-t4", load_in_4bit=False).folder() != CalibrationConfig.make(profile="colab-t4").folder()
+    assert train_stage(TrainConfig.make(profile="colab-t4", method="calibrated"), ctx).calibration.folder == folder(profile="colab-t4")
+    assert folder(profile="colab-t4", load_in_4bit=False) != folder(profile="colab-t4")
 
 
-def test_bench_memory_prints_the_plan_and_measures_the_stages_end_to_end(tmp_path, capsys):
+def test_bench_memory_prints_the_plan_and_measures_the_stages_end_to_end(tmp_path, capsys, ctx):
     from calirl_lite.bench import MemoryBench, bench_memory
 
     assert main(["bench", "memory", "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["plan"]["stages"]["training"]["peak_gib"] <= 14.0 and printed["measured"] == {}
     # the measuring code, on random models of a small layout (on a GPU: the profile's exact layouts, and the peaks)
-    r = bench_memory(MemoryBench.make(measure=True, max_messages=2), layout=Layout(32, 2, 2, 1, 16, 64, 700, True), folder=str(tmp_path))
+    r = bench_memory(MemoryBench.make(measure=True, max_messages=2), ctx, layout=Layout(32, 2, 2, 1, 16, 64, 700, True), folder=str(tmp_path))
     assert r["measured"]["calibration"]["micro_batch"] * r["measured"]["calibration"]["accumulation"] == 16
     assert r["measured"]["training"]["lora"] and r["measured"]["training"]["tokens_sampled"] > 0

@@ -49,6 +49,7 @@ def test_quiet_and_verbose_exclude_each_other_on_the_command_line(capsys):
     assert e.value.code == 2 and "not allowed with argument" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_calirl_quiet_trains_and_evaluates_without_a_single_progress_bar(tmp_path):
     import os
 

@@ -95,21 +95,25 @@ def test_gap_trends_leave_out_pairs_equal_by_construction_count_per_seed_and_che
     assert not t["under_final_bound"] and t["under_per_turn_bound"]
 
 
-def test_reproduce_runs_every_stage_writes_the_table_and_reuses_finished_runs(tmp_path):
+@pytest.mark.slow
+def test_reproduce_runs_every_stage_writes_the_table_and_reuses_finished_runs(ctx):
+    from tests import shared
+
+    summary, out = shared.reproduced(), ctx.results / "reproduce"  # the session's training runs, made first: all reused
     cfg = ReproduceConfig.make(workers=1)  # smoke mode: one seed, tiny runs
-    summary = reproduce(cfg, out=tmp_path)
-    table = json.loads((tmp_path / "table.json").read_text())
-    assert table["seeds"] == [0] and table["seconds"] > 0 and table["workers"] == 1
+    table = json.loads((out / "table.json").read_text())
+    assert table["seeds"] == [0] and table["seconds"] > 0 and table["workers"] == 1 and table["reused_runs"] == 8
     for task in ("arith-chat", "docedit-chat"):
         methods = table["tasks"][task]["methods"]
         assert set(methods) == {"base", "static", "naive", "calibrated", "oracle"}
         assert all(set(m["per_seed"]) == {"0"} and 0.0 <= m["mean"] <= 1.0 for m in methods.values())
         assert len(table["tasks"][task]["claims"]) == (5 if task == "docedit-chat" else 4)
-    md = (tmp_path / "table.md").read_text()
+    assert {r.run for r in shared.method_runs("arith-chat").values()} <= set(table["runs"].values())
+    md = (out / "table.md").read_text()
     assert "| Calibrated Interactive RL |" in md and "naive < base" in md and "calirl reproduce` took" in md
     for name in ("table.png", "gap_vs_drop.png", "gap_vs_drop.json"):
-        assert (tmp_path / name).stat().st_size > 0
-    gap = json.loads((tmp_path / "gap_vs_drop.json").read_text())
+        assert (out / name).stat().st_size > 0
+    gap = json.loads((out / "gap_vs_drop.json").read_text())
     sims = [f"w{w:g}" for w in cfg.gap_mixes] + ["naive", "calibrated"]
     assert {(r["simulator"], r["horizon"], r["seed"]) for r in gap["rows"] if r["task"] == "arith-chat"} == {
         (s, h, seed) for s in sims for h in cfg.gap_horizons for seed in cfg.gap_seeds}
@@ -117,11 +121,27 @@ def test_reproduce_runs_every_stage_writes_the_table_and_reuses_finished_runs(tm
     assert all(r["eps"] == 0 and r["drop"] == 0 and r["by_construction"] for r in gap["rows"] if r["w"] == 0)  # w = 0 is the real users themselves
     assert all(r["drop"] == 0 for r in gap["rows"] if r["w"] is not None and r["horizon"] == 2)  # a graded user opens as the real ones do
     assert {p["method"] for p in gap["trained"]} == {"static", "naive", "calibrated"} and len(gap["points"]) == len(gap["rows"]) // len(cfg.gap_seeds)
-    assert "| MATH-Chat | naive > static (89.3 vs 85.0) |" in (tmp_path / "paper.md").read_text()
-    again = reproduce(cfg, out=tmp_path)  # every run finished: nothing is trained again, the numbers are the same
-    assert again["tasks"] == summary["tasks"] and again["runs"] == summary["runs"]
-    assert again["reused_runs"] == 8  # (the first call may reuse runs other tests trained with the same settings)
-    assert "8 of 8 training runs had finished before and were reused" in (tmp_path / "table.md").read_text()
+    assert "| MATH-Chat | naive > static (89.3 vs 85.0) |" in (out / "paper.md").read_text()
+    again = reproduce(cfg, ctx, out=out)  # every stage finished: nothing is computed again, the numbers are the same
+    assert again["tasks"] == summary["tasks"] and again["runs"] == summary["runs"] and again["reused_runs"] == 8
+    assert "8 of 8 training runs had finished before and were reused" in (out / "table.md").read_text()
+
+
+def test_the_pool_starts_each_job_once_what_it_waits_for_has_finished(tmp_path):
+    from calirl_lite.pool import Job, run_pool
+    from tests.shared import stamp
+
+    log = tmp_path / "log"
+    jobs = [Job("late", stamp, (log, "late"), ("first",)), Job("first", stamp, (log, "first", 1.0)), Job("free", stamp, (log, "free"))]
+    for workers in (1, 2):  # in this process, and in two spawned workers: "late" waits for "first" although listed before it
+        log.write_text("")
+        done = run_pool(jobs, workers, "order")
+        order = log.read_text().split()
+        assert order.index("first") < order.index("late") and set(order) == {"first", "late", "free"} and done["late"] == "late"
+    with pytest.raises(ValueError, match="wait for jobs that are not in the pool: nowhere"):
+        run_pool([Job("a", stamp, (log, "a"), ("nowhere",))], 1, "order")
+    with pytest.raises(ValueError, match="wait in a circle and never start: a, b"):
+        run_pool([Job("a", stamp, (log, "a"), ("b",)), Job("b", stamp, (log, "b"), ("a",))], 1, "order")
 
 
 def test_reproduce_refuses_bad_settings_before_any_work(capsys):
@@ -132,13 +152,15 @@ def test_reproduce_refuses_bad_settings_before_any_work(capsys):
     assert "argument --gap-mixes: must be a number from 0 to 1, got 1.5" in capsys.readouterr().err
 
 
-def test_a_failed_run_in_a_worker_process_stops_the_stage_with_its_name():
+def test_a_failed_run_in_a_worker_process_stops_the_stage_with_its_name(ctx, tmp_path):
     from calirl_lite.pool import run_pool
-    from calirl_lite.reproduce import train_job
+    from calirl_lite.stages import TrainConfig
+    from calirl_lite.train import train_job
 
-    jobs = [("ppo · arith-chat · seed 0", train_job, ("tiny", "ppo", "arith-chat", 0))]
+    missing = TrainConfig.make(method="calibrated", adapter=str(tmp_path / "nowhere"))  # valid settings whose input is missing
+    jobs = [("calibrated · arith-chat · seed 0", train_job, (missing, ctx))]
     for workers in (1, 2):  # in this process, and in spawned single-threaded workers
-        with pytest.raises(ValueError, match=r"train: ppo · arith-chat · seed 0 failed: unknown method 'ppo'"):
+        with pytest.raises(FileNotFoundError, match=r"train: calibrated · arith-chat · seed 0 failed: method 'calibrated' needs the calibrated simulator"):
             run_pool(jobs, workers, "train")
 
 
@@ -190,25 +212,21 @@ def test_workers_leave_when_the_reproduce_process_is_killed():
         time.sleep(0.2)
 
 
-def test_the_robustness_study_runs_every_variant_in_its_own_world_and_folder_and_tabulates_the_verdicts(tmp_path, monkeypatch):
-    import os
-
+def test_the_robustness_study_runs_every_variant_in_its_own_world_and_folder_and_tabulates_the_verdicts(tmp_path, monkeypatch, ctx):
     from calirl_lite import reproduce as R
 
     seen = []
 
-    def fake(cfg, out=None):
-        seen.append((cfg.seeds, cfg.calibration_seed, cfg.steps, cfg.gap_study, os.environ.get("CALIRL_WORLD_SEED"), out.name))
+    def fake(cfg, where, out=None):
+        seen.append((cfg.seeds, cfg.calibration_seed, cfg.steps, cfg.gap_study, where.world.seed, out.name))
         holds = cfg.steps != 60  # pretend twice the budget loses a claim
         claim = {"claim": "oracle > static", "judged": True, "holds": holds, "mean": 0.1 if holds else -0.01, "seeds_agree": 3 if holds else 1, "seeds": 3}
         return {"tasks": {"arith-chat": {"claims": [claim]}}}
 
     monkeypatch.setattr(R, "reproduce", fake)
-    monkeypatch.delenv("CALIRL_WORLD_SEED", raising=False)
-    result = R.robustness(ReproduceConfig.make(), out=tmp_path)
-    assert seen == [((3, 4, 5), 0, 0, False, None, "seeds-3-5"), ((0,), 0, 0, False, "1", "world-seed-1"),
-                    ((0,), 1, 0, False, None, "calibration-seed-1"), ((0,), 0, 60, False, None, "twice-the-budget")]
-    assert "CALIRL_WORLD_SEED" not in os.environ  # put back
+    result = R.robustness(ReproduceConfig.make(), ctx, out=tmp_path)
+    assert seen == [((3, 4, 5), 0, 0, False, 0, "seeds-3-5"), ((0,), 0, 0, False, 1, "world-seed-1"),
+                    ((0,), 1, 0, False, 0, "calibration-seed-1"), ((0,), 0, 60, False, 0, "twice-the-budget")]
     md = (tmp_path / "summary.md").read_text()
     assert "| arith-chat | oracle > static | holds (+0.100, 3/3) | holds (+0.100, 3/3) | holds (+0.100, 3/3) | **not shown** (-0.010, 1/3) |" in md
     assert set(result["variants"]) == set(R.VARIANTS)

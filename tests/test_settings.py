@@ -71,7 +71,7 @@ def test_class_switch_rejects_nonsense(monkeypatch):
 
 def test_make_applies_class_values_in_class_mode(monkeypatch):
     from calirl_lite.lab import LabConfig
-    from calirl_lite.train import TrainConfig
+    from calirl_lite.stages import TrainConfig
 
     monkeypatch.setenv("CALIRL_SMOKE", "0")
     monkeypatch.setenv("CALIRL_CLASS", "1")
@@ -83,7 +83,7 @@ def test_make_applies_class_values_in_class_mode(monkeypatch):
 def all_settings_classes():
     import importlib
 
-    for module in ("bench", "calibration", "evaluate", "lab", "reproduce", "shift", "train", "world"):  # modules that define settings
+    for module in ("bench", "stages", "evaluate", "lab", "reproduce", "shift", "world"):  # modules that define settings
         importlib.import_module(f"calirl_lite.{module}")
 
     todo, found = [Settings], []
@@ -143,10 +143,28 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
     assert json.loads(target.read_text()) == {"ok": 1}
 
 
-def test_results_dir_honours_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv("CALIRL_RESULTS", str(tmp_path / "r"))
-    assert calirl_lite.results_dir("01_x") == tmp_path / "r" / "01_x"
-    assert (tmp_path / "r" / "01_x").is_dir()
+def test_the_context_takes_its_folders_mode_and_world_from_the_environment(tmp_path, monkeypatch):
+    from calirl_lite.env import context
+
+    for name in ("results", "runs", "cache"):
+        monkeypatch.setenv(f"CALIRL_{name.upper()}", str(tmp_path / name))
+    monkeypatch.setenv("CALIRL_WORLD_SEED", "3")
+    ctx = context()
+    assert (ctx.results, ctx.runs, ctx.cache) == (tmp_path / "results", tmp_path / "runs", tmp_path / "cache")
+    assert ctx.mode == "smoke" and ctx.world.seed == 3 and ctx.world.cache_dir == str(tmp_path / "cache")
+    assert ctx.world.train_steps == ctx.make(type(ctx.world)).train_steps  # the world is sized by the mode
+    assert ctx.results_dir("01_x") == tmp_path / "results" / "01_x" and (tmp_path / "results" / "01_x").is_dir()
+    monkeypatch.setenv("CALIRL_WORLD_SEED", "a lot")
+    with pytest.raises(ValueError, match="CALIRL_WORLD_SEED='a lot' is not a seed"):
+        context()
+
+
+def test_folders_outside_a_checkout_go_to_the_user_cache(tmp_path):
+    from calirl_lite.paths import places
+
+    where = places({"XDG_CACHE_HOME": str(tmp_path / "xdg")}, cwd=tmp_path)
+    assert where.results == tmp_path / "results"
+    assert (where.runs, where.cache) == (tmp_path / "xdg" / "calirl_lite" / "runs", tmp_path / "xdg" / "calirl_lite" / "cache")
 
 
 def test_project_root_is_found_from_a_subfolder():

@@ -79,13 +79,11 @@ def test_dialogue_html_tells_user_and_assistant_apart_and_escapes():
     assert "calirl-assistant" not in dialogue_html(d, upto=1)
 
 
-def test_inspector_steps_through_turns_and_reloads_on_a_new_choice():
+def test_inspector_steps_through_turns_and_reloads_on_a_new_choice(world):
     from calirl_lite.rollout import Policy
     from calirl_lite.users import LMUser, ScriptedUsers
     from calirl_lite.widgets import DialogueInspector
-    from calirl_lite.world import WorldConfig, build_world
 
-    world = build_world(WorldConfig.make())
     model, tok = world.load_model()
     goals = {t: [g["goal"] for g in world.tasks(t, "test")[:3]] for t in ("arith-chat", "docedit-chat")}
     insp = DialogueInspector({"base": Policy(model, tok)}, {"real": ScriptedUsers(), "naive": LMUser(model, tok)}, goals, max_messages=6)
@@ -103,13 +101,11 @@ def test_inspector_steps_through_turns_and_reloads_on_a_new_choice():
     assert insp.dialogue.user == "naive"
 
 
-def test_side_by_side_inspector_shares_task_user_and_seed_and_steps_both():
+def test_side_by_side_inspector_shares_task_user_and_seed_and_steps_both(world):
     from calirl_lite.rollout import Policy
     from calirl_lite.users import ScriptedUsers
     from calirl_lite.widgets import SideBySideInspector
-    from calirl_lite.world import WorldConfig, build_world
 
-    world = build_world(WorldConfig.make())
     model, tok = world.load_model()
     goals = {t: [g["goal"] for g in world.tasks(t, "test")[:3]] for t in ("arith-chat", "docedit-chat")}
     policies = {"a": Policy(model, tok, temperature=1.0), "b": Policy(model, tok, temperature=0.5)}

@@ -9,7 +9,9 @@ from calirl_lite import dialogue as dlg
 from calirl_lite import stats
 from calirl_lite.dialogue import TERMINATE, Dialogue, Message
 from calirl_lite.io import InputError
-from calirl_lite.tasks import CORPUS_ASSISTANTS, CORPUS_USERS, REAL_USER, TASKS, ScriptedAssistant, ScriptedUser, get_task
+from calirl_lite.task_family import REAL_USER, ScriptedAssistant, ScriptedUser
+from calirl_lite.tasks import get_task
+from calirl_lite.toy_tasks import CORPUS_ASSISTANTS, CORPUS_USERS, TASKS
 from calirl_lite.world import scripted_dialogue
 
 
@@ -69,7 +71,7 @@ def test_behaviour_statistics_follow_the_personas():
 
 
 def test_forthcoming_users_leave_at_a_question_and_name_every_wrong_detail_real_ones_do_neither():
-    from calirl_lite.tasks import GIVE_UP, REJECT
+    from calirl_lite.task_family import GIVE_UP, REJECT
 
     task = get_task("docedit-chat")
     goal = task.sample_goal(np.random.default_rng(0))
@@ -141,7 +143,7 @@ def test_missing_or_empty_dialogue_files_are_named(tmp_path):
 def test_graded_simulators_move_per_turn_behaviour_from_the_real_users_to_the_forthcoming_one():
     from dataclasses import replace
 
-    from calirl_lite.tasks import graded_persona
+    from calirl_lite.toy_tasks import graded_persona
 
     assert replace(graded_persona(0.0), name="real") == REAL_USER
     far, half = graded_persona(1.0), graded_persona(0.5)
@@ -160,7 +162,8 @@ def test_a_single_error_simulator_differs_from_the_real_users_in_that_one_behavi
 
     import numpy as np
 
-    from calirl_lite.tasks import REAL_USER, SINGLE_ERRORS, ScriptedUser, get_task, single_error_persona
+    from calirl_lite.task_family import REAL_USER, SINGLE_ERRORS, ScriptedUser, single_error_persona
+    from calirl_lite.tasks import get_task
 
     real = dataclasses.asdict(REAL_USER)
     for error, (_, moved) in SINGLE_ERRORS.items():

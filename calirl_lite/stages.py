@@ -1,0 +1,338 @@
+"""What each stage is given: its settings, resolved once into a :class:`Stage`, and the contract between stages.
+
+A stage's settings dataclass names things — a profile, a task, a calibration seed. At the stage's entry
+(:func:`calibration_stage`, :func:`train_stage`) the names become objects, once: the profile's models
+(:class:`~calirl_lite.profiles.Models`), the task, the toy world the stage uses, the message budget and the run
+folder. Every function below takes the :class:`Stage`.
+
+The contract between stages is written here and nowhere else:
+
+* **which world a folder belongs to** — a run folder's name carries a hash of its settings and of the key of the
+  toy world the stage actually used (:func:`run_folder`); a stage that uses no toy world (the English world's tasks
+  on a real model) is keyed on none. A rebuilt or another world never reuses a run;
+* **which calibration a training run uses** — :func:`calibration_of`: the calibration of the same profile and
+  task, seed ``calibration_seed``, at the job's run mode; for ``--method calibrated --user SPEC`` the LM calibrated
+  on that scripted simulator's traces. Its adapter is the simulator of the calibrated method (and, for Static
+  Context, the completer of logged dialogues); its traces are Static Context's logged contexts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .context import Context
+from .profiles import Models, Profile, get_profile
+from .results import METHOD_LABELS
+from .settings import Settings, short_hash
+from .task_family import Task
+from .tasks import TASKS, get_task, scored_tasks
+from .users import persona_from_spec
+from .world import World, WorldConfig, build_world
+
+# ----------------------------------------------------------------------------- phase 1: calibration
+
+
+@dataclass
+class CalibrationConfig(Settings):
+    """Settings of simulator calibration (``calirl calibrate``)."""
+
+    profile: str = "tiny"
+    """model profile (tiny, smol, colab-t4, paper)"""
+    user_model: str = ""
+    """the simulator's base model: a folder or hub id (default: the profile's user model)"""
+    task: str = "arith-chat"
+    """task whose real users the simulator learns: arith-chat, docedit-chat (toy world), math-chat, doc-chat (English world) or chitchat (real human turns)"""
+    persona: str = ""
+    """toy tasks: learn these scripted users instead of the real ones — a spec as `calirl train --user` takes
+    (sycophantic, p_accept_wrong=0.8, …): the mismatch lab's LM simulators with one error ('' = the real users)"""
+    n_traces: int = 600
+    """training dialogues of the base policy with the real users (paper: 1,860 MATH-Chat, 16,028 MediumDocEdit)"""
+    n_heldout: int = 100
+    """held-out real-user dialogues (on test goals) for the gap metrics"""
+    n_sim_dialogues: int = 100
+    """dialogues of the base policy with each simulator for its behaviour statistics"""
+    max_messages: int = 0
+    """message budget of every dialogue collected or sampled here (0: the world's, as in `calirl train`)"""
+    max_new_tokens: int = 0
+    """tokens a model writes per turn at most, the policy's and the simulator's (0: the profile's)"""
+    seed: int = 0
+    """seed of trace collection, training and evaluation rollouts"""
+    steps: int = 300
+    """SFT optimiser steps"""
+    batch_size: int = 16
+    """examples (user turns) per SFT step"""
+    learning_rate: float = 2e-3
+    """peak learning rate of the LoRA parameters"""
+    lora_r: int = 16
+    """LoRA rank"""
+    lora_alpha: int = 32
+    """LoRA scaling numerator (scale = alpha / r)"""
+    load_in_4bit: bool | None = None
+    """QLoRA: load the base model in 4-bit nf4 (CUDA only); unset: the profile's ``user_in_4bit``, which is also how
+    ``calirl train`` loads the simulator and finds this run's adapter"""
+    save_steps: int = 50
+    """checkpoint every this many steps (an interrupted run resumes from the last one)"""
+    max_length: int = 512
+    """longest SFT example in tokens (longer ones are cut at the end)"""
+    out_dir: str = ""
+    """run folder (default: runs/calibrate-<profile>-<task>-seed<seed>-<hash of the settings and of the world it used>)"""
+
+    SMOKE = {"n_traces": 40, "n_heldout": 12, "n_sim_dialogues": 12, "steps": 8, "batch_size": 8, "save_steps": 4}
+    CLASS = {"n_traces": 300, "n_heldout": 50, "n_sim_dialogues": 50, "steps": 150}
+    BOUNDS = {"n_traces": (4, None), "n_heldout": (2, None), "n_sim_dialogues": (1, None), "steps": (1, None), "batch_size": (1, None),
+              "lora_r": (1, None), "save_steps": (1, None), "max_length": (1, None), "learning_rate": (0, None),
+              "max_messages": (0, None)}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.load_in_4bit is None:
+            self.load_in_4bit = get_profile(self.profile).user_in_4bit
+        get_task(self.task)
+        if self.persona:
+            if self.task not in TASKS:
+                raise ValueError(f"persona {self.persona!r}: scripted users with errors exist in the toy world only, not for task {self.task!r}")
+            persona_from_spec(self.persona)
+
+
+# ----------------------------------------------------------------------------- phase 2: GRPO training
+
+
+METHODS = {
+    "static": f"{METHOD_LABELS['static']}: one turn at logged contexts, completed by the calibrated simulator",
+    "naive": f"{METHOD_LABELS['naive']}: on-policy dialogues with the prompted, uncalibrated simulator",
+    "calibrated": f"{METHOD_LABELS['calibrated']}: on-policy dialogues with the LoRA-calibrated simulator",
+    "oracle": f"{METHOD_LABELS['oracle']}: on-policy dialogues with the real users",
+}
+"""The four ways to train, one code path."""
+
+SIMULATOR = {"static": "calibrated", "naive": "naive", "calibrated": "calibrated", "oracle": "real"}
+"""Which user each method trains against (the user that completes Static Context's dialogues is the calibrated one)."""
+
+REWARDS = {
+    "task": "the task score (accuracy or BLEU) against the hidden goal: ground truth",
+    "task-efficiency": "the task score minus token_penalty × the assistant's tokens (CollabLLM's efficiency term)",
+    "verdict": "the training user's own verdict: 1 when it ended the chat content (accepted the answer or draft), else 0",
+}
+"""Where a run's reward comes from; every method can train on each."""
+
+REAL_CURVE_GOALS = 32
+"""Test goals the real-reward curve (``real_every``) scores the policy on at each of its points."""
+
+
+@dataclass
+class TrainConfig(Settings):
+    """Settings of GRPO training (``calirl train``); every method shares them."""
+
+    method: str = "calibrated"
+    """static, naive, calibrated or oracle (see METHODS)"""
+    profile: str = "tiny"
+    """model profile (tiny, smol, colab-t4, paper)"""
+    task: str = "arith-chat"
+    """task family to train on: arith-chat or docedit-chat (toy world), math-chat or doc-chat (English world)"""
+    seed: int = 0
+    """seed of training, rollouts and evaluation"""
+    calibration_seed: int = 0
+    """seed of the `calirl calibrate` run whose adapter (and, for static, traces) is used: one calibrated simulator serves every training seed"""
+    steps: int = 30
+    """GRPO optimiser steps (the budget, equal for every method)"""
+    prompts_per_step: int = 4
+    """distinct starts (goals, or logged contexts for static) per step"""
+    group_size: int = 8
+    """dialogues per start; their rewards are standardised within the group (GRPO's G)"""
+    learning_rate: float = 1e-4
+    """peak learning rate (constant after a short warm-up; at ≥ 3e-4 runs collapse)"""
+    kl_beta: float = 0.0
+    """weight of the KL penalty to the base policy (TRL's beta; 0 = none, and no reference model is kept)"""
+    finetune: str = "auto"
+    """'full' (every weight), 'lora' (a PEFT LoRA adapter), or 'auto': full for the tiny and smol profiles, LoRA on GPU profiles"""
+    lora_r: int = 16
+    """LoRA rank (finetune=lora)"""
+    lora_alpha: int = 32
+    """LoRA scaling numerator (scale = alpha / r)"""
+    max_messages: int = 0
+    """message budget of a dialogue, user and assistant together (0: the world's, 14 as in CollabLLM)"""
+    max_new_tokens: int = 0
+    """tokens a model writes per turn at most, the policy's and the simulator's (0: the profile's)"""
+    reward: str = "task"
+    """where the reward comes from: task, task-efficiency or verdict (see REWARDS)"""
+    token_penalty: float = 0.0
+    """reward task-efficiency: subtracted from the task score per assistant token (CollabLLM's efficiency term)"""
+    user: str = ""
+    """scripted users with errors instead of the real users — single errors (sycophantic, over-forthcoming:0.5, …) or
+    behaviours set (p_accept_wrong=0.8), comma-separated ('' = the real users): method oracle trains against them,
+    method calibrated against the LM calibrated on their traces (`calirl calibrate --persona`)"""
+    real_every: int = 0
+    """every this many steps, score the policy with the real users on a few test goals (the real-reward curve in log.json; 0 = never)"""
+    n_eval: int = 200
+    """held-out test goals for the before/after evaluation with the real users (the score of the table)"""
+    n_eval_simulator: int = 50
+    """the first this many of them for the score from the training simulator (LM simulators are slow)"""
+    save_steps: int = 10
+    """checkpoint every this many steps"""
+    adapter: str = ""
+    """the calibrated simulator's LoRA adapter (default: the adapter of `calirl calibrate` with the same profile and task, seed calibration_seed)"""
+    traces: str = ""
+    """logged base-policy × real-user dialogues (JSONL) for Static Context (default: the same calibration run's traces.jsonl)"""
+    report_to: str = "none"
+    """'none' or 'tensorboard' (logs under the run folder's tb/)"""
+    out_dir: str = ""
+    """run folder (default: runs/train-<method>-<profile>-<task>-seed<seed>-<hash of the settings and of the world it used>)"""
+
+    SMOKE = {"steps": 4, "prompts_per_step": 2, "group_size": 4, "n_eval": 8, "n_eval_simulator": 8, "save_steps": 2}
+    CLASS = {"steps": 20, "n_eval": 100, "n_eval_simulator": 20}
+    BOUNDS = {"steps": (1, None), "prompts_per_step": (1, None), "group_size": (2, None), "n_eval": (1, None), "n_eval_simulator": (1, None),
+              "save_steps": (1, None), "lora_r": (1, None), "learning_rate": (0, None), "kl_beta": (0, None), "token_penalty": (0, None),
+              "real_every": (0, None)}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; methods: {', '.join(METHODS)}")
+        get_profile(self.profile)
+        if not get_task(self.task).metric:
+            raise ValueError(f"task {self.task!r} has no reward to train on; train on one with a score: {', '.join(scored_tasks())}")
+        if self.finetune not in ("auto", "full", "lora"):
+            raise ValueError(f"finetune must be 'auto', 'full' or 'lora', got {self.finetune!r}")
+        if self.max_messages and self.max_messages < 2:
+            raise ValueError(f"max_messages must be 0 (the world's) or ≥ 2, got {self.max_messages}")
+        if self.kl_beta < 0:
+            raise ValueError(f"kl_beta must be ≥ 0, got {self.kl_beta}")
+        if self.token_penalty < 0:
+            raise ValueError(f"token_penalty must be ≥ 0, got {self.token_penalty}")
+        if self.reward not in REWARDS:
+            raise ValueError(f"unknown reward {self.reward!r}; rewards: {', '.join(REWARDS)}")
+        if (self.reward == "task-efficiency") != (self.token_penalty > 0):
+            raise ValueError("reward task-efficiency needs token_penalty > 0 (e.g. 0.002), and token_penalty is that reward's alone: "
+                             f"got reward {self.reward!r} with token_penalty {self.token_penalty}")
+        if self.user:
+            if self.method not in ("oracle", "calibrated"):
+                raise ValueError(f"user {self.user!r} replaces the real users an interactive run trains against (oracle) or its simulator "
+                                 f"learned (calibrated): it goes with method 'oracle' or 'calibrated', not {self.method!r}")
+            persona_from_spec(self.user)
+        if self.report_to not in ("none", "tensorboard"):
+            raise ValueError(f"report_to must be 'none' or 'tensorboard', got {self.report_to!r}")
+
+    def simulator(self) -> str:
+        """Who the run trains against: 'real', 'naive', 'calibrated', the spec of a scripted simulator (``user``, method
+        oracle) or 'lm <spec>' (the LM calibrated on that scripted simulator's traces, method calibrated)."""
+        if self.user:
+            return self.user if self.method == "oracle" else f"lm {self.user}"
+        return SIMULATOR[self.method]
+
+
+
+# ----------------------------------------------------------------------------- stages and the contract
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage's settings with every name resolved, once, at its entry: what the stage's functions take."""
+
+    cfg: Any
+    """the stage's settings (:class:`CalibrationConfig`, :class:`TrainConfig` …): the record, written as config.json"""
+    ctx: Context
+    """where it runs: the run mode, the toy world, the folders"""
+    models: Models
+    """the profile's models, and where they come from"""
+    task: Task
+    """the task family"""
+    world_config: WorldConfig | None
+    """the toy world whose goals, traces or LM the stage uses (None where it uses none): its key names the folder"""
+    budget: int
+    """the message budget of every dialogue (user and assistant messages together)"""
+    folder: Path | None
+    """the run folder (:func:`run_folder`); None for a stage that keeps none (an evaluation)"""
+
+    @property
+    def profile(self) -> Profile:
+        return self.models.profile
+
+    @functools.cached_property
+    def world(self) -> World | None:
+        """The toy world the stage uses, loaded (or built) the first time it is asked for; None where it uses none."""
+        return build_world(self.world_config, verbose=False) if self.world_config is not None else None
+
+
+@dataclass(frozen=True)
+class TrainStage(Stage):
+    """A training run's stage, with the calibration it uses (:func:`calibration_of`)."""
+
+    calibration: Stage | None = None
+    """the calibration run whose simulator (and, for Static Context, logged dialogues) the run uses; None for the
+    methods that use none (naive, oracle)"""
+    lora: bool = False
+    """train a LoRA adapter (``finetune``: lora, or auto on a GPU profile) instead of every weight"""
+
+
+def uses_world(profile: Profile, task: Task) -> bool:
+    """Whether a stage with this profile and task uses the toy world: for the toy tasks' goals and traces, or for the
+    tiny profile's LM."""
+    return task.name in TASKS or "world" in (profile.policy_model, profile.user_model)
+
+
+def run_folder(ctx: Context, prefix: str, name: str, settings: Settings, world: WorldConfig | None, out_dir: str = "",
+               exclude: tuple[str, ...] = ("out_dir",)) -> Path:
+    """``out_dir`` if given, else ``<ctx.runs>/<prefix>-<name>-<hash>``: the hash covers every setting but those in
+    ``exclude``, and the key of ``world`` — the toy world the run draws goals, traces or models from — so neither a
+    changed setting nor another or rebuilt world ever resumes or reuses an old run."""
+    if out_dir:
+        return Path(out_dir)
+    extra = {"world": world.key()} if world is not None else {}
+    return ctx.runs / f"{prefix}-{name}-{settings.digest(exclude=exclude, extra=extra)}"
+
+
+def kept_result(ctx: Context, kind: str, name: str, key: dict[str, Any], world: WorldConfig | None, suffix: str = ".json") -> Path:
+    """Where a result that later runs reuse is kept (a base policy's evaluation, a gap-study point):
+    ``<ctx.runs>/<kind>/<name>-<hash of key and of the world used>``."""
+    return ctx.runs / kind / f"{name}-{short_hash({**key, 'world': world.key() if world is not None else ''})}{suffix}"
+
+
+def resolve(ctx: Context, profile: str, task: str, max_messages: int = 0, cfg: Any = None) -> Stage:
+    """The names of a stage resolved, once: the profile's models, the task, the toy world it uses and the message
+    budget (``max_messages``, or the world's); no run folder (the stages that keep one add it). Settings ``cfg`` with a
+    ``max_new_tokens`` > 0 give the profile that many tokens a turn."""
+    prof, family = get_profile(profile), get_task(task)
+    if getattr(cfg, "max_new_tokens", 0):
+        prof = dataclasses.replace(prof, max_new_tokens=cfg.max_new_tokens)
+    world = ctx.world if uses_world(prof, family) else None
+    models = Models(prof, ctx.world if "world" in (prof.policy_model, prof.user_model) else None, ctx.cache)
+    return Stage(cfg, ctx, models, family, world, max_messages or ctx.world.max_messages, None)
+
+
+def calibration_stage(cfg: CalibrationConfig, ctx: Context) -> Stage:
+    """The calibration run of ``cfg`` in ``ctx``, its names resolved."""
+    stage = resolve(ctx, cfg.profile, cfg.task, cfg.max_messages, cfg)
+    return dataclasses.replace(stage, folder=run_folder(ctx, "calibrate", f"{cfg.profile}-{cfg.task}-seed{cfg.seed}", cfg, stage.world_config, cfg.out_dir))
+
+
+def evaluation_stage(cfg: Any, ctx: Context) -> Stage:
+    """A stage that keeps no run folder (``calirl evaluate``): the names of ``cfg`` (its profile, task and
+    max_messages) resolved."""
+    return resolve(ctx, cfg.profile, cfg.task, cfg.max_messages, cfg)
+
+
+def calibration_for(ctx: Context, profile: str, task: str, seed: int = 0, persona: str = "") -> Stage:
+    """The contract: the calibration run whose simulator a stage of ``profile`` and ``task`` uses — calibration seed
+    ``seed`` (0 unless a training run says otherwise), at the job's run mode, of the real users or (``persona``) of a
+    scripted simulator's. Training, evaluation with the calibrated user, the gap study and the lab all ask here."""
+    return calibration_stage(ctx.make(CalibrationConfig, profile=profile, task=task, seed=seed, persona=persona), ctx)
+
+
+def calibration_of(cfg: TrainConfig, ctx: Context) -> Stage:
+    """The calibration run a training run of ``cfg`` uses: seed ``calibration_seed``; for method calibrated with a
+    ``user`` spec, the LM calibrated on that scripted simulator's traces."""
+    return calibration_for(ctx, cfg.profile, cfg.task, cfg.calibration_seed, cfg.user if cfg.method == "calibrated" else "")
+
+
+def train_stage(cfg: TrainConfig, ctx: Context) -> TrainStage:
+    """The training run of ``cfg`` in ``ctx``, its names resolved, with the calibration it uses."""
+    s = resolve(ctx, cfg.profile, cfg.task, cfg.max_messages, cfg)
+    folder = run_folder(ctx, "train", f"{cfg.method}-{cfg.profile}-{cfg.task}-seed{cfg.seed}", cfg, s.world_config, cfg.out_dir,
+                        exclude=("out_dir", "report_to"))
+    calibration = calibration_of(cfg, ctx) if SIMULATOR[cfg.method] == "calibrated" else None
+    lora = cfg.finetune == "lora" or (cfg.finetune == "auto" and s.profile.needs_cuda)
+    return TrainStage(cfg, ctx, s.models, s.task, s.world_config, s.budget, folder, calibration, lora)
