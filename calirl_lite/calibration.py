@@ -1,16 +1,19 @@
 """Phase 1 of the paper: calibrate a user simulator on real interaction traces, and measure the gap.
 
 1. **Traces** — dialogues of the base policy with the real users (the oracle): a train set on
-   train goals and a held-out set on test goals, kept apart (:func:`collect_traces`).
+   train goals and a held-out set on validation goals — train goals kept apart from every trace and every
+   evaluation (:func:`world_goals`) — so that calibration is measured, and chosen, where nothing is evaluated.
 2. **SFT** — TRL's ``SFTTrainer`` with a PEFT LoRA adapter on the simulator's base model. Each
    example is the *user's* view: the hidden goal and the history as prompt, the next real-user
    turn as completion; the loss is on the completion (the user's tokens) only. On CUDA,
    ``load_in_4bit`` gives QLoRA (bitsandbytes nf4, double quantisation); on CPU plain LoRA with
    bf16 off. Checkpoints let an interrupted run resume; the adapter is saved with its config.
-3. **Gap metrics** on the held-out real-user dialogues, for any simulator: the per-token NLL of the
-   real users' turns under the simulator (teacher forcing at the same contexts), the behaviour
-   statistics of the simulator's own dialogues with the base policy and their TV to the real
-   users', and the base policy's outcome with the simulator vs with the real users.
+3. **Gap metrics** on the held-out real-user dialogues, for any simulator: the exact per-turn gap ε_t of the
+   simulation lemma (:mod:`calirl_lite.exact_gap`: the TV of the simulator's whole reply against the real users' at
+   every held-out history, split by what the replies do), the per-token NLL of the real users' turns under the
+   simulator (teacher forcing at the same contexts), the behaviour statistics of the simulator's own dialogues with
+   the base policy and their TV to the real users', and the base policy's outcome with the simulator vs with the
+   real users.
 
 ``calirl calibrate --profile tiny --task arith-chat`` runs all three; the same code calibrates
 SmolLM2 toward *real human* turns (``--profile smol --task chitchat``, the chitchat-dataset). The settings are
@@ -21,49 +24,62 @@ SmolLM2 toward *real human* turns (``--profile smol --task chitchat``, the chitc
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from .chat import encode, next_segment_ids, opening, turn_end_id, user_prompt_ids
 from .checkpoints import train_or_resume
 from .context import Context
-from .dialogue import Dialogue, Message, write_jsonl
+from .dialogue import TERMINATE, Dialogue, Message, write_jsonl
+from .exact_gap import LMReplies, exact_gap, format_exact_gap
 from .inputs import check_dialogues, read_dialogues
 from .io import atomic_dir, atomic_write_json, folder_lock, json_safe
 from .memory import micro_batches
 from .profiles import quantization_config, require, uses_cuda
 from .prompts import user_messages
 from .quiet import tidy_trainer
+from .realism import realism_tune
 from .rollout import Policy, base_policy, mean_scores, rollout, rollout_in_batches
 from .settings import HELDOUT_SEED_OFFSET, SIMULATOR_SEED_OFFSET, set_seed
 from .sources import task_goals
-from .stages import CalibrationConfig, Stage, calibration_stage
+from .stages import VALIDATION_GOALS, CalibrationConfig, Stage, calibration_stage
 from .stats import behaviour_stats, behaviour_tv
 from .task_family import Task
-from .tasks import get_task
+from .tasks import TASKS, get_task
 from .users import LMUser, ScriptedUsers, persona_from_spec
 
 
 def calibrate_hint(cfg: CalibrationConfig) -> str:
     """What to run to make the calibration run ``cfg``."""
-    persona = f" --persona {cfg.persona}" if cfg.persona else ""
-    return f"run `calirl calibrate --profile {cfg.profile} --task {cfg.task} --seed {cfg.seed}{persona}` first"
+    extra = (f" --persona {cfg.persona}" if cfg.persona else "") + (f" --max-new-tokens {cfg.max_new_tokens}" if cfg.max_new_tokens else "")
+    return f"run `calirl calibrate --profile {cfg.profile} --task {cfg.task} --seed {cfg.seed}{extra}` first"
+
+
+def simulator_folder(run: Path) -> Path | None:
+    """Where a calibration run keeps its simulator: ``adapter/`` (a LoRA adapter on the profile's user model) or
+    ``simulator/`` (the whole model: full fine-tuning, or the SFT + realism simulator); None before it has one."""
+    if (run / "simulator" / "config.json").is_file():  # the last step's, where there is one (SFT + realism keeps SFT's adapter too)
+        return run / "simulator"
+    if (run / "adapter" / "adapter_config.json").is_file():
+        return run / "adapter"
+    return None
 
 
 def calibrated_adapter(stage: Stage, adapter: str = "", why: str = "this needs the calibrated simulator") -> Path:
-    """The LoRA adapter of the calibrated simulator: ``adapter`` if given, else the one the calibration run ``stage``
-    saved.
+    """The calibrated simulator's weights: ``adapter`` if given, else what the calibration run ``stage`` saved — a LoRA
+    adapter folder, or a whole model's (:func:`simulator_folder`).
 
-    Clear errors for a missing adapter and for one calibrated for another task, profile or persona (read from the
-    ``config.json`` beside it).
+    Clear errors for a missing simulator and for one calibrated for another task, profile or persona (read from the
+    ``config.json`` of the run beside it).
     """
     cfg = stage.cfg
-    path = Path(adapter) if adapter else stage.folder / "adapter"
-    if not (path / "adapter_config.json").is_file():
-        raise FileNotFoundError(f"{why}, but there is no LoRA adapter at {path} (adapter_config.json missing); "
-                                f"{calibrate_hint(cfg)}, or pass --adapter")
+    path = Path(adapter) if adapter else (simulator_folder(stage.folder) or stage.folder / "adapter")
+    if not ((path / "adapter_config.json").is_file() or (path / "config.json").is_file() and (path / "model.safetensors").is_file()):
+        raise FileNotFoundError(f"{why}, but there is no calibrated simulator at {path} (no adapter_config.json, nor a model's config.json "
+                                f"and model.safetensors); {calibrate_hint(cfg)}, or pass --adapter")
     made_by = path.parent / "config.json"
     if made_by.is_file():
         settings = json.loads(made_by.read_text())
@@ -186,8 +202,34 @@ def on_cuda(stage: Stage) -> bool:
     return uses_cuda(stage.profile) or bool(stage.cfg.load_in_4bit)
 
 
+def decision_tokens(tokenizer: Any) -> list[int]:
+    """The tokens that carry a user turn's decision besides its first: the first token of the end-of-chat marker."""
+    return encode(tokenizer, TERMINATE)[:1]
+
+
+def decision_weighted_loss(weight: float, marker: Sequence[int]) -> Callable[..., Any]:
+    """A causal-LM loss (``Trainer``'s ``compute_loss_func``) that weighs a completion's decision tokens ``weight``
+    times the others: its first token — where a user turn accepts, rejects, answers, declines or leaves — and the
+    end-of-chat marker (``marker``). The mean over the completion's tokens, each counted by its weight."""
+    import torch
+    import torch.nn.functional as F
+
+    def loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
+        logits, target = outputs.logits[:, :-1].float(), labels[:, 1:]
+        scored = target != -100
+        first = scored & (scored.long().cumsum(1) == 1)  # the first scored token of each row: the turn's first
+        decision = first | (scored & torch.isin(target, torch.tensor(list(marker), device=target.device)))
+        w = scored.float() + (weight - 1.0) * decision.float()
+        ce = F.cross_entropy(logits.transpose(1, 2), target.clamp(min=0), reduction="none")
+        return (ce * w).sum() / w.sum().clamp(min=1e-8)
+
+    return loss
+
+
 def train_simulator(stage: Stage, model: Any, tokenizer: Any, traces: Sequence[Dialogue], callbacks: list[Any] | None = None) -> tuple[Path, list[dict[str, float]]]:
-    """LoRA (or QLoRA) SFT of ``model`` on the users' turns of ``traces``; returns (adapter folder, loss log).
+    """SFT of ``model`` on the users' turns of ``traces`` — a LoRA (or QLoRA) adapter, or every weight
+    (``finetune='full'``), the decision tokens weighed ``decision_weight`` times the rest; returns (the simulator's
+    folder: ``adapter/`` or ``simulator/``, loss log).
 
     Resumes from the newest complete checkpoint in the run folder, if there is one.
     """
@@ -209,13 +251,16 @@ def train_simulator(stage: Stage, model: Any, tokenizer: Any, traces: Sequence[D
         max_length=cfg.max_length, dataloader_num_workers=0, disable_tqdm=False,
         activation_checkpointing=cuda, gradient_checkpointing=None,  # TRL's default is on: GPU memory for a second forward pass
     )
+    weighted = decision_weighted_loss(cfg.decision_weight, decision_tokens(tokenizer)) if cfg.decision_weight != 1.0 else None
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
-                         peft_config=lora_config(cfg), callbacks=callbacks)
+                         peft_config=lora_config(cfg) if cfg.finetune == "lora" else None, callbacks=callbacks, compute_loss_func=weighted)
     tidy_trainer(trainer)
     train_or_resume(trainer, run / "checkpoints", cfg.steps)
-    adapter = run / "adapter"
+    adapter = run / ("adapter" if cfg.finetune == "lora" else "simulator")
     with atomic_dir(adapter, ".saving") as tmp:
-        trainer.model.save_pretrained(tmp)
+        trainer.model.save_pretrained(tmp)  # safetensors
+        if cfg.finetune == "full":
+            tokenizer.save_pretrained(tmp)
     # TRL's running token count restarts with the process, so a resumed run's would differ: the log keeps what training did
     log = [{k: v for k, v in h.items() if k != "num_tokens"} for h in trainer.state.log_history if "loss" in h]
     atomic_write_json(run / "sft_log.json", log)
@@ -237,9 +282,14 @@ def load_base(stage: Stage) -> tuple[Any, Any]:
 
 
 def load_calibrated(stage: Stage, adapter: Path) -> tuple[Any, Any]:
-    """A fresh copy of the simulator's base model with the saved LoRA adapter on top."""
+    """The calibrated simulator: a fresh copy of the simulator's base model with the saved LoRA adapter on top, or the
+    whole model saved in ``adapter`` (a folder with a model's ``config.json``)."""
     from peft import PeftModel
 
+    if not (Path(adapter) / "adapter_config.json").is_file():
+        model, tok = stage.models.load(str(adapter), False, "cuda" if on_cuda(stage) else "cpu")
+        model.eval()
+        return model, tok
     model, tok = load_base(stage)
     model = PeftModel.from_pretrained(model, str(adapter))
     model.eval()
@@ -257,15 +307,25 @@ def check_calibration_inputs(stage: Stage) -> tuple[list[Dialogue], list[Dialogu
     return kept_traces(stage)
 
 
+def split_goals(stage: Stage) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The task's train goals less its validation goals, and its validation goals (the last
+    :data:`~calirl_lite.stages.VALIDATION_GOALS` train goals; :func:`calirl_lite.sources.task_goals`)."""
+    train = [t["goal"] for t in task_goals(stage.task, "train", stage.world)]
+    if len(train) <= 2 * VALIDATION_GOALS:  # a small (smoke) world: a fifth of its train goals
+        cut = max(1, len(train) // 5)
+        return train[:-cut], train[-cut:]
+    return train[:-VALIDATION_GOALS], train[-VALIDATION_GOALS:]
+
+
 def world_goals(stage: Stage) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The task's first ``n_traces`` train goals and ``n_heldout`` test goals (:func:`calirl_lite.sources.task_goals`);
-    an error if it has fewer."""
+    """The goals of the ``n_traces`` training traces (the train goals outside the validation goals, in order, again from
+    the first where more traces than goals are asked for) and of the ``n_heldout`` held-out traces (validation goals);
+    an error if there are fewer validation goals than that."""
     cfg = stage.cfg
-    train, test = ([t["goal"] for t in task_goals(stage.task, split, stage.world)] for split in ("train", "test"))
-    if cfg.n_traces > len(train) or cfg.n_heldout > len(test):
-        raise ValueError(f"{cfg.task}: asked for {cfg.n_traces} train / {cfg.n_heldout} held-out traces, "
-                         f"the world has {len(train)} train and {len(test)} test goals")
-    return train[: cfg.n_traces], test[: cfg.n_heldout]
+    train, validation = split_goals(stage)
+    if cfg.n_heldout > len(validation):
+        raise ValueError(f"{cfg.task}: asked for {cfg.n_heldout} held-out traces, the world has {len(validation)} validation goals")
+    return [train[i % len(train)] for i in range(cfg.n_traces)], validation[: cfg.n_heldout]
 
 
 def kept_traces(stage: Stage) -> tuple[list[Dialogue], list[Dialogue]] | None:
@@ -306,26 +366,41 @@ def traces_for(cfg: CalibrationConfig, ctx: Context) -> tuple[list[Dialogue], li
 
 
 def gap_metrics(stage: Stage, simulators: dict[str, Any], heldout: Sequence[Dialogue]) -> dict[str, Any]:
-    """NLL of held-out real-user turns, behaviour statistics and outcome, per simulator ``{name: (model, tokenizer)}``."""
+    """Per simulator ``{name: (model, tokenizer)}``: the exact per-turn gap on the held-out histories (toy tasks:
+    :func:`simulator_gap`), the NLL of held-out real-user turns, and its own dialogues' behaviour statistics and
+    outcome."""
     style = stage.profile.user_prompt_style
     report: dict[str, Any] = {"real": {"stats": behaviour_stats(heldout), "scores": mean_scores(heldout)}}
     policy = None if stage.task.name == "chitchat" else base_policy(stage.models)
     goals = [d.goal for d in heldout][: stage.cfg.n_sim_dialogues]
     for name, (model, tok) in simulators.items():
         entry: dict[str, Any] = {"nll": user_nll(model, tok, heldout, style)}
+        if stage.task.name in TASKS:
+            entry["exact"] = simulator_gap(stage, model, tok, name, heldout)
         if policy is not None:
             sim = LMUser(model, tok, name=name, temperature=stage.profile.user_temperature, max_new_tokens=stage.profile.max_new_tokens, prompt_style=style)
             ds = rollout(policy, sim, stage.task, goals, max_messages=stage.budget, seed=stage.cfg.seed + SIMULATOR_SEED_OFFSET).dialogues
+            write_jsonl(stage.folder / f"simulated-{name}.jsonl", ds)
             entry.update(stats=behaviour_stats(ds), tv_to_real=behaviour_tv(ds, heldout), scores=mean_scores(ds))
         report[name] = entry
     return report
+
+
+def simulator_gap(stage: Stage, model: Any, tokenizer: Any, name: str, heldout: Sequence[Dialogue], samples: int = 8) -> dict[str, Any]:
+    """The exact per-turn gap (:func:`calirl_lite.exact_gap.exact_gap`) of an LM simulator against the scripted users
+    whose traces it learns (the real users, or the calibration's persona), on the held-out histories; ``samples``
+    replies sampled at each history split its mass outside the real users' replies by what they do."""
+    prof = stage.profile
+    sim = LMReplies(model, tokenizer, prof.user_prompt_style, prof.user_temperature, prof.max_new_tokens, name)
+    return exact_gap(sim, persona_from_spec(stage.cfg.persona), heldout, samples=samples, seed=stage.cfg.seed + SIMULATOR_SEED_OFFSET)
 
 
 def calibrate(cfg: CalibrationConfig, ctx: Context) -> dict[str, Any]:
     """Collect traces, train the calibrated simulator (resuming if interrupted), measure naive vs calibrated.
 
     Writes under the run folder: ``config.json``, ``traces.jsonl``, ``heldout.jsonl``, ``checkpoints/``,
-    ``adapter/`` (the LoRA adapter with its config), ``sft_log.json`` and ``gap.json``.
+    ``adapter/`` (the LoRA adapter with its config) or ``simulator/`` (a whole model), ``sft_log.json``, ``gap.json``
+    and ``simulated-<naive|calibrated>.jsonl`` (each simulator's dialogues with the base policy on the held-out goals).
     """
     return calibrate_stage(calibration_stage(cfg, ctx))
 
@@ -338,14 +413,25 @@ def calibrate_stage(stage: Stage) -> dict[str, Any]:
         run.mkdir(parents=True, exist_ok=True)
         stage.cfg.save(run)
         set_seed(stage.cfg.seed)
+        clock = time.perf_counter()
         train, held = collect_stage_traces(stage, kept)
+        seconds = {"traces": time.perf_counter() - clock}
         naive = load_base(stage)
         base_model, tok = load_base(stage)
+        clock = time.perf_counter()
         adapter, log = train_simulator(stage, base_model, tok, train)
+        if stage.cfg.method == "sft+realism":
+            adapter, realism_log = realism_tune(stage, load_calibrated(stage, adapter), train)
+        seconds["simulator"] = time.perf_counter() - clock
+        clock = time.perf_counter()
         calibrated = load_calibrated(stage, adapter)
         report = gap_metrics(stage, {"naive": naive, "calibrated": calibrated}, held)
+        seconds["measure"] = time.perf_counter() - clock
         report["sft_log"] = log
+        if stage.cfg.method == "sft+realism":
+            report["realism_log"] = realism_log
         report["adapter"] = str(adapter)
+        report["seconds"] = seconds  # on this machine, with whatever else ran beside it
         atomic_write_json(run / "gap.json", json_safe(report))
     return report
 
@@ -358,14 +444,17 @@ def calibrate_once(cfg: CalibrationConfig, ctx: Context) -> dict[str, Any]:
 def calibrate_stage_once(stage: Stage) -> dict[str, Any]:
     """:func:`calibrate_once` of a resolved stage."""
     done = stage.folder / "gap.json"
-    if done.is_file() and (stage.folder / "adapter" / "adapter_config.json").is_file():
+    if done.is_file() and simulator_folder(stage.folder) is not None:
         return json.loads(done.read_text())
     return calibrate_stage(stage)
 
 
 def format_gap(report: dict[str, Any]) -> str:
-    """Naive vs calibrated on every gap metric, one line each (lower is closer to the real users)."""
+    """Naive vs calibrated on every gap metric, one line each (lower is closer to the real users), then the exact
+    per-turn gap of each with what carries it."""
     lines = [f"{'metric':>28} {'naive':>9} {'calibrated':>11}"]
+    if "exact" in report["naive"]:
+        lines.append(f"{'exact gap Σ_t ε_t':>28} {report['naive']['exact']['total']:9.3f} {report['calibrated']['exact']['total']:11.3f}")
     lines.append(f"{'NLL of real-user turns':>28} {report['naive']['nll']:9.3f} {report['calibrated']['nll']:11.3f}")
     for key in report["naive"].get("tv_to_real", {}):
         lines.append(f"{'TV ' + key:>28} {report['naive']['tv_to_real'][key]:9.3f} {report['calibrated']['tv_to_real'][key]:11.3f}")
@@ -374,6 +463,7 @@ def format_gap(report: dict[str, Any]) -> str:
         if metric in real and metric in report["naive"].get("scores", {}):
             lines.append(f"base policy's {metric}: {real[metric]:.3f} with the real users, {report['naive']['scores'][metric]:.3f} with the naive "
                          f"simulator, {report['calibrated']['scores'][metric]:.3f} with the calibrated one")
+    lines += [format_exact_gap(report[name]["exact"]) for name in ("naive", "calibrated") if "exact" in report[name]]
     return "\n".join(lines)
 
 

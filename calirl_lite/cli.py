@@ -8,6 +8,10 @@ Subcommands:
 * ``calirl bench rollout|train|world|memory`` — speed figures, what the world's LM can copy, a GPU profile's memory plan
 * ``calirl reproduce --profile tiny --seeds 0 1 2`` — the main job: the paper's table in the toy world, under ``results/``
 * ``calirl lab`` — the mismatch lab: which simulator errors compound into a bad policy, under ``results/lab/``
+* ``calirl calibration-study`` — how much calibration is enough: the validation gap of each calibration budget, and
+  the default chosen by it, under ``results/calibration-study/``
+* ``calirl diagnose`` — what calibration leaves: policies trained against the calibrated simulator corrected where its
+  gap is, under ``results/diagnosis/``
 * ``calirl notebooks`` — runs every notebook top to bottom and keeps the executed copies under ``results/notebooks/``
 
 Flags of a subcommand come from the fields of its settings dataclass, with the field's
@@ -107,6 +111,20 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from .diagnosis import DiagnosisConfig, diagnose
+
+    diagnose(settings_from_args(DiagnosisConfig, args), context(), out=args.out)
+    return 0
+
+
+def cmd_calibration_study(args: argparse.Namespace) -> int:
+    from .calibration_study import CalibrationStudyConfig, calibration_study
+
+    calibration_study(settings_from_args(CalibrationStudyConfig, args), context(), out=args.out)
+    return 0
+
+
 def cmd_notebooks(args: argparse.Namespace) -> int:
     from .notebook_runner import run_notebooks
 
@@ -187,7 +205,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     cfg, ctx = settings_from_args(TrainConfig, args), context()
     if ctx.rank > 0:  # another process of `accelerate launch`: its share of the steps; the first one reports
-        print(f"process {ctx.rank} trained its share of {train_share(cfg, ctx)}", file=sys.stderr if args.json else sys.stdout)
+        print(f"process {ctx.rank} trained its share of {train_share(cfg, ctx, args.force)}", file=sys.stderr if args.json else sys.stdout)
         return 0
     return json_or_text(args, lambda: train(cfg, ctx, force=args.force), lambda r: f"{format_result(r)}\nrun folder: {r.run}")
 
@@ -356,6 +374,22 @@ def add_lab(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_lab)
 
 
+def add_diagnose(p: argparse.ArgumentParser) -> None:
+    from .diagnosis import DiagnosisConfig
+
+    add_settings_arguments(p, DiagnosisConfig)
+    p.add_argument("--out", default=None, help="results folder (default: results/diagnosis/ at the project root, or under $CALIRL_RESULTS)")
+    p.set_defaults(func=cmd_diagnose)
+
+
+def add_calibration_study(p: argparse.ArgumentParser) -> None:
+    from .calibration_study import CalibrationStudyConfig
+
+    add_settings_arguments(p, CalibrationStudyConfig)
+    p.add_argument("--out", default=None, help="results folder (default: results/calibration-study/ at the project root, or under $CALIRL_RESULTS)")
+    p.set_defaults(func=cmd_calibration_study)
+
+
 def add_notebooks(p: argparse.ArgumentParser) -> None:
     p.add_argument("--notebooks", nargs="*", default=None, help="notebook files to run (default: all under notebooks/)")
     p.add_argument("--out", default=None, help="results folder (default: results/ at the project root, or $CALIRL_RESULTS)")
@@ -371,6 +405,10 @@ COMMANDS = {
     "evaluate": ("a policy (base, or a trained run) against the real users on held-out goals: scores per seed, mean ± std", add_evaluate),
     "reproduce": ("the main job: world, calibration, every method × task × seed, the table and figures under results/", add_reproduce),
     "lab": ("the mismatch lab: policies trained against simulators with one error each, per reward source, scored by the real users", add_lab),
+    "calibration-study": ("how much calibration is enough: each calibration budget's gap on validation goals, and the default it chooses",
+                          add_calibration_study),
+    "diagnose": ("what calibration leaves: train against the calibrated simulator corrected where it differs, scored by the real users",
+                 add_diagnose),
     "notebooks": ("run the numbered notebooks top to bottom; executed copies under results/notebooks/", add_notebooks),
 }
 """Every subcommand: its one-line help and the function that adds its flags."""

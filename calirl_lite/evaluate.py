@@ -97,6 +97,8 @@ class EvaluateConfig(Settings):
     """held-out goals"""
     max_messages: int = 0
     """message budget (0: the world's)"""
+    max_new_tokens: int = 0
+    """new tokens per model turn, policy and simulator (0: the profile's; a run trained with another keeps it in its config.json)"""
     judge_endpoint: str = ""
     """optional LLM judge of interactivity: an OpenAI-compatible base URL such as http://127.0.0.1:8000/v1 (API key, if any, from $CALIRL_JUDGE_API_KEY)"""
     judge_model: str = ""
@@ -130,7 +132,7 @@ def evaluate_seeds(cfg: EvaluateConfig, ctx: Context, progress: bool = True, jud
     stage = evaluation_stage(cfg, ctx)
     adapter = None
     if cfg.user == "calibrated":
-        adapter = calibrated_adapter(calibration_for(ctx, cfg.profile, cfg.task), why="the calibrated user")
+        adapter = calibrated_adapter(calibration_for(ctx, cfg.profile, cfg.task, max_new_tokens=cfg.max_new_tokens), why="the calibrated user")
     pol = load_policy(stage.models, cfg.policy)
     goals = [t["goal"] for t in task_goals(stage.task, "test", stage.world)][: cfg.n_eval]
     who = make_user(cfg.user, stage.models, adapter)

@@ -229,7 +229,7 @@ EXERCISES: dict[str, Exercise] = {e.name: e for e in (
     Exercise("final-reward-bound", "01", "the bound for one final reward", "with one reward at the end, an error at step i moves the final "
              "distribution once: R_max · Σ_i ε_i, and a TV is never above 1.", _final_reward_bound),
     Exercise("tv-distance", "01", "total-variation distance", "TV(p, q) = ½ Σ_x |p(x) − q(x)|.", _tv_distance),
-    Exercise("per-turn-gap", "02", "the per-turn gap ε between two users", "the mean over the four per-turn behaviours of |sim − real|; a "
+    Exercise("per-turn-gap", "02", "the four-rate summary of a gap between two users", "the mean over the four per-turn behaviours of |sim − real|; a "
              "behaviour never met (NaN) counts as 0 (np.nan_to_num).", _per_turn_gap),
     Exercise("accept-wrong-rate", "02", "a behaviour statistic read off dialogues", "for each user message whose previous assistant turn is a "
              "wrong answer (task.parse_assistant, task.answer_is_right(d.goal, intent)), count it accepted when it holds [[TERMINATE CHAT]] "

@@ -27,50 +27,47 @@ from .calibration import calibrated_adapter
 from .context import Context
 from .dialogue import Dialogue, read_jsonl, write_jsonl
 from .evaluate import evaluate_policy
+from .exact_gap import exact_gaps, replies_of
 from .io import atomic_write_json
 from .rollout import base_policy, mean_scores
 from .shift import compounding_bound, final_reward_bound
 from .stages import Stage, calibration_for, kept_result, resolve
-from .stats import PER_TURN_STATS, behaviour_tv
+from .stats import proxy_gap
+from .task_family import REAL_USER
 from .toy_tasks import graded_persona
 from .users import ScriptedUsers, User, make_user
 
 LM_SIMULATORS = ("naive", "calibrated")
 
 
-def per_turn_gap(sim: Sequence[Dialogue], real: Sequence[Dialogue]) -> float:
-    """ε: the mean TV distance of the per-turn behaviour rates (:data:`calirl_lite.stats.PER_TURN_STATS`)."""
-    tv = behaviour_tv(sim, real)
-    return float(np.mean([np.nan_to_num(tv[k]) for k in PER_TURN_STATS]))
-
-
-def _simulator(stage: Stage, simulator: float | str) -> User:
+def _simulator(stage: Stage, simulator: float | str, calibration_seed: int = 0) -> User:
     """The graded scripted user ``w`` (a number), or an LM simulator ('naive', 'calibrated' with the adapter of
-    calibration seed 0)."""
+    calibration seed ``calibration_seed``)."""
     if not isinstance(simulator, str):
         return ScriptedUsers(graded_persona(float(simulator)))
     if simulator not in LM_SIMULATORS:
         raise ValueError(f"simulator must be a number w in [0, 1] or one of {LM_SIMULATORS}, got {simulator!r}")
     adapter = None
     if simulator == "calibrated":
-        ctx = stage.ctx
-        adapter = calibrated_adapter(calibration_for(ctx, stage.profile.name, stage.task.name))
+        adapter = calibrated_adapter(calibration_for(stage.ctx, stage.profile.name, stage.task.name, calibration_seed))
     return make_user(simulator, stage.models, adapter)
 
 
-def gap_points(ctx: Context, profile: str, task: str, simulator: float | str, horizons: Sequence[int], n_goals: int, seed: int) -> list[dict[str, Any]]:
+def gap_points(ctx: Context, profile: str, task: str, simulator: float | str, horizons: Sequence[int], n_goals: int, seed: int,
+               calibration_seed: int = 0) -> list[dict[str, Any]]:
     """The base policy with ``simulator`` (a graded user's ``w``, or 'naive' / 'calibrated') and with the real users,
     at each horizon: scores, the drop, the per-turn gap ε and both bounds, on the first ``n_goals`` test goals of the
     context's toy world. Kept under ``runs/gap-study/`` and reused (a job of ``calirl reproduce``'s worker pool)."""
     stage = resolve(ctx, profile, task)
-    key = {"profile": profile, "task": task, "simulator": simulator, "horizons": sorted(horizons), "n_goals": n_goals, "seed": seed}
+    key = {"profile": profile, "task": task, "simulator": simulator, "horizons": sorted(horizons), "n_goals": n_goals, "seed": seed, "gap": "exact",
+           **({"calibration_seed": calibration_seed} if simulator == "calibrated" else {})}
     name = f"w{simulator:g}" if not isinstance(simulator, str) else simulator
     done = kept_result(ctx, "gap-study", f"{profile}-{task}-{name}-seed{seed}", key, stage.world_config)
     if done.is_file():  # finished before: the same policy, users, goals and seed give the same numbers
         return json.loads(done.read_text())
     goals = [t["goal"] for t in stage.world.tasks(task, "test")][:n_goals]
     policy, metric, batch = base_policy(stage.models), stage.task.metric, stage.profile.eval_batch
-    sim = _simulator(stage, simulator)
+    sim = _simulator(stage, simulator, calibration_seed)
 
     def with_real_users(H: int) -> tuple[dict[str, float], list[Any]]:
         """The real users' side, the same for every simulator: once per task, horizon and seed, kept beside the points."""
@@ -82,36 +79,61 @@ def gap_points(ctx: Context, profile: str, task: str, simulator: float | str, ho
         write_jsonl(path, dialogues)
         return scores, dialogues
 
-    rows, eps = [], 0.0
+    rows, by_horizon = [], {}
     graded = not isinstance(simulator, str)
     for H in sorted(horizons, reverse=True):
         s, sim_d = evaluate_policy(policy, sim, stage.task, goals, H, seed, batch_size=batch)
         r, real_d = with_real_users(H)
-        if not rows:  # ε is the simulator's per-turn rate: measured once, on the longest dialogues
-            eps = per_turn_gap(sim_d, real_d)
-        turns = (H + 1) // 2  # user messages in a dialogue of H messages
+        by_horizon[H] = (s, sim_d, r, real_d)
+    # ε_t along each horizon's own real-user histories (a history two horizons share is measured once)
+    gaps = exact_gaps(replies_of(sim), REAL_USER, {H: v[3] for H, v in by_horizon.items()})
+    for H, (s, sim_d, r, real_d) in by_horizon.items():
+        g, drop, drop_error = gaps[H], abs(s[metric] - r[metric]), difference_error(sim_d, real_d, metric)
         rows.append({"task": task, "simulator": name, "w": float(simulator) if graded else None, "horizon": H, "seed": seed, "metric": metric,
-                     "sim": s[metric], "real": r[metric], "drop": abs(s[metric] - r[metric]), "eps": eps,
-                     "bound_final": final_reward_bound(eps, turns), "bound_per_turn": compounding_bound(eps, turns),
+                     "sim": s[metric], "real": r[metric], "drop": drop, "drop_error": drop_error,
+                     "eps": g["total"], "eps_error": g["total_error"], "eps_t": g["eps"], "eps_t_error": g["eps_error"],
+                     "by_category": {c: sum(v) for c, v in g["by_category"].items()}, "proxy_eps": proxy_gap(sim_d, real_d),
+                     "bound_final": final_reward_bound(g["eps"]), "bound_final_high": min(1.0, g["total"] + g["total_error"] + len(g["eps"]) * g["left_out"]),
+                     "bound_per_turn": compounding_bound(g["eps"]) if g["eps"] else 0.0,
                      "by_construction": graded and (float(simulator) == 0.0 or H <= 2)})
     rows.sort(key=lambda x: x["horizon"])
     atomic_write_json(done, rows)
     return rows
 
 
+def difference_error(a: Sequence[Dialogue], b: Sequence[Dialogue], metric: str) -> float:
+    """The 95 % half-width of a difference of two independent means of ``metric`` (the two sides' sampling noise)."""
+    var = sum(float(np.var([d.scores[metric] for d in ds], ddof=1)) / len(ds) for ds in (a, b) if len(ds) > 1)
+    return 1.96 * float(np.sqrt(var))
+
+
 def seed_means(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One point per (task, simulator, horizon): the mean over dialogue seeds of the drop and ε, the seeds' range of
-    the drop (``drop_low``, ``drop_high``) and the bounds at the mean ε."""
+    """One point per (task, simulator, horizon): the mean over dialogue seeds of the drop and of Σ_t ε_t with their
+    95 % half-widths (``drop_error``, ``eps_error``: the seeds' own, combined), the seeds' range of the drop
+    (``drop_low``, ``drop_high``) and the bounds at the mean ε_t."""
     groups: dict[tuple, list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["task"], r["simulator"], r["horizon"]), []).append(r)
     out = []
     for (task, simulator, H), part in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
-        drops, eps = [p["drop"] for p in part], float(np.mean([p["eps"] for p in part]))
-        out.append({**{k: part[0][k] for k in ("task", "simulator", "w", "horizon", "metric", "by_construction")},
-                    "drop": float(np.mean(drops)), "drop_low": min(drops), "drop_high": max(drops), "eps": eps, "seeds": len(part),
-                    "bound_final": final_reward_bound(eps, (H + 1) // 2), "bound_per_turn": compounding_bound(eps, (H + 1) // 2)})
+        k, drops = len(part), [p["drop"] for p in part]
+        eps_t = np.mean([p["eps_t"] for p in part], axis=0).tolist()
+        eps, eps_error = float(np.mean([p["eps"] for p in part])), float(np.sqrt(sum(p["eps_error"] ** 2 for p in part))) / k
+        cats = {c: float(np.mean([p["by_category"].get(c, 0.0) for p in part])) for c in {c for p in part for c in p["by_category"]}}
+        out.append({**{key: part[0][key] for key in ("task", "simulator", "w", "horizon", "metric", "by_construction")},
+                    "drop": float(np.mean(drops)), "drop_error": float(np.sqrt(sum(p["drop_error"] ** 2 for p in part))) / k,
+                    "drop_low": min(drops), "drop_high": max(drops), "eps": eps, "eps_error": eps_error, "eps_t": eps_t, "seeds": k,
+                    "by_category": dict(sorted(cats.items(), key=lambda kv: -kv[1])), "proxy_eps": float(np.mean([p["proxy_eps"] for p in part])),
+                    "bound_final": min(1.0, eps), "bound_final_high": min(1.0, eps + eps_error), "bound_per_turn": compounding_bound(eps_t) if eps_t else 0.0})
     return out
+
+
+def above_bound(points: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The points whose drop lies above R_max · min(1, Σ_t ε_t), each with whether it still does once both sides'
+    sampling noise is allowed for (``beyond_noise``: drop − its half-width above the bound at Σ ε + its half-width)."""
+    return [{**{k: p[k] for k in ("task", "simulator", "horizon", "drop", "drop_error", "eps", "eps_error", "bound_final")},
+             "beyond_noise": p["drop"] - p["drop_error"] > p["bound_final_high"] + 1e-9}
+            for p in points if p["drop"] > p["bound_final"] + 1e-9]
 
 
 def _concordant(points: Sequence[dict[str, Any]], key: str, group: str) -> tuple[int, int]:
@@ -130,7 +152,8 @@ def _concordant(points: Sequence[dict[str, Any]], key: str, group: str) -> tuple
 def gap_trends(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """Per task, on the graded simulators without the points equal by construction: in how many pairs the drop is
     larger at the larger gap (same horizon) and at the longer horizon (same simulator) — on the seeds' mean drops,
-    and in each seed — and whether every drop (every seed, every simulator) lies under each bound."""
+    and in each seed — and whether every drop (every seed, every simulator) lies under each bound; ``above``: the seed
+    means (every simulator) above R_max · min(1, Σ_t ε_t), with whether they are beyond both sides' noise."""
     out: dict[str, Any] = {}
     for task in sorted({r["task"] for r in rows}):
         rs = [r for r in rows if r["task"] == task]
@@ -145,14 +168,17 @@ def gap_trends(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
             "seeds": seeds,
             "under_final_bound": all(r["drop"] <= r["bound_final"] + 1e-9 for r in rs),
             "under_per_turn_bound": all(r["drop"] <= r["bound_per_turn"] + 1e-9 for r in rs),
+            "points": len(graded_all := seed_means(rs)), "above": above_bound(graded_all),
+            "rows_above": sum(r["drop"] > r["bound_final"] + 1e-9 for r in rs), "rows": len(rs),
         }
     return out
 
 
 def trained_points(results: Sequence[Any]) -> list[dict[str, Any]]:
     """The trained policies as points: each run trained against a simulator (naive, calibrated), scored by that
-    simulator and by the real users on the same held-out goals (the first ``n_eval_simulator``), with the per-turn gap
-    ε between the two users' turns in those dialogues."""
+    simulator and by the real users on the same held-out goals (the first ``n_eval_simulator``), with the exact gap
+    Σ_t ε_t of that simulator along the trained policy's real-user histories (measured when the run was evaluated;
+    a run that has none gets the four-rate proxy, ``gap`` says which)."""
     out = []
     for r in results:
         path = r.folder / "eval_dialogues.jsonl"
@@ -165,15 +191,27 @@ def trained_points(results: Sequence[Any]) -> list[dict[str, Any]]:
         if not sim or len(real) != len(sim):
             continue
         s, rr = mean_scores(sim)[r.metric], mean_scores(real)[r.metric]
+        exact = getattr(r, "simulator_gap", None)
         out.append({"task": r.task, "method": r.method, "seed": r.seed, "metric": r.metric, "horizon": max(len(d.messages) for d in real),
-                    "sim": s, "real": rr, "drop": abs(s - rr), "eps": per_turn_gap(sim, real), "goals": len(sim)})
+                    "sim": s, "real": rr, "drop": abs(s - rr), "eps": exact["total"] if exact else proxy_gap(sim, real),
+                    "gap": "exact" if exact else "proxy", "proxy_eps": proxy_gap(sim, real), "goals": len(sim)})
     return out
 
 
 def format_trends(trends: dict[str, Any]) -> str:
-    return "\n".join(
-        f"gap study, {t}: the drop rises with the gap in {d['drop_rises_with_gap']} pairs of simulators (same horizon; per seed "
-        f"{', '.join(d['per_seed_gap'])}), with the horizon in {d['drop_rises_with_horizon']} pairs of horizons (same simulator; per seed "
-        f"{', '.join(d['per_seed_horizon'])}) — points equal by construction left out; every drop under the bound that fits the reward "
-        f"(R_max · Σ ε): {d['under_final_bound']}; under the paper's per-turn-reward bound: {d['under_per_turn_bound']}"
-        for t, d in trends.items())
+    """The trend counts per task, then every seed mean above the final-reward bound with why: within both sides'
+    sampling noise, or beyond it (which would contradict the lemma)."""
+    lines = []
+    for t, d in trends.items():
+        lines.append(
+            f"gap study, {t}: the drop rises with the gap in {d['drop_rises_with_gap']} pairs of simulators (same horizon; per seed "
+            f"{', '.join(d['per_seed_gap'])}), with the horizon in {d['drop_rises_with_horizon']} pairs of horizons (same simulator; per seed "
+            f"{', '.join(d['per_seed_horizon'])}) — points equal by construction left out; every drop under the bound that fits the reward "
+            f"(R_max · min(1, Σ_t ε_t)): {d['rows'] - d['rows_above']} of {d['rows']} (seed means above it: {len(d['above'])} of {d['points']}, "
+            f"beyond both sides' noise: {sum(a['beyond_noise'] for a in d['above'])}); under the paper's per-turn-reward bound: {d['under_per_turn_bound']}")
+        lines += [f"  above the bound: {a['simulator']} at H = {a['horizon']}: drop {a['drop']:.3f} ± {a['drop_error']:.3f} > bound {a['bound_final']:.3f} "
+                  f"(Σ ε {a['eps']:.3f} ± {a['eps_error']:.3f}) — "
+                  + ("beyond both sides' noise: a contradiction of the lemma, to be explained" if a["beyond_noise"] else
+                     "within both sides' sampling noise (the drop and Σ ε are each estimated from a finite sample of dialogues)")
+                  for a in d["above"]]
+    return "\n".join(lines)

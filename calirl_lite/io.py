@@ -77,6 +77,10 @@ def read_json_lines(path: str | os.PathLike, max_line_bytes: int, why: str = "")
         raise InputError(path, 0, "the file holds no rows")
 
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read once: os.umask can only be read by setting it
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: str = "w") -> Path:
     """Call ``write(f)`` on a temporary file beside ``path``, then rename it into place.
 
@@ -90,6 +94,7 @@ def atomic_write(path: str | os.PathLike, write: Callable[[Any], None], mode: st
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes it 0600: readable as any other file written here
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -32,7 +32,7 @@ from typing import Any, Sequence
 from .calibration import calibrate_once, calibrated_adapter
 from .context import Context
 from .evaluate import evaluate_policy
-from .gap_study import per_turn_gap
+from .exact_gap import exact_gap, replies_of
 from .io import atomic_write_json, atomic_write_text, json_safe
 from .plots import close_figure, plot_designs, plot_lab, plot_lab_curves
 from .pool import pool_size, run_pool
@@ -41,7 +41,7 @@ from .rollout import base_policy
 from .settings import EVAL_SEED_OFFSET, Settings
 from .sources import task_goals
 from .stages import REWARDS, Stage, TrainConfig, calibration_for, resolve
-from .stats import behaviour_stats, behaviour_tv
+from .stats import behaviour_stats, behaviour_tv, proxy_gap
 from .task_family import REAL_USER, SINGLE_ERRORS, single_error_persona
 from .toy_tasks import TASKS
 from .train import train, train_job
@@ -141,14 +141,21 @@ def lab_user(stage: Stage, who: str) -> User:
 def gap_job(ctx: Context, profile: str, task: str, users: Sequence[str], goals: int) -> dict[str, Any]:
     """Each simulator's behaviour against the real users': the base policy plays the same ``goals`` test goals
     (same seed) with every user of ``users`` (:meth:`LabConfig.users`). Per user: its behaviour statistics, their TV
-    to the real users' (per statistic) and the mean per-turn TV."""
+    to the real users' (per statistic), the four-rate summary (``proxy_gap``) and the exact gap Σ_t ε_t of the
+    simulation lemma along the real users' histories (``exact``: total, its error, what carries it)."""
     stage = resolve(ctx, profile, task)
     policy = base_policy(stage.models)
     picked = [t["goal"] for t in task_goals(stage.task, "test", stage.world)][:goals]
-    dialogues = {who: evaluate_policy(policy, lab_user(stage, who), stage.task, picked, stage.budget, EVAL_SEED_OFFSET,
-                                      batch_size=stage.profile.eval_batch)[1] for who in users}
+    sims = {who: lab_user(stage, who) for who in users}
+    dialogues = {who: evaluate_policy(policy, sim, stage.task, picked, stage.budget, EVAL_SEED_OFFSET, batch_size=stage.profile.eval_batch)[1]
+                 for who, sim in sims.items()}
     real = dialogues["real"]
-    return {who: {"stats": behaviour_stats(ds), "tv": behaviour_tv(ds, real), "per_turn_gap": per_turn_gap(ds, real)} for who, ds in dialogues.items()}
+    out = {}
+    for who, ds in dialogues.items():
+        exact = exact_gap(replies_of(sims[who]), REAL_USER, real)
+        out[who] = {"stats": behaviour_stats(ds), "tv": behaviour_tv(ds, real), "proxy_gap": proxy_gap(ds, real),
+                    "exact": {k: exact[k] for k in ("total", "total_error", "by_category", "by_context")}}
+    return out
 
 
 # ----------------------------------------------------------------------------- the lab
@@ -219,7 +226,7 @@ def summarise_lab(cfg: LabConfig, by: dict[tuple[str, str, str, int], RunResult]
                     "vs_oracle": paired_difference(trained, {s: r.per_goal["trained"] for s, r in oracle.items()}) if error else None,
                     "hacked": hacking(curves), "curves": curves, "runs": {str(s): r.run for s, r in mine.items()},
                     "gap": gaps[task][who]["tv"][MOVES[error]] if error else 0.0,  # NaN: the base policy never met that behaviour
-                    "per_turn_gap": gaps[task][who]["per_turn_gap"],
+                    "proxy_gap": gaps[task][who]["proxy_gap"], "exact_gap": gaps[task][who]["exact"]["total"],
                 })
         base_real = {str(s): by[(task, cfg.rewards[0], "real", s)].base["real"][metric] for s in cfg.seeds}
         tasks[task] = {"metric": metric, "base": base_real, "rows": rows, "gaps": gaps[task]}
@@ -280,10 +287,11 @@ def lab_markdown(result: dict[str, Any]) -> str:
 
 def simulators_markdown(result: dict[str, Any]) -> str:
     """The lab's simulators: what each error does, the behaviour it sets (the real users' value → its own), and the
-    gap measured on the base policy's dialogues with it, per task (TV on that behaviour; the mean per-turn TV)."""
+    gap measured on the base policy's dialogues with it, per task (TV on that behaviour; the exact gap Σ_t ε_t along the
+    real users' histories)."""
     strength = result["settings"]["strength"]
     tasks = list(result["tasks"])
-    lines = ["| error | what it does | behaviour set | " + " | ".join(f"gap on {t} (per-turn)" for t in tasks) + " |", "|---|---|---|" + "---|" * len(tasks)]
+    lines = ["| error | what it does | behaviour set | " + " | ".join(f"gap on {t} (exact Σ ε)" for t in tasks) + " |", "|---|---|---|" + "---|" * len(tasks)]
     for error, what in result["errors"].items():
         sim = single_error_persona(error, strength)
         moved = ", ".join(f"{f} {getattr(REAL_USER, f):g} → {getattr(sim, f):g}" for f in SINGLE_ERRORS[error][1])
@@ -292,7 +300,7 @@ def simulators_markdown(result: dict[str, Any]) -> str:
         for t in tasks:
             g = result["tasks"][t]["gaps"][spec]
             tv = g["tv"][MOVES[error]]
-            gaps.append(f"{'not met' if tv is None or tv != tv else f'{tv:.2f}'} ({g['per_turn_gap']:.2f})")
+            gaps.append(f"{'not met' if tv is None or tv != tv else f'{tv:.2f}'} ({g['exact']['total']:.2f} ± {g['exact']['total_error']:.2f})")
         lines.append(f"| {error} | {what} | {moved} | " + " | ".join(gaps) + " |")
     return "\n".join(lines)
 

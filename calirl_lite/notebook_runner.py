@@ -46,7 +46,9 @@ def run_notebooks(results: Path, environ: Mapping[str, str], notebooks: Sequence
 
     results = results.resolve()
     (results / "notebooks").mkdir(parents=True, exist_ok=True)  # a bad folder is named before any notebook runs
-    environ = {**environ, PLACE_VARIABLES["results"]: str(results)}  # the kernels' results folder: this one
+    # the kernels run in notebooks/: every folder is handed over absolute (a relative one would move), results here
+    environ = {**environ, **{var: str(Path(environ[var]).resolve()) for var in PLACE_VARIABLES.values() if environ.get(var)},
+               PLACE_VARIABLES["results"]: str(results)}
     paths = [Path(p) for p in notebooks] if notebooks else notebook_paths()
     for p in paths:
         if not p.is_file():

@@ -176,6 +176,30 @@ def plot_gap(reports: dict[str, dict[str, Any]], path: str | os.PathLike | None 
     return _finish(fig, path)
 
 
+def plot_exact_gap(gaps: dict[str, dict[str, Any]], top: int = 5, path: str | os.PathLike | None = None) -> Any:
+    """The exact per-turn gap of each simulator (``{label: exact_gap(...)}``): ε_t per user turn as stacked bars, split
+    into the ``top`` reply categories that carry most of it (the rest together), with each turn's 95 % interval."""
+    fig, axes = plt.subplots(1, len(gaps), figsize=(5.5 * len(gaps), 3.8), squeeze=False)
+    for ax, (label, gap) in zip(axes[0], gaps.items()):
+        turns = np.arange(len(gap["eps"]))
+        cats = sorted(gap["by_category"], key=lambda c: -sum(gap["by_category"][c]))
+        bottom = np.zeros(len(turns))
+        rest = np.asarray(gap["eps"], float) - sum((np.asarray(gap["by_category"][c], float) for c in cats[:top]), np.zeros(len(turns)))
+        for c, values in [*((c, gap["by_category"][c]) for c in cats[:top]), ("everything else", rest)]:
+            v = np.clip(np.asarray(values, float), 0, None)
+            if v.sum() > 1e-6:
+                ax.bar(turns, v, 0.7, bottom=bottom, label=c)
+                bottom += v
+        ax.errorbar(turns, gap["eps"], yerr=gap["eps_error"], fmt="none", color="black", capsize=3, lw=1)
+        ax.set_title(f"{label}: Σ_t ε_t = {gap['total']:.2f} ± {gap['total_error']:.2f}", fontsize=10)
+        ax.set_xlabel("user turn t")
+        ax.set_ylabel("ε_t (TV of the whole reply)")
+        ax.legend(fontsize=7)
+        ax.grid(True, axis="y", alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
 METHOD_COLORS = {"base": "tab:gray", "static": "tab:red", "naive": "tab:orange", "calibrated": "tab:green", "oracle": "tab:purple"}
 
 
@@ -250,10 +274,10 @@ def plot_sim_vs_real(results: Sequence[RunResult], path: str | os.PathLike | Non
 
 def plot_gap_vs_drop(gap: dict[str, Any], path: str | os.PathLike | None = None) -> Any:
     """The gap study (``calirl reproduce``'s ``gap_vs_drop.json``): per task, the drop |J_sim − J_real| of one policy
-    against the measured per-turn behaviour gap ε — a line per horizon for the graded simulators (mean over dialogue
-    seeds, bars their range), the LM simulators and the trained policies as markers (left) — and against the bound
-    that fits the reward, R_max · Σ_t ε_t (right, filled; the paper's per-turn-reward bound hollow, far to the right):
-    every point must lie under the diagonal."""
+    against the exact gap Σ_t ε_t of the simulation lemma — a line per horizon for the graded simulators (mean over
+    dialogue seeds, bars 95 % intervals of both), the LM simulators and the trained policies as markers (left) — and
+    against the bound that fits the reward, R_max · min(1, Σ_t ε_t) (right, filled, with both sides' noise; the paper's
+    per-turn-reward bound hollow, far to the right): every point must lie under the diagonal."""
     points, trained = gap["points"], gap.get("trained", [])
     tasks = sorted({p["task"] for p in points})
     fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 4.8 * len(tasks)), squeeze=False)
@@ -263,8 +287,8 @@ def plot_gap_vs_drop(gap: dict[str, Any], path: str | os.PathLike | None = None)
         colors = dict(zip(horizons, plt.cm.viridis(np.linspace(0.1, 0.85, len(horizons)))))
         for H in horizons:
             part = sorted((p for p in ps if p["horizon"] == H and p["w"] is not None), key=lambda p: p["eps"])
-            left.errorbar([p["eps"] for p in part], [p["drop"] for p in part], yerr=[[p["drop"] - p["drop_low"] for p in part], [p["drop_high"] - p["drop"] for p in part]],
-                          fmt="o-", color=colors[H], ms=4, capsize=2, label=f"graded, H = {H}")
+            left.errorbar([p["eps"] for p in part], [p["drop"] for p in part], xerr=[p.get("eps_error", 0.0) for p in part],
+                          yerr=[p.get("drop_error", 0.0) for p in part], fmt="o-", color=colors[H], ms=4, capsize=2, label=f"graded, H = {H}")
             for p in (p for p in ps if p["horizon"] == H and p["w"] is None):
                 left.plot(p["eps"], p["drop"], "s" if p["simulator"] == "naive" else "D", color=colors[H], mec="k", ms=7)
         method_colors = {"static": "tab:orange", "naive": "tab:red", "calibrated": "tab:blue"}
@@ -273,18 +297,20 @@ def plot_gap_vs_drop(gap: dict[str, Any], path: str | os.PathLike | None = None)
         left.plot([], [], "s", color="grey", mec="k", label="naive LM simulator")
         left.plot([], [], "D", color="grey", mec="k", label="calibrated LM simulator")
         left.plot([], [], "*", color="grey", mec="k", ms=10, label="trained policies vs their simulator (static orange, naive red, calibrated blue)")
-        left.set_xlabel("measured gap ε (per user turn: mean TV of the per-turn behaviour rates)")
+        left.set_xlabel("exact gap Σ_t ε_t (TV of the user's whole reply, summed over the user turns)")
         left.set_ylabel(f"drop |J_sim − J_real| ({ps[0]['metric']})")
         left.set_title(f"{task}: the drop grows with the gap?", fontsize=9)
         left.legend(fontsize=6.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
         left.grid(True, alpha=0.3)
         for p in ps:
-            right.plot(max(p["bound_final"], 1e-3), p["drop"], "o", color=colors[p["horizon"]])
+            b = max(p["bound_final"], 1e-3)
+            right.errorbar(b, p["drop"], xerr=[[0.0], [max(0.0, p.get("bound_final_high", b) - b)]], yerr=p.get("drop_error", 0.0), fmt="o",
+                           color=colors[p["horizon"]], ms=4, capsize=2, elinewidth=0.8)
             right.plot(max(p["bound_per_turn"], 1e-3), p["drop"], "o", mfc="none", color=colors[p["horizon"]], alpha=0.5)
         line = np.logspace(-3, np.log10(max([p["bound_per_turn"] for p in ps] + [1.0])), 200)
         right.plot(line, line, "k--", lw=1, label="bound = drop")
-        right.plot([], [], "o", color="grey", label="R_max · Σ ε  (final reward: fits the task)")
-        right.plot([], [], "o", mfc="none", color="grey", label="R_max · Σ (H − t) ε  (a reward every turn)")
+        right.plot([], [], "o", color="grey", label="R_max · min(1, Σ_t ε_t)  (final reward: fits the task)")
+        right.plot([], [], "o", mfc="none", color="grey", label="R_max · Σ_t (H − t) ε_t  (a reward every turn)")
         right.set_xscale("log")
         right.set_ylim(0, max(1.0, max(p["drop"] for p in ps)) * 1.05)
         right.set_xlabel("bound")
@@ -292,6 +318,42 @@ def plot_gap_vs_drop(gap: dict[str, Any], path: str | os.PathLike | None = None)
         right.set_title(f"{task}: every point under the diagonal = the bound holds", fontsize=9)
         right.legend(fontsize=7)
         right.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return _finish(fig, path)
+
+
+def plot_calibration_study(result: dict[str, Any], path: str | os.PathLike | None = None) -> Any:
+    """The calibration study (``calirl calibration-study``'s ``study.json``): per task, the validation gap Σ_t ε_t against
+    the number of traces and of SFT steps (left; bars 95 % intervals, the naive simulator's gap dashed), and every
+    setting's gap (right; the best and the chosen marked, grey: not within noise of the best)."""
+    tasks = list(result["tasks"])
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(11, 3.8 * len(tasks)), squeeze=False)
+    chosen = result["choice"]["point"]
+    for (left, right), task in zip(axes, tasks):
+        t = result["tasks"][task]
+        for axis, key, color in (("traces", "n_traces", "tab:blue"), ("steps", "steps", "tab:orange")):
+            rows = sorted((r["settings"][key], r["gap"], r["gap_error"]) for p, r in t["points"].items()
+                          if p == "reference" or (p.startswith(axis + " ") and "·" not in p))
+            if rows:
+                x, y, e = zip(*rows)
+                left.errorbar(x, y, yerr=e, fmt="o-", color=color, capsize=2, label=f"{axis} (the other budget at the reference)")
+        left.axhline(t["naive_gap"], color="grey", ls="--", lw=1, label="naive simulator")
+        left.set_xscale("log")
+        left.set_xticks([150, 300, 600, 1200, 2400], ["150", "300", "600", "1,200", "2,400"])
+        left.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        left.set_xlabel("traces, or SFT steps")
+        left.set_ylabel("validation gap Σ_t ε_t")
+        left.set_title(f"{task}: how much calibration is enough", fontsize=9)
+        left.legend(fontsize=7)
+        left.grid(True, alpha=0.3)
+        names = list(t["points"])
+        gaps = [t["points"][p]["gap"] for p in names]
+        colors = ["tab:green" if p == chosen else "tab:blue" if t["points"][p]["within_noise"] else "lightgrey" for p in names]
+        right.barh(range(len(names)), gaps, xerr=[t["points"][p]["gap_error"] for p in names], color=colors, capsize=2)
+        right.set_yticks(range(len(names)), [p + (" (best)" if p == t["best"] else "") for p in names], fontsize=7)
+        right.invert_yaxis()
+        right.set_xlabel("validation gap Σ_t ε_t (green: chosen; grey: not within noise of the best)")
+        right.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
     return _finish(fig, path)
 

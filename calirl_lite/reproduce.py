@@ -156,7 +156,7 @@ def pipeline_jobs(cfg: ReproduceConfig, ctx: Context, settings: dict[str, Any]) 
              for r in runs]
     if cfg.gap_study:
         simulators = [*cfg.gap_mixes, *LM_SIMULATORS]
-        jobs += [Job(f"gap · {t} · {sim} · seed {seed}", gap_points, (ctx, cfg.profile, t, sim, cfg.gap_horizons, cfg.gap_goals, seed),
+        jobs += [Job(f"gap · {t} · {sim} · seed {seed}", gap_points, (ctx, cfg.profile, t, sim, cfg.gap_horizons, cfg.gap_goals, seed, cfg.calibration_seed),
                      (f"calibrate · {t}",) if sim == "calibrated" else ()) for t in TASK_NAMES for sim in simulators for seed in cfg.gap_seeds]
     return jobs
 

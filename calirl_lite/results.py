@@ -82,6 +82,63 @@ def paired_difference(left: dict[int, Sequence[float]], right: dict[int, Sequenc
     return {"mean": float(d.mean()), "low": float(low), "high": float(high), "per_seed": {str(s): float(x) for s, x in zip(seeds, d.mean(1))}}
 
 
+def _run_weights(keys: Sequence[Any], rng: Any, draws: int) -> Any:
+    """``draws × runs``: each run's share of one two-level bootstrap draw — clusters (a key's first element: the
+    calibration seed) drawn with replacement, then the runs within each drawn cluster (its training seeds)."""
+    import numpy as np
+
+    keys = [k if isinstance(k, tuple) else (0, k) for k in keys]  # a bare training seed: every run in one cluster
+    clusters = sorted({k[0] for k in keys})
+    members = {c: np.asarray([i for i, k in enumerate(keys) if k[0] == c]) for c in clusters}
+    weights = np.zeros((draws, len(keys)))
+    picks = rng.integers(len(clusters), size=(draws, len(clusters)))
+    for slot in range(len(clusters)):
+        for ci, c in enumerate(clusters):
+            rows = np.nonzero(picks[:, slot] == ci)[0]
+            chosen = members[c][rng.integers(len(members[c]), size=(len(rows), len(members[c])))]
+            np.add.at(weights, (rows[:, None], chosen), 1.0)
+    return weights / weights.sum(1, keepdims=True)
+
+
+def hierarchical_difference(left: dict[Any, Sequence[float]], right: dict[Any, Sequence[float]], rng_seed: int = 0,
+                            draws: int = BOOTSTRAP) -> dict[str, Any]:
+    """``left − right`` with the uncertainty of the runs as well as of the goals: a nested bootstrap that draws, for
+    each side on its own, the calibration seeds and the training seeds within them (a key ``(calibration_seed,
+    seed)``, or a bare training seed), and draws the goals once for both sides (every run is scored on the same goals,
+    so goals stay paired). Each draw's difference is the mean over its runs and goals; the interval is the 2.5 and
+    97.5 percentiles, ``p`` the two-sided bootstrap p-value of 0 (for :func:`holm`).
+
+    Why nested and not goal-only: a goal-only interval (:func:`paired_difference`) is conditional on the trained
+    policies in hand; two seeds of the same method can differ by more than its whole width. In the tests' synthetic
+    studies (3 calibration seeds × 3 training seeds a method, 150 goals) the nested interval holds the true difference
+    in 94 % of 400 studies and the goal-only one in 39 %; with few runs a bootstrap is somewhat narrow (3 training seeds
+    and no calibration level: about 91 %)."""
+    import numpy as np
+
+    goals = {len(v) for v in [*left.values(), *right.values()]}
+    if not left or not right or len(goals) != 1:
+        raise ValueError("both sides need runs, each scored on the same goals")
+    x_left, x_right = np.asarray(list(left.values()), float), np.asarray(list(right.values()), float)
+    rng, n_goals = np.random.default_rng(rng_seed), goals.pop()
+    goal_w = np.stack([np.bincount(row, minlength=n_goals) for row in rng.integers(n_goals, size=(draws, n_goals))]) / n_goals
+    boot = ((_run_weights(list(left), rng, draws) * (goal_w @ x_left.T)).sum(1)
+            - (_run_weights(list(right), rng, draws) * (goal_w @ x_right.T)).sum(1))
+    low, high = np.percentile(boot, [2.5, 97.5])
+    p = min(1.0, 2 * min(float(np.mean(boot <= 0)), float(np.mean(boot >= 0))))
+    return {"mean": float(x_left.mean() - x_right.mean()), "low": float(low), "high": float(high), "p": p, "runs": [len(left), len(right)]}
+
+
+def holm(pvalues: dict[str, float], alpha: float = 0.05) -> dict[str, bool]:
+    """Holm's step-down correction: which of a study's claims are rejected at family-wise level ``alpha`` — the
+    smallest p-value against alpha / m, the next against alpha / (m − 1), …, stopping at the first that fails."""
+    order = sorted(pvalues, key=pvalues.get)
+    out, going = {}, True
+    for i, name in enumerate(order):
+        going = going and pvalues[name] <= alpha / (len(order) - i)
+        out[name] = going
+    return out
+
+
 def judge(claim: Claim, diff: dict[str, Any]) -> dict[str, Any]:
     """The verdict on ``claim`` from :func:`paired_difference` of its left minus its right side: it *holds* when the
     interval excludes 0 in the claimed direction and at least two thirds of the seeds (2 of 3) agree; else it is
@@ -137,6 +194,9 @@ class RunResult:
     per_goal: dict[str, list[float]] = field(default_factory=dict)
     """the real users' score of each held-out goal (same goals, same order, same evaluation seed for every method):
     ``base`` and ``trained`` — what the claims' paired intervals are computed from"""
+    simulator_gap: dict[str, Any] | None = None
+    """toy tasks, a simulator as training user: the exact gap Σ_t ε_t of that simulator against the real users along
+    the trained policy's real-user histories (the first ``n_eval_simulator`` goals): :func:`calirl_lite.exact_gap.exact_gap`"""
 
     FILE = "eval.json"
 
@@ -275,8 +335,9 @@ REASONS: dict[tuple[str, str, str], str] = {
     "collapse the paper saw on documents into both tasks, where the paper's prompted simulator was good enough on math",
     ("arith-chat", "naive", "base"): "as for naive > static: the naive simulator teaches answering first, and the real users do not give "
     "the numbers unasked",
-    ("arith-chat", "calibrated", "static"): "Calibrated leads in 2 of 3 seeds (seed 2: 0.720, below Static); the calibrated arith-chat "
-    "simulator accepts wrong answers more often than the real users, a gap left after calibration that costs Calibrated part of its edge",
+    ("arith-chat", "calibrated", "static"): "whether Calibrated leads on arith-chat depends on which calibration and which seeds are "
+    "drawn — on what calibration leaves; `calirl diagnose` trains against the calibrated simulator corrected where its gap is "
+    "and says which of its errors cost the policy (results/diagnosis/)",
 }
 """Where the toy world disagrees with the paper's ordering (task, higher, lower in the paper), or does not show it —
 why we think so. Written from the measured table (``results/paper.md``)."""

@@ -30,10 +30,20 @@ from .results import METHOD_LABELS
 from .settings import Settings, short_hash
 from .task_family import Task
 from .tasks import TASKS, get_task, scored_tasks
-from .users import persona_from_spec
+from .users import CONTEXTS, persona_from_spec
 from .world import World, WorldConfig, build_world
 
 # ----------------------------------------------------------------------------- phase 1: calibration
+
+CALIBRATION_METHODS = {
+    "sft": "supervised fine-tuning (LoRA or full) of the simulator on the real users' turns",
+    "sft+realism": "SFT, then GRPO of the simulator on a discriminator's log-odds that its turns are the real users' (a KL to the SFT simulator)",
+}
+"""The ways to calibrate a simulator."""
+
+VALIDATION_GOALS = 200
+"""Each task's last this many train goals are its validation goals: calibrations are measured and chosen on them; no
+calibration trace is collected on them and no evaluation uses them (a test checks both)."""
 
 
 @dataclass
@@ -49,10 +59,12 @@ class CalibrationConfig(Settings):
     persona: str = ""
     """toy tasks: learn these scripted users instead of the real ones — a spec as `calirl train --user` takes
     (sycophantic, p_accept_wrong=0.8, …): the mismatch lab's LM simulators with one error ('' = the real users)"""
-    n_traces: int = 600
-    """training dialogues of the base policy with the real users (paper: 1,860 MATH-Chat, 16,028 MediumDocEdit)"""
-    n_heldout: int = 100
-    """held-out real-user dialogues (on test goals) for the gap metrics"""
+    n_traces: int = 1200
+    """training dialogues of the base policy with the real users (paper: 1,860 MATH-Chat, 16,028 MediumDocEdit); 1,200
+    chosen by the validation gap (`calirl calibration-study`)"""
+    n_heldout: int = 200
+    """held-out real-user dialogues for the gap metrics, on validation goals (each task's last train goals, which no
+    trace and no evaluation uses: the last 200)"""
     n_sim_dialogues: int = 100
     """dialogues of the base policy with each simulator for its behaviour statistics"""
     max_messages: int = 0
@@ -71,6 +83,18 @@ class CalibrationConfig(Settings):
     """LoRA rank"""
     lora_alpha: int = 32
     """LoRA scaling numerator (scale = alpha / r)"""
+    finetune: str = "lora"
+    """'lora' (an adapter on the simulator's base model) or 'full' (every weight; the tiny profile only)"""
+    decision_weight: float = 1.0
+    """weight of a user turn's decision tokens in the SFT loss — its first token (accept, reject, answer, decline,
+    leave …) and the end-of-chat marker — against 1 for the others (1: the plain loss)"""
+    method: str = "sft"
+    """'sft' (supervised fine-tuning on the real users' turns) or 'sft+realism' (then GRPO of the simulator on a
+    discriminator's log-odds that its turns are the real users', with a KL to the SFT simulator; toy tasks)"""
+    realism_steps: int = 100
+    """sft+realism: GRPO steps on the realism reward (8 contexts × 8 sampled turns each)"""
+    realism_kl: float = 0.1
+    """sft+realism: weight of the KL term to the SFT simulator"""
     load_in_4bit: bool | None = None
     """QLoRA: load the base model in 4-bit nf4 (CUDA only); unset: the profile's ``user_in_4bit``, which is also how
     ``calirl train`` loads the simulator and finds this run's adapter"""
@@ -81,9 +105,10 @@ class CalibrationConfig(Settings):
     out_dir: str = ""
     """run folder (default: runs/calibrate-<profile>-<task>-seed<seed>-<hash of the settings and of the world it used>)"""
 
-    SMOKE = {"n_traces": 40, "n_heldout": 12, "n_sim_dialogues": 12, "steps": 8, "batch_size": 8, "save_steps": 4}
-    CLASS = {"n_traces": 300, "n_heldout": 50, "n_sim_dialogues": 50, "steps": 150}
+    SMOKE = {"n_traces": 40, "n_heldout": 12, "n_sim_dialogues": 12, "steps": 8, "batch_size": 8, "save_steps": 4, "realism_steps": 3}
+    CLASS = {"n_traces": 600, "n_heldout": 50, "n_sim_dialogues": 50, "steps": 150}
     BOUNDS = {"n_traces": (4, None), "n_heldout": (2, None), "n_sim_dialogues": (1, None), "steps": (1, None), "batch_size": (1, None),
+              "decision_weight": (0, None), "realism_steps": (1, None), "realism_kl": (0, None),
               "lora_r": (1, None), "save_steps": (1, None), "max_length": (1, None), "learning_rate": (0, None),
               "max_messages": (0, None)}
 
@@ -91,6 +116,14 @@ class CalibrationConfig(Settings):
         super().__post_init__()
         if self.load_in_4bit is None:
             self.load_in_4bit = get_profile(self.profile).user_in_4bit
+        if self.finetune not in ("lora", "full"):
+            raise ValueError(f"finetune must be 'lora' or 'full', got {self.finetune!r}")
+        if self.finetune == "full" and (self.load_in_4bit or get_profile(self.profile).needs_cuda):
+            raise ValueError("finetune 'full' trains every weight of the simulator: the tiny and smol profiles only, without 4-bit")
+        if self.method not in CALIBRATION_METHODS:
+            raise ValueError(f"unknown calibration method {self.method!r}; methods: {', '.join(CALIBRATION_METHODS)}")
+        if self.method == "sft+realism" and self.task not in TASKS:
+            raise ValueError(f"method 'sft+realism' reads user turns with the toy world's tasks ({', '.join(TASKS)}), not {self.task!r}")
         get_task(self.task)
         if self.persona:
             if self.task not in TASKS:
@@ -165,6 +198,10 @@ class TrainConfig(Settings):
     """scripted users with errors instead of the real users — single errors (sycophantic, over-forthcoming:0.5, …) or
     behaviours set (p_accept_wrong=0.8), comma-separated ('' = the real users): method oracle trains against them,
     method calibrated against the LM calibrated on their traces (`calirl calibrate --persona`)"""
+    corrected: str = ""
+    """method calibrated only: contexts where the calibrated simulator's reply is replaced by the one its real users
+    would give after the same history, comma-separated (of opening, right answer, wrong answer, question, other; see
+    `calirl diagnose`) — '' = none"""
     real_every: int = 0
     """every this many steps, score the policy with the real users on a few test goals (the real-reward curve in log.json; 0 = never)"""
     n_eval: int = 200
@@ -213,6 +250,12 @@ class TrainConfig(Settings):
                 raise ValueError(f"user {self.user!r} replaces the real users an interactive run trains against (oracle) or its simulator "
                                  f"learned (calibrated): it goes with method 'oracle' or 'calibrated', not {self.method!r}")
             persona_from_spec(self.user)
+        if self.corrected:
+            if self.method != "calibrated":
+                raise ValueError(f"corrected {self.corrected!r} corrects a calibrated simulator: it goes with method 'calibrated', not {self.method!r}")
+            unknown = [c for c in self.corrected_contexts() if c not in CONTEXTS]
+            if unknown:
+                raise ValueError(f"corrected: {', '.join(map(repr, unknown))} is no context of a user turn; contexts: {', '.join(CONTEXTS)}")
         if self.report_to not in ("none", "tensorboard"):
             raise ValueError(f"report_to must be 'none' or 'tensorboard', got {self.report_to!r}")
 
@@ -221,7 +264,13 @@ class TrainConfig(Settings):
         oracle) or 'lm <spec>' (the LM calibrated on that scripted simulator's traces, method calibrated)."""
         if self.user:
             return self.user if self.method == "oracle" else f"lm {self.user}"
+        if self.corrected:
+            return f"calibrated, corrected at: {', '.join(self.corrected_contexts())}"
         return SIMULATOR[self.method]
+
+    def corrected_contexts(self) -> tuple[str, ...]:
+        """``corrected`` as a tuple of context names."""
+        return tuple(c.strip() for c in self.corrected.split(",") if c.strip())
 
 
 
@@ -315,17 +364,18 @@ def evaluation_stage(cfg: Any, ctx: Context) -> Stage:
     return resolve(ctx, cfg.profile, cfg.task, cfg.max_messages, cfg)
 
 
-def calibration_for(ctx: Context, profile: str, task: str, seed: int = 0, persona: str = "") -> Stage:
+def calibration_for(ctx: Context, profile: str, task: str, seed: int = 0, persona: str = "", max_new_tokens: int = 0) -> Stage:
     """The contract: the calibration run whose simulator a stage of ``profile`` and ``task`` uses — calibration seed
     ``seed`` (0 unless a training run says otherwise), at the job's run mode, of the real users or (``persona``) of a
-    scripted simulator's. Training, evaluation with the calibrated user, the gap study and the lab all ask here."""
-    return calibration_stage(ctx.make(CalibrationConfig, profile=profile, task=task, seed=seed, persona=persona), ctx)
+    scripted simulator's; ``max_new_tokens`` as the stage's own (0: the profile's). Training, evaluation with the
+    calibrated user, the gap study and the lab all ask here."""
+    return calibration_stage(ctx.make(CalibrationConfig, profile=profile, task=task, seed=seed, persona=persona, max_new_tokens=max_new_tokens), ctx)
 
 
 def calibration_of(cfg: TrainConfig, ctx: Context) -> Stage:
     """The calibration run a training run of ``cfg`` uses: seed ``calibration_seed``; for method calibrated with a
     ``user`` spec, the LM calibrated on that scripted simulator's traces."""
-    return calibration_for(ctx, cfg.profile, cfg.task, cfg.calibration_seed, cfg.user if cfg.method == "calibrated" else "")
+    return calibration_for(ctx, cfg.profile, cfg.task, cfg.calibration_seed, cfg.user if cfg.method == "calibrated" else "", cfg.max_new_tokens)
 
 
 def train_stage(cfg: TrainConfig, ctx: Context) -> TrainStage:

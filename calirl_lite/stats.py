@@ -13,6 +13,10 @@ turn before it asked for or answered (``Task.parse_assistant``).
   names a detail (a correction);
 * ``quit_on_question_rate`` — of the questions, the share the user answered by leaving
   (``never mind , bye .``);
+* ``answer_when_asked_rate`` — of the questions about a detail, the share the user answered with that detail;
+* ``reject_right_rate`` — of the right answers / drafts, the share the user rejected;
+* ``misstated_value_rate`` — of the details users stated (each time they stated one), the share with a value that is not
+  the hidden goal's;
 * ``mean_user_words`` — words per user message;
 * ``termination_rate`` — share of dialogues the user ended with ``[[TERMINATE CHAT]]``;
 * ``mean_messages`` — messages per dialogue (when the chat ended).
@@ -24,6 +28,7 @@ distributions for user-message length and dialogue length.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from typing import Any, Sequence
 
@@ -32,16 +37,28 @@ import numpy as np
 from .dialogue import TERMINATE, Dialogue
 from .io import atomic_write_json, json_safe
 from .rollout import mean_scores
+from .task_family import REAL_USER, UserPersona
 from .tasks import get_task
-from .users import says
+from .users import PERSONA_NUMBERS, says
 
-RATE_STATS = ("unprompted_reveal_rate", "accept_wrong_rate", "point_out_rate", "quit_on_question_rate", "termination_rate")
+RATE_STATS = ("unprompted_reveal_rate", "accept_wrong_rate", "point_out_rate", "quit_on_question_rate", "answer_when_asked_rate", "reject_right_rate",
+              "misstated_value_rate", "termination_rate")
 PER_TURN_STATS = ("unprompted_reveal_rate", "accept_wrong_rate", "point_out_rate", "quit_on_question_rate")
-"""The rates of one user turn's behaviour: the gap-versus-drop study's per-turn gap ε is the mean of their TVs."""
+"""Four rates of one user turn's behaviour, whose mean TV is the readable summary of a gap (:func:`proxy_gap`) kept
+beside the exact per-turn gap of :mod:`calirl_lite.exact_gap`."""
+
+
+def proxy_gap(sim: Sequence[Dialogue], real: Sequence[Dialogue]) -> float:
+    """The four-rate summary of a gap: the mean TV of :data:`PER_TURN_STATS` between a simulator's dialogues and the
+    real users' (a behaviour never met counts 0). Readable, but blind to most of what a reply can do — the exact
+    per-turn gap is :func:`calirl_lite.exact_gap.exact_gap`."""
+    tv = behaviour_tv(sim, real)
+    return float(np.mean([np.nan_to_num(tv[k]) for k in PER_TURN_STATS]))
 
 
 def _events(dialogues: Sequence[Dialogue]) -> dict[str, list]:
-    ev: dict[str, list] = {"unprompted": [], "accept_wrong": [], "point_out": [], "quit": [], "user_words": [], "terminated": [], "messages": []}
+    ev: dict[str, list] = {"unprompted": [], "accept_wrong": [], "point_out": [], "quit": [], "answered": [], "reject_right": [], "misstated": [],
+                           "user_words": [], "terminated": [], "messages": []}
     for d in dialogues:
         task = get_task(d.task)
         given: set[str] = set()
@@ -50,11 +67,15 @@ def _events(dialogues: Sequence[Dialogue]) -> dict[str, list]:
                 continue
             ev["user_words"].append(len(m.text.split()))
             prev = task.parse_assistant(d.messages[k - 1].text) if k > 0 else None
-            for slot in task.parse_user(m.text):
+            said = task.parse_user(m.text)
+            ev["misstated"] += [said[s] != d.goal.get(s) for s in said]
+            for slot in said:
                 if slot not in given:
                     given.add(slot)
                     if prev is None or prev.kind != "answer":  # after an answer it is a correction, not a volunteered detail
                         ev["unprompted"].append(prev is None or slot not in prev.slots)
+            if prev is not None and prev.kind == "answer" and task.answer_is_right(d.goal, prev):
+                ev["reject_right"].append(says(task, "reject", m.text))
             if prev is not None and prev.kind == "answer" and not task.answer_is_right(d.goal, prev):
                 accepted = TERMINATE in m.text and not says(task, "reject", m.text)
                 ev["accept_wrong"].append(accepted)
@@ -62,6 +83,8 @@ def _events(dialogues: Sequence[Dialogue]) -> dict[str, list]:
                     ev["point_out"].append(bool(task.parse_user(m.text)))
             if prev is not None and prev.kind == "ask":
                 ev["quit"].append(says(task, "give_up", m.text) and TERMINATE in m.text)
+                if prev.slots:
+                    ev["answered"].append(bool(set(prev.slots) & set(said)))
         ev["terminated"].append(d.terminated)
         ev["messages"].append(len(d.messages))
     return ev
@@ -79,6 +102,9 @@ def behaviour_stats(dialogues: Sequence[Dialogue]) -> dict[str, float]:
         "accept_wrong_rate": _mean(ev["accept_wrong"]),
         "point_out_rate": _mean(ev["point_out"]),
         "quit_on_question_rate": _mean(ev["quit"]),
+        "answer_when_asked_rate": _mean(ev["answered"]),
+        "reject_right_rate": _mean(ev["reject_right"]),
+        "misstated_value_rate": _mean(ev["misstated"]),
         "mean_user_words": _mean(ev["user_words"]),
         "termination_rate": _mean(ev["terminated"]),
         "mean_messages": _mean(ev["messages"]),
@@ -100,6 +126,9 @@ def behaviour_tv(dialogues: Sequence[Dialogue], reference: Sequence[Dialogue]) -
         "accept_wrong_rate": abs(_mean(a["accept_wrong"]) - _mean(b["accept_wrong"])),
         "point_out_rate": abs(_mean(a["point_out"]) - _mean(b["point_out"])),
         "quit_on_question_rate": abs(_mean(a["quit"]) - _mean(b["quit"])),
+        "answer_when_asked_rate": abs(_mean(a["answered"]) - _mean(b["answered"])),
+        "reject_right_rate": abs(_mean(a["reject_right"]) - _mean(b["reject_right"])),
+        "misstated_value_rate": abs(_mean(a["misstated"]) - _mean(b["misstated"])),
         "user_words": _tv_counts(a["user_words"], b["user_words"]),
         "termination_rate": abs(_mean(a["terminated"]) - _mean(b["terminated"])),
         "messages": _tv_counts(a["messages"], b["messages"]),
@@ -130,7 +159,8 @@ def format_report(report: dict[str, Any], reference: str = "real") -> str:
             metric = "accuracy" if "accuracy" in sc else "bleu"
             lines.append(
                 f"  {name:>11}: unprompted reveal {s['unprompted_reveal_rate']:.2f}  accept wrong {s['accept_wrong_rate']:.2f}  "
-                f"points out {s['point_out_rate']:.2f}  quits on a question {s['quit_on_question_rate']:.2f}  "
+                f"points out {s['point_out_rate']:.2f}  quits on a question {s['quit_on_question_rate']:.2f}  answers when asked "
+                f"{s['answer_when_asked_rate']:.2f}  rejects right {s['reject_right_rate']:.2f}  misstates {s['misstated_value_rate']:.2f}  "
                 f"words/turn {s['mean_user_words']:.1f}  terminates {s['termination_rate']:.2f}  | policy {metric} {sc[metric]:.3f}"
             )
             if name != reference:
@@ -192,3 +222,69 @@ def turn_profile(dialogues: Sequence[Dialogue], max_turns: int = 7) -> dict[str,
         turns.append({"alive": alive / len(dialogues), "knows": share(knows, task.slots, alive), "policy": share(policy, POLICY_ACTS, alive),
                       "user": share(user, USER_ACTS, sum(user.values()))})
     return {"task": task.name, "slots": list(task.slots), "turns": turns}
+
+
+# ----------------------------------------------------------------------------- a scripted user fitted to dialogues
+
+
+def _persona_events(dialogues: Sequence[Dialogue]) -> dict[str, list]:
+    ev: dict[str, list] = {"first": [], "given": [], "asked": [], "volunteer": [], "point_out": [], "gave_up_after": []}
+    for d in dialogues:
+        task, told, rejections = get_task(d.task), {}, 0
+        for k, m in enumerate(d.messages):
+            if m.role != "user":
+                continue
+            said = task.parse_user(m.text)
+            prev = task.parse_assistant(d.messages[k - 1].text) if k > 0 else None
+            after_answer = prev is not None and prev.kind == "answer"
+            if prev is None:
+                ev["first"] += [s in said for s in task.slots]
+            if not after_answer:  # a correction states the goal's value; only a first statement can be a mistake
+                ev["given"] += [said[s] == d.goal.get(s) for s in said if s not in told]
+            if prev is not None and prev.kind == "ask":
+                ev["asked"] += [s in said for s in prev.slots]
+            if prev is not None and not after_answer and TERMINATE not in m.text:
+                missing = [s for s in task.slots if s not in told and s not in prev.slots]
+                if missing:
+                    ev["volunteer"].append(any(s in said for s in missing))
+            if after_answer and not task.answer_is_right(d.goal, prev) and says(task, "reject", m.text):
+                rejections += 1
+                if says(task, "give_up", m.text):
+                    ev["gave_up_after"].append(rejections)
+                elif all(told[s] == d.goal.get(s) for s in told):  # a user's own wrong value is corrected whatever p_point_out says
+                    ev["point_out"].append(bool(said))
+            told.update(said)
+    return ev
+
+
+def fit_persona(dialogues: Sequence[Dialogue], name: str = "fitted") -> UserPersona:
+    """The scripted user whose behaviours match the users of ``dialogues`` one by one (each a share of the occasions
+    for it, as :class:`~calirl_lite.task_family.ScriptedUser` draws it): details in the first message, details given
+    when asked, volunteered on a turn that was no answer, first statements that are right, wrong answers accepted, a
+    rejection that names a detail, leaving on a question, and the rejections before giving up (the median; the real
+    users' where nobody gave up). What no persona can do — rejecting a right answer, text outside the task's phrases —
+    it leaves out: training against the fitted user asks whether a simulator's *rates* are what its policy learns from.
+
+    """
+    ev, rates = _persona_events(dialogues), behaviour_stats(dialogues)
+
+    def share(values: list, default: float) -> float:
+        return round(float(np.mean(values)), 3) if values else default
+
+    real = REAL_USER
+    return dataclasses.replace(
+        real, name=name, reveal_first=share(ev["first"], real.reveal_first), p_answer_when_asked=share(ev["asked"], real.p_answer_when_asked),
+        p_unprompted_reveal=share(ev["volunteer"], real.p_unprompted_reveal), p_mistake=round(1 - share(ev["given"], 1 - real.p_mistake), 3),
+        p_accept_wrong=_rate(rates["accept_wrong_rate"], real.p_accept_wrong), p_point_out=share(ev["point_out"], real.p_point_out),
+        p_quit_on_question=_rate(rates["quit_on_question_rate"], real.p_quit_on_question),
+        patience=int(np.median(ev["gave_up_after"])) if ev["gave_up_after"] else real.patience)
+
+
+def _rate(value: float, default: float) -> float:
+    return default if value != value else round(float(value), 3)
+
+
+def persona_spec(persona: UserPersona) -> str:
+    """The spec of ``persona`` for ``--user`` (:func:`~calirl_lite.users.persona_from_spec`): every behaviour that
+    differs from the real users', ``name=value``, comma-separated."""
+    return ",".join(f"{f}={getattr(persona, f)}" for f in PERSONA_NUMBERS if getattr(persona, f) != getattr(REAL_USER, f))

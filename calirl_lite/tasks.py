@@ -3,9 +3,30 @@ and real human chat (:mod:`calirl_lite.english_tasks`); what a family is, :mod:`
 
 from __future__ import annotations
 
-from .english_tasks import ENGLISH_TASKS
-from .task_family import Task
-from .toy_tasks import TASKS
+from .english_tasks import ENGLISH_TASKS, ChitChat, DocChat, MathChat
+from .task_family import (
+    ACCEPT,
+    CONFUSED,
+    GIVE_UP,
+    NOT_SURE,
+    REAL_USER,
+    REJECT,
+    SINGLE_ERRORS,
+    AssistantPersona,
+    Intent,
+    ScriptedAssistant,
+    ScriptedUser,
+    Task,
+    UserPersona,
+    single_error_persona,
+)
+from .toy_tasks import CORPUS_ASSISTANTS, CORPUS_USERS, DAYS, ITEMS, NAMES, PLACES, TASKS, TONES, VERBS, ArithChat, DocEditChat, graded_persona, vocabulary
+
+__all__ = ["ACCEPT", "CONFUSED", "CORPUS_ASSISTANTS", "CORPUS_USERS", "DAYS", "GIVE_UP", "ITEMS", "NAMES", "NOT_SURE", "OTHER_TASKS", "PLACES",
+           "REAL_USER", "REJECT", "SINGLE_ERRORS", "TASKS", "TONES", "VERBS", "ArithChat", "AssistantPersona", "ChitChat", "DocChat",
+           "DocEditChat", "Intent", "MathChat", "ScriptedAssistant", "ScriptedUser", "Task", "UserPersona", "get_task", "graded_persona",
+           "scored_tasks", "single_error_persona", "vocabulary"]
+"""The registry, and (for code written against the one module it once was) every name of the task modules."""
 
 OTHER_TASKS: dict[str, Task] = ENGLISH_TASKS
 """Tasks outside the toy world: real human chat, and the English world's task families (for instruction-tuned models)."""

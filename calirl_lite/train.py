@@ -50,6 +50,7 @@ from .checkpoints import train_or_resume
 from .context import Context
 from .dialogue import Dialogue, write_jsonl
 from .evaluate import evaluate_policy
+from .exact_gap import exact_gap, replies_of
 from .inputs import read_dialogues
 from .io import atomic_dir, atomic_write_json, folder_lock, json_safe
 from .plots import reward_curve
@@ -60,6 +61,7 @@ from .rollout import Policy
 from .settings import EVAL_SEED_OFFSET, set_seed
 from .sources import task_goals
 from .stages import METHODS, TrainConfig, TrainStage, kept_result, train_stage
+from .task_family import REAL_USER
 from .tasks import TASKS
 from .trainer import REAL_CURVE_GOALS, make_trainer, real_reward_curve, reward_bar, training_starts, training_user
 from .users import User, make_user
@@ -143,12 +145,12 @@ def check_launch(stage: TrainStage, force: bool) -> None:
         raise ValueError(f"--force under accelerate launch: remove the run folder {stage.folder} first, then launch")
 
 
-def train_share(cfg: TrainConfig, ctx: Context) -> Path:
+def train_share(cfg: TrainConfig, ctx: Context, force: bool = False) -> Path:
     """Another process of a launch (``ctx.rank`` > 0): its share of every training step of the run, nothing else;
     returns the run folder, where the first process writes the result."""
     stage = train_stage(cfg, ctx)
     inputs = check_inputs(stage)
-    check_launch(stage, force=False)
+    check_launch(stage, force)  # every process refuses what the first refuses
     if not (stage.folder / RunResult.FILE).is_file():
         set_seed(cfg.seed)
         trainer, _ = make_trainer(stage, training_starts(stage, inputs.logged), training_user(stage, inputs.adapter))
@@ -181,9 +183,13 @@ def run_and_evaluate(stage: TrainStage, inputs: Inputs, callbacks: Sequence[Any]
     real, real_dialogues = evaluate(cfg.method, real_user)
     sim, sim_dialogues = (real, []) if train_user is real_user else evaluate(cfg.method, train_user)
     write_jsonl(run / "eval_dialogues.jsonl", sim_dialogues + real_dialogues)
+    gap = None
+    if sim_dialogues and stage.task.name in TASKS:  # what the training user gets wrong where the trained policy takes the real users
+        gap = exact_gap(replies_of(train_user), REAL_USER, real_dialogues[: cfg.n_eval_simulator])
+        gap = {k: gap[k] for k in ("simulator", "dialogues", "eps", "eps_error", "total", "total_error", "left_out", "by_category")}
     result = RunResult(cfg.method, cfg.profile, cfg.task, cfg.seed, metric, cfg.simulator(), trainer.state.global_step, base, {"simulator": sim, "real": real},
                        str(run), resumed_from=checkpoint, train_seconds=seconds, rollout_seconds=sum(stats.seconds), policy_tokens=sum(stats.policy_tokens),
-                       per_goal={"base": base_per_goal, "trained": [d.scores[metric] for d in real_dialogues]})
+                       per_goal={"base": base_per_goal, "trained": [d.scores[metric] for d in real_dialogues]}, simulator_gap=gap)
     result.save()
     # the checkpoints hold the optimiser state, needed only to resume; a finished run keeps its policy (a smol
     # run's checkpoints alone take 1.6 GB)

@@ -28,7 +28,7 @@ from .rollout import Policy, rollout
 from .settings import RUN_SEED_STRIDE, STEP_SEED_STRIDE
 from .sources import task_goals
 from .stages import SIMULATOR, TrainStage
-from .users import ScriptedUsers, User, make_user, persona_from_spec
+from .users import HybridUser, ScriptedUsers, User, make_user, persona_from_spec
 
 REAL_CURVE_GOALS = 32
 """Test goals the real-reward curve (``real_every``) scores the policy on at each of its points."""
@@ -67,11 +67,15 @@ def training_starts(stage: TrainStage, logged: Sequence[Dialogue] | None) -> lis
 def training_user(stage: TrainStage, adapter: Any) -> User:
     """The user a run trains against: its method's (:data:`~calirl_lite.stages.SIMULATOR`), or for method oracle the
     scripted simulator of ``cfg.user`` (for method calibrated, ``cfg.user`` picked the calibration whose ``adapter``
-    this is)."""
+    this is). With ``cfg.corrected``, the calibrated simulator's replies in those contexts are the real users' (a
+    :class:`~calirl_lite.users.HybridUser`)."""
     cfg = stage.cfg
     if cfg.user and cfg.method == "oracle":
         return ScriptedUsers(persona_from_spec(cfg.user))
-    return make_user(SIMULATOR[cfg.method], stage.models, adapter)
+    user = make_user(SIMULATOR[cfg.method], stage.models, adapter)
+    if cfg.corrected:
+        return HybridUser(user, cfg.corrected_contexts(), persona_from_spec(cfg.user), name="calibrated, corrected")
+    return user
 
 
 def task_reward(metric: str, token_penalty: float = 0.0, source: str = "task") -> Callable[..., list[float]]:

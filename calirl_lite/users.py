@@ -8,7 +8,9 @@ dialogues at once, for first messages (``first_messages``) and replies (``replie
 * :class:`LMUser` — a language model prompted to play the user from the hidden goal with a
   CollabLLM-style user prompt (the *naive* simulator); with a LoRA adapter it is the
   *calibrated* simulator;
-* :class:`EndpointUser` — any OpenAI-compatible chat endpoint, for large oracles and judges.
+* :class:`EndpointUser` — any OpenAI-compatible chat endpoint, for large oracles and judges;
+* :class:`HybridUser` — an LM simulator whose replies in chosen contexts are the real users' (the diagnosis of what
+  a calibrated simulator gets wrong).
 
 The chat templates decide how a model sees the conversation; :mod:`calirl_lite.chat` holds the
 small helpers that turn messages into token ids for any template.
@@ -199,6 +201,63 @@ class LMUser(User):
         return [o.text for o in outs]
 
 
+# ----------------------------------------------------------------------------- a simulator corrected where it errs
+
+CONTEXTS = ("opening", "right answer", "wrong answer", "question", "other")
+"""Where a user turn stands, by what the assistant's turn before it did (:func:`reply_context`)."""
+
+
+def reply_context(task: Task, goal: dict[str, Any], history: list[Message]) -> str:
+    """What a user is replying to: its ``opening`` message, a ``right answer`` or a ``wrong answer`` (a draft, in
+    docedit), a ``question``, or ``other`` assistant text."""
+    if not history:
+        return "opening"
+    prev = task.parse_assistant(history[-1].text)
+    if prev.kind == "answer":
+        return "right answer" if task.answer_is_right(goal, prev) else "wrong answer"
+    return "question" if prev.kind == "ask" else "other"
+
+
+def replay(task: Task, goal: dict[str, Any], persona: UserPersona, history: list[Message], rng: Any = None) -> ScriptedUser:
+    """A scripted user of ``persona`` in the state it would be in after ``history`` — the details stated so far (as
+    stated, mistakes included) and the wrong answers rejected — drawing from ``rng`` (default: a fixed stream)."""
+    user = ScriptedUser(task, goal, persona, rng if rng is not None else np.random.default_rng(0))
+    for m in history:
+        if m.role == "user":
+            user.told.update(task.parse_user(m.text))
+            user.rejected += says(task, "reject", m.text)
+    return user
+
+
+class HybridUser(User):
+    """An LM simulator corrected where ``correct`` says: in those contexts (:data:`CONTEXTS`) the reply is the one a
+    scripted user of ``persona`` (the real users) would give after the same history; elsewhere the LM's own. It is
+    how the kit asks which of a calibrated simulator's errors matter: correct one context, train, and compare."""
+
+    def __init__(self, lm: User, correct: tuple[str, ...] | list[str], persona: UserPersona = REAL_USER, name: str = "hybrid") -> None:
+        unknown = sorted(set(correct) - set(CONTEXTS))
+        if unknown or not correct:
+            raise ValueError(f"contexts to correct must be some of {', '.join(CONTEXTS)}; got {', '.join(unknown) or 'none'}")
+        self.lm, self.correct, self.persona, self.name = lm, tuple(correct), persona, name
+
+    @property
+    def generated_tokens(self) -> int:  # type: ignore[override]
+        return self.lm.generated_tokens
+
+    def replies(self, states: list[UserState], histories: list[list[Message]]) -> list[str]:
+        fixed = [reply_context(s.task, s.goal, h) in self.correct for s, h in zip(states, histories)]
+        out: list[str] = [""] * len(states)
+        rows = [i for i, f in enumerate(fixed) if not f]
+        if rows:
+            for i, text in zip(rows, self.lm.replies([states[i] for i in rows], [histories[i] for i in rows])):
+                out[i] = text
+        for i in (i for i, f in enumerate(fixed) if f):
+            s, h = states[i], histories[i]
+            user = replay(s.task, s.goal, self.persona, h, s.rng)
+            out[i] = user.reply(h[-1].text) if h else user.first_message()
+        return out
+
+
 class EndpointUser(User):
     """A user played by an OpenAI-compatible chat endpoint (``POST {base_url}/chat/completions``).
 
@@ -226,7 +285,8 @@ class EndpointUser(User):
 
 def make_user(kind: str, models: Models, adapter: str | Path | None = None) -> User:
     """The user of a role: 'real' (the world's scripted users), 'naive' (the prompted LM) or 'calibrated' (LM + LoRA
-    adapter), with the models and sampling settings of ``models``' profile."""
+    adapter, or the whole calibrated model when ``adapter`` is a model's folder), with the models and sampling
+    settings of ``models``' profile."""
     if kind == "real":
         return ScriptedUsers()
     if kind not in ("naive", "calibrated"):
@@ -234,5 +294,8 @@ def make_user(kind: str, models: Models, adapter: str | Path | None = None) -> U
     if kind == "calibrated" and adapter is None:
         raise ValueError("the calibrated user needs its adapter folder")
     prof = models.profile
+    if kind == "calibrated" and not (Path(adapter) / "adapter_config.json").is_file() and (Path(adapter) / "config.json").is_file():
+        model, tok = models.load(str(adapter))  # a whole calibrated model (full fine-tuning, SFT + realism)
+        return LMUser(model, tok, kind, None, prof.user_temperature, prof.max_new_tokens, prof.user_prompt_style)
     model, tok = models.user()
     return LMUser(model, tok, kind, str(adapter) if kind == "calibrated" else None, prof.user_temperature, prof.max_new_tokens, prof.user_prompt_style)

@@ -1,6 +1,7 @@
 """The toy dialogue world of the ``tiny`` profile, built deterministically from a seed.
 
-``build_world(WorldConfig(seed=0))`` (or ``calirl world build --seed 0``) makes and caches:
+``build_world(WorldConfig(seed=1, cache_dir="data/cache"))`` (or ``calirl world build --seed 1``) makes and caches
+(world seed 0 comes built inside the package: :func:`shipped_world`):
 
 1. **task splits** — disjoint train and test goals of both tasks (``tasks/<task>-<split>.jsonl``);
 2. **a synthetic corpus** — dialogues between scripted corpus users and scripted assistants of
@@ -441,6 +442,9 @@ def shipped_world(cfg: WorldConfig) -> World | None:
     except (OSError, ValueError):
         return None
     if manifest.get("key") != cfg.key() or not all((folder / f).is_file() for f in manifest.get("files", ["missing-list"])):
+        return None
+    digests = manifest.get("sha256", {})
+    if not digests or file_digests(folder, list(digests)) != digests:  # an edited or damaged copy is not the shipped world
         return None
     return World(folder, cfg, manifest)
 

@@ -18,7 +18,9 @@ def test_calibration_lowers_the_nll_of_held_out_real_user_turns(tmp_path, ctx):
     assert report["calibrated"]["nll"] < report["naive"]["nll"]
     assert (tmp_path / "adapter" / "adapter_config.json").is_file() and (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     gap = json.loads((tmp_path / "gap.json").read_text())
-    assert set(gap["naive"]["tv_to_real"]) == {"unprompted_reveal_rate", "accept_wrong_rate", "point_out_rate", "quit_on_question_rate", "user_words", "termination_rate", "messages"}
+    assert set(gap["naive"]["tv_to_real"]) == {"unprompted_reveal_rate", "accept_wrong_rate", "point_out_rate", "quit_on_question_rate", "answer_when_asked_rate",
+                                               "reject_right_rate", "misstated_value_rate", "user_words", "termination_rate", "messages"}
+    assert gap["calibrated"]["exact"]["total"] >= 0 and len(gap["calibrated"]["exact"]["eps"]) == len(gap["calibrated"]["exact"]["eps_error"])
     assert cal.CalibrationConfig.load(tmp_path / "config.json") == cfg
     train, held = (read_jsonl(tmp_path / n) for n in ("traces.jsonl", "heldout.jsonl"))
     assert {json.dumps(d.goal, sort_keys=True) for d in train}.isdisjoint({json.dumps(d.goal, sort_keys=True) for d in held})
@@ -160,3 +162,44 @@ def test_a_finished_calibration_run_again_is_not_trained_further(tmp_path, ctx):
         now = load_file(adapter / "adapter_model.safetensors")
         assert all(torch.equal(weights[k], now[k]) for k in weights)
     assert sorted(p.name for p in (tmp_path / "checkpoints").glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]  # no step past the budget
+
+
+def test_the_decision_weighted_loss_weighs_a_turns_first_token_and_the_end_of_chat_marker():
+    from types import SimpleNamespace
+
+    import torch
+    import torch.nn.functional as F
+
+    from calirl_lite.calibration import decision_weighted_loss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 6, 11)
+    labels = torch.tensor([[-100, -100, 3, 4, 9, 5], [-100, 7, 9, 2, -100, -100]])  # 9: the marker's first token
+    out = SimpleNamespace(logits=logits)
+    ce = F.cross_entropy(logits[:, :-1].transpose(1, 2), labels[:, 1:].clamp(min=0), reduction="none")
+    scored = labels[:, 1:] != -100
+    plain = decision_weighted_loss(1.0, [9])(out, labels)
+    assert plain == pytest.approx(float(ce[scored].mean()), rel=1e-6)  # weight 1: the plain mean over the completion
+    w = torch.ones_like(ce)
+    for row, col in ((0, 1), (0, 3), (1, 0), (1, 1)):  # first scored token of each row, and every marker token
+        w[row, col] = 4.0
+    weighted = decision_weighted_loss(4.0, [9])(out, labels)
+    assert weighted == pytest.approx(float((ce * w)[scored].sum() / w[scored].sum()), rel=1e-6) and weighted != pytest.approx(float(plain))
+
+
+@pytest.mark.slow
+def test_full_fine_tuning_then_the_realism_reward_saves_a_whole_simulator_that_is_measured(tmp_path, ctx):
+    """--finetune full --method sft+realism: SFT of every weight, then GRPO on the discriminator's log-odds; the
+    whole model (safetensors, with its tokenizer) is the calibrated simulator, and the report measures its exact gap
+    and keeps its dialogues."""
+    cfg = cal.CalibrationConfig.make(task="arith-chat", out_dir=str(tmp_path), finetune="full", method="sft+realism", n_sim_dialogues=4)
+    report = cal.calibrate(cfg, ctx)
+    sim = tmp_path / "simulator"
+    assert (sim / "model.safetensors").is_file() and (sim / "tokenizer_config.json").is_file()
+    assert cal.simulator_folder(tmp_path) == sim and not (tmp_path / "adapter").exists()
+    log = json.loads((tmp_path / "realism_log.json").read_text())
+    assert len(log["steps"]) == cfg.realism_steps and all("kl" in row for row in log["steps"]) and all("accuracy" in f for f in log["fits"])
+    assert 0 <= report["calibrated"]["exact"]["total"] and report["seconds"]["simulator"] > 0
+    assert len(read_jsonl(tmp_path / "simulated-calibrated.jsonl")) == 4
+    model, _ = cal.load_calibrated(calibration_stage(cfg, ctx), report["adapter"])
+    assert not hasattr(model, "peft_config")

@@ -155,8 +155,8 @@ def test_static_training_refuses_bad_logged_dialogues_in_one_line_and_leaves_not
 
 def test_calibration_refuses_bad_kept_traces_and_impossible_counts_before_making_a_folder(tmp_path, capsys):
     run = tmp_path / "calibrate"
-    assert main(["calibrate", "--n-traces", "100000", "--out-dir", str(run)]) == 2
-    assert "asked for 100000 train" in capsys.readouterr().err and not run.exists() and not (tmp_path / "calibrate.lock").exists()
+    assert main(["calibrate", "--n-heldout", "100000", "--out-dir", str(run)]) == 2
+    assert "asked for 100000 held-out traces" in capsys.readouterr().err and not run.exists() and not (tmp_path / "calibrate.lock").exists()
     run.mkdir()
     write(run / "traces.jsonl", row(goal={"answer": 5}))
     write(run / "heldout.jsonl", row(), row())

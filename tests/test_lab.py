@@ -93,7 +93,8 @@ def test_the_lab_trains_against_each_simulator_and_writes_its_table_and_figures(
     assert [(r["reward"], r["simulator"]) for r in rows] == [(reward, who) for reward in ("task", "verdict") for who in ("real", "sycophantic", "lm sycophantic")]
     assert [r["error"] for r in rows[:3]] == ["none (the real users)", "sycophantic", "sycophantic (LM)"]
     gaps = result["tasks"]["arith-chat"]["gaps"]
-    assert set(gaps) == {"real", "sycophantic", "lm sycophantic"} and gaps["real"]["per_turn_gap"] == 0  # (the smoke world's LM answers too seldom to meet the error)
+    # (the smoke world's LM answers too seldom to meet the error)
+    assert set(gaps) == {"real", "sycophantic", "lm sycophantic"} and gaps["real"]["proxy_gap"] == 0 and gaps["real"]["exact"]["total"] == 0
     made = json.loads((S.calibration_for(ctx, "tiny", "arith-chat", persona="sycophantic").folder / "config.json").read_text())
     assert made["persona"] == "sycophantic"  # the LM simulator learned the sycophantic users' traces
     for r in rows:

@@ -22,12 +22,13 @@ LAYERS = [
     {"profiles", "context", "decode", "tiny_models"},  # where models come from; the run context; fast sampling; tiny random models
     {"users", "judge", "sources", "colab", "memory", "notebook_runner"},  # who talks to the policy, who judges it; real data; notebooks anywhere; the GPU memory plan
     {"rollout", "stages"},  # the batched rollout engine; each stage's settings resolved once, and the contract between stages
-    {"stats"},  # behaviour statistics of dialogues
+    {"stats", "exact_gap"},  # behaviour statistics of dialogues; the exact per-turn gap of the simulation lemma
+    {"realism"},  # the realism reward: a discriminator's log-odds, and GRPO of the simulator on it
     {"calibration"},  # phase 1: traces, SFT of the simulator, the gap
     {"evaluate"},  # a policy's scores with a user
     {"trainer", "widgets", "gap_study"},  # TRL's trainer wired for dialogue; notebook widgets; simulator gap against score drop
     {"train"},  # phase 2: a training run's lifecycle, one code path for every method
-    {"bench", "reproduce", "lab"},  # benchmarks; the whole pipeline; the mismatch lab
+    {"bench", "reproduce", "lab", "calibration_study", "diagnosis"},  # benchmarks; the whole pipeline; the mismatch lab
     {"exercises"},  # the notebooks' checked exercises (checked against any of the above)
     {"env"},  # the entry: the one reader of the environment
     {"cli"},

@@ -73,9 +73,11 @@ def _gap_rows(drop):
     for seed in (0, 1, 2):
         for w in (0.0, 0.5, 1.0):
             for h in (2, 4, 8):
-                rows.append({"task": "t", "simulator": f"w{w:g}", "w": w, "horizon": h, "seed": seed, "metric": "accuracy", "eps": w / 4,
-                             "drop": drop(w, h, seed), "by_construction": w == 0 or h <= 2,
-                             "bound_final": final_reward_bound(w / 4, (h + 1) // 2), "bound_per_turn": compounding_bound(w / 4, (h + 1) // 2)})
+                eps_t = [w / 4] * ((h + 1) // 2)
+                rows.append({"task": "t", "simulator": f"w{w:g}", "w": w, "horizon": h, "seed": seed, "metric": "accuracy", "eps": sum(eps_t),
+                             "eps_t": eps_t, "eps_error": 0.01, "drop": drop(w, h, seed), "drop_error": 0.02, "by_construction": w == 0 or h <= 2,
+                             "by_category": {"accepts a wrong answer": sum(eps_t)}, "proxy_eps": w / 8,
+                             "bound_final": final_reward_bound(eps_t), "bound_final_high": min(1.0, sum(eps_t) + 0.01), "bound_per_turn": compounding_bound(eps_t)})
     return rows
 
 
@@ -90,9 +92,17 @@ def test_gap_trends_leave_out_pairs_equal_by_construction_count_per_seed_and_che
     assert t["per_seed_gap"] == ["2/2", "2/2", "1/2"] and t["drop_rises_with_gap"] == "2/2"  # one seed disagrees; the means still rise
     means = {(p["w"], p["horizon"]): p for p in seed_means(rows)}
     assert means[(0.5, 4)]["drop_low"] == pytest.approx(0.05) and means[(0.5, 4)]["drop_high"] == 0.12 and means[(0.5, 4)]["seeds"] == 3
+    assert t["rows_above"] == 0 and t["above"] == []
     next(r for r in rows if (r["seed"], r["w"], r["horizon"]) == (1, 0.5, 8))["drop"] = 0.7  # above Σ ε = 0.5, under Σ (H − t) ε = 1.25
     t = gap_trends(rows)["t"]
-    assert not t["under_final_bound"] and t["under_per_turn_bound"]
+    assert not t["under_final_bound"] and t["under_per_turn_bound"] and t["rows_above"] == 1
+    for r in rows:  # every seed of that point lies above: the mean does, and by more than the noise
+        if (r["w"], r["horizon"]) == (0.5, 8):
+            r["drop"] = 0.7
+    (above,) = gap_trends(rows)["t"]["above"]
+    assert (above["simulator"], above["horizon"], above["beyond_noise"]) == ("w0.5", 8, True)
+    means = {(p["w"], p["horizon"]): p for p in seed_means(rows)}
+    assert means[(0.5, 8)]["eps_error"] == pytest.approx(0.01 / 3 ** 0.5) and means[(0.5, 8)]["drop_error"] == pytest.approx(0.02 / 3 ** 0.5)
 
 
 @pytest.mark.slow
@@ -119,6 +129,8 @@ def test_reproduce_runs_every_stage_writes_the_table_and_reuses_finished_runs(ct
         (s, h, seed) for s in sims for h in cfg.gap_horizons for seed in cfg.gap_seeds}
     assert all(r["drop"] == pytest.approx(abs(r["sim"] - r["real"])) for r in gap["rows"])
     assert all(r["eps"] == 0 and r["drop"] == 0 and r["by_construction"] for r in gap["rows"] if r["w"] == 0)  # w = 0 is the real users themselves
+    assert all(len(r["eps_t"]) <= (r["horizon"] + 1) // 2 and r["bound_final"] == pytest.approx(min(1.0, r["eps"])) for r in gap["rows"])
+    assert all(r["eps"] > 0 for r in gap["rows"] if r["simulator"] == "naive")  # the prompted LM writes what no real user does
     assert all(r["drop"] == 0 for r in gap["rows"] if r["w"] is not None and r["horizon"] == 2)  # a graded user opens as the real ones do
     assert {p["method"] for p in gap["trained"]} == {"static", "naive", "calibrated"} and len(gap["points"]) == len(gap["rows"]) // len(cfg.gap_seeds)
     assert "| MATH-Chat | naive > static (89.3 vs 85.0) |" in (out / "paper.md").read_text()

@@ -80,7 +80,7 @@ def test_missing_or_mismatched_inputs_stop_before_any_compute(tmp_path, monkeypa
 
     monkeypatch.setattr(calirl_lite.profiles, "load_model", no_compute)
     monkeypatch.setattr(calirl_lite.world, "pretrain", no_compute)
-    with pytest.raises(FileNotFoundError, match=r"no LoRA adapter at .*nowhere.*calirl calibrate --profile tiny --task arith-chat --seed 0"):
+    with pytest.raises(FileNotFoundError, match=r"no calibrated simulator at .*nowhere.*calirl calibrate --profile tiny --task arith-chat --seed 0"):
         T.train(T.TrainConfig.make(method="calibrated", adapter=str(tmp_path / "nowhere"), out_dir=str(tmp_path / "run")), ctx)
     with pytest.raises(FileNotFoundError, match="Static Context needs logged dialogues"):
         T.train(T.TrainConfig.make(method="static", traces=str(tmp_path / "none.jsonl"), out_dir=str(tmp_path / "run")), ctx)
@@ -294,12 +294,13 @@ def test_a_nan_setting_is_named_before_anything_is_written(tmp_path, capsys):
 def test_a_path_through_a_file_is_a_one_line_error(tmp_path, capsys, monkeypatch, command):
     import os
 
-    monkeypatch.setenv("CALIRL_RESULTS", os.environ["CALIRL_RESULTS"])  # `notebooks --out` sets it for its kernels
+    before = dict(os.environ)
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     assert main([*command, str(blocker / "x")]) == 2
     err = capsys.readouterr().err
     assert str(blocker) in err and "folder" in err and len(err.strip().splitlines()) == 1
+    assert dict(os.environ) == before  # a command hands its kernels their settings; it changes no one's environment
 
 
 @pytest.mark.slow
