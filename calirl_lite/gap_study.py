@@ -117,7 +117,8 @@ def seed_means(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
     for (task, simulator, H), part in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2])):
         k, drops = len(part), [p["drop"] for p in part]
-        eps_t = np.mean([p["eps_t"] for p in part], axis=0).tolist()
+        turns = max(len(p["eps_t"]) for p in part)  # a seed whose dialogues all ended sooner has ε_t = 0 past its last turn
+        eps_t = np.mean([list(p["eps_t"]) + [0.0] * (turns - len(p["eps_t"])) for p in part], axis=0).tolist()
         eps, eps_error = float(np.mean([p["eps"] for p in part])), float(np.sqrt(sum(p["eps_error"] ** 2 for p in part))) / k
         cats = {c: float(np.mean([p["by_category"].get(c, 0.0) for p in part])) for c in {c for p in part for c in p["by_category"]}}
         out.append({**{key: part[0][key] for key in ("task", "simulator", "w", "horizon", "metric", "by_construction")},

@@ -203,3 +203,20 @@ def test_full_fine_tuning_then_the_realism_reward_saves_a_whole_simulator_that_i
     assert len(read_jsonl(tmp_path / "simulated-calibrated.jsonl")) == 4
     model, _ = cal.load_calibrated(calibration_stage(cfg, ctx), report["adapter"])
     assert not hasattr(model, "peft_config")
+
+
+@pytest.mark.parametrize("task", ["arith-chat", "docedit-chat"])
+def test_validation_goals_are_neither_evaluated_on_nor_traced_for_training(task, ctx, tmp_path):
+    """What calibration is chosen by (the held-out traces' validation goals) is disjoint from the goals every method is
+    evaluated on (the test split) and from the goals of the training traces — in the shipped world at full size too."""
+    from calirl_lite.sources import task_goals
+    from tests import shared
+
+    for c in (ctx, shared.full_ctx()):
+        stage = calibration_stage(c.make(cal.CalibrationConfig, task=task, out_dir=str(tmp_path / "run")), c)
+        train, validation = cal.split_goals(stage)
+        traced, held = cal.world_goals(stage)
+        key = lambda goals: {json.dumps(g, sort_keys=True) for g in goals}  # noqa: E731
+        test = key(t["goal"] for t in task_goals(stage.task, "test", stage.world))
+        assert validation and key(validation).isdisjoint(test) and key(validation).isdisjoint(key(train))
+        assert key(held) <= key(validation) and key(traced).isdisjoint(key(validation))

@@ -103,6 +103,11 @@ def test_gap_trends_leave_out_pairs_equal_by_construction_count_per_seed_and_che
     assert (above["simulator"], above["horizon"], above["beyond_noise"]) == ("w0.5", 8, True)
     means = {(p["w"], p["horizon"]): p for p in seed_means(rows)}
     assert means[(0.5, 8)]["eps_error"] == pytest.approx(0.01 / 3 ** 0.5) and means[(0.5, 8)]["drop_error"] == pytest.approx(0.02 / 3 ** 0.5)
+    # one seed's dialogues all ended a turn sooner: its ε_t is 0 past them, and the seeds still average turn by turn
+    shorter = next(r for r in rows if (r["seed"], r["w"], r["horizon"]) == (0, 1.0, 8))
+    shorter["eps_t"] = shorter["eps_t"][:-1]
+    means = {(p["w"], p["horizon"]): p for p in seed_means(rows)}
+    assert means[(1.0, 8)]["eps_t"] == pytest.approx([0.25, 0.25, 0.25, 0.25 * 2 / 3])
 
 
 @pytest.mark.slow
