@@ -376,7 +376,7 @@ def gap_metrics(stage: Stage, simulators: dict[str, Any], heldout: Sequence[Dial
     for name, (model, tok) in simulators.items():
         entry: dict[str, Any] = {"nll": user_nll(model, tok, heldout, style)}
         if stage.task.name in TASKS:
-            entry["exact"] = simulator_gap(stage, model, tok, name, heldout)
+            entry["exact"] = simulator_gap(stage, model, tok, name, heldout, stage.cfg.gap_samples)
         if policy is not None:
             sim = LMUser(model, tok, name=name, temperature=stage.profile.user_temperature, max_new_tokens=stage.profile.max_new_tokens, prompt_style=style)
             ds = rollout(policy, sim, stage.task, goals, max_messages=stage.budget, seed=stage.cfg.seed + SIMULATOR_SEED_OFFSET).dialogues

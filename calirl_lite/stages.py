@@ -95,6 +95,9 @@ class CalibrationConfig(Settings):
     """sft+realism: GRPO steps on the realism reward (8 contexts × 8 sampled turns each)"""
     realism_kl: float = 0.1
     """sft+realism: weight of the KL term to the SFT simulator"""
+    gap_samples: int = 8
+    """replies sampled from each LM simulator at every held-out history to split its mass outside the real users'
+    replies by what those replies do (0: one category, 'replies the real users never give'; the gap's total is the same)"""
     load_in_4bit: bool | None = None
     """QLoRA: load the base model in 4-bit nf4 (CUDA only); unset: the profile's ``user_in_4bit``, which is also how
     ``calirl train`` loads the simulator and finds this run's adapter"""
@@ -106,9 +109,9 @@ class CalibrationConfig(Settings):
     """run folder (default: runs/calibrate-<profile>-<task>-seed<seed>-<hash of the settings and of the world it used>)"""
 
     SMOKE = {"n_traces": 40, "n_heldout": 12, "n_sim_dialogues": 12, "steps": 8, "batch_size": 8, "save_steps": 4, "realism_steps": 3}
-    CLASS = {"n_traces": 600, "n_heldout": 50, "n_sim_dialogues": 50, "steps": 150}
+    CLASS = {"n_traces": 600, "n_heldout": 50, "n_sim_dialogues": 50, "steps": 150, "gap_samples": 0}
     BOUNDS = {"n_traces": (4, None), "n_heldout": (2, None), "n_sim_dialogues": (1, None), "steps": (1, None), "batch_size": (1, None),
-              "decision_weight": (0, None), "realism_steps": (1, None), "realism_kl": (0, None),
+              "decision_weight": (0, None), "realism_steps": (1, None), "realism_kl": (0, None), "gap_samples": (0, None),
               "lora_r": (1, None), "save_steps": (1, None), "max_length": (1, None), "learning_rate": (0, None),
               "max_messages": (0, None)}
 
