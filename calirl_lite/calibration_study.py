@@ -52,8 +52,8 @@ POINTS: dict[str, dict[str, Any]] = {
     "SFT + realism": {"method": "sft+realism"},
 }
 """The study's settings, each a change to :data:`REFERENCE` (the axes the calibration budget can move along). It takes
-about 1.5 hours on 2 CPU cores, most of it measuring each calibration's gap (every reply of the real users scored, 8
-replies sampled at each of ~1,000 histories per task); points beyond 600 SFT steps were left out for that time."""
+75 minutes on 2 CPU cores, most of it measuring each calibration's gap (every reply of the real users scored, 8
+replies sampled at each of ~1,000 histories per task)."""
 
 @dataclass
 class CalibrationStudyConfig(Settings):
