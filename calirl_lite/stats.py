@@ -266,7 +266,7 @@ def fit_persona(dialogues: Sequence[Dialogue], name: str = "fitted") -> UserPers
     it leaves out: training against the fitted user asks whether a simulator's *rates* are what its policy learns from.
 
     """
-    ev, rates = _persona_events(dialogues), behaviour_stats(dialogues)
+    ev, seen = _persona_events(dialogues), _events(dialogues)
 
     def share(values: list, default: float) -> float:
         return round(float(np.mean(values)), 3) if values else default
@@ -275,13 +275,9 @@ def fit_persona(dialogues: Sequence[Dialogue], name: str = "fitted") -> UserPers
     return dataclasses.replace(
         real, name=name, reveal_first=share(ev["first"], real.reveal_first), p_answer_when_asked=share(ev["asked"], real.p_answer_when_asked),
         p_unprompted_reveal=share(ev["volunteer"], real.p_unprompted_reveal), p_mistake=round(1 - share(ev["given"], 1 - real.p_mistake), 3),
-        p_accept_wrong=_rate(rates["accept_wrong_rate"], real.p_accept_wrong), p_point_out=share(ev["point_out"], real.p_point_out),
-        p_quit_on_question=_rate(rates["quit_on_question_rate"], real.p_quit_on_question),
+        p_accept_wrong=share(seen["accept_wrong"], real.p_accept_wrong), p_point_out=share(ev["point_out"], real.p_point_out),
+        p_quit_on_question=share(seen["quit"], real.p_quit_on_question),
         patience=int(np.median(ev["gave_up_after"])) if ev["gave_up_after"] else real.patience)
-
-
-def _rate(value: float, default: float) -> float:
-    return default if value != value else round(float(value), 3)
 
 
 def persona_spec(persona: UserPersona) -> str:

@@ -64,8 +64,8 @@ def test_user_tokens_carry_no_gradient_and_policy_tokens_do(trainer_and_batch):
 
 def test_pinned_trl_hands_rollout_func_each_prompt_repeated_once_per_generation(tmp_path, world):
     """TRL 1.16 (pinned) gives ``rollout_func`` every prompt already repeated ``num_generations`` times and
-    wants exactly one completion back per prompt it gave (its docstring says otherwise); the trainer of
-    issue 5 must follow what the library does. This test pins it, so an upgrade that changes it fails here."""
+    wants exactly one completion back per prompt it gave (its docstring says otherwise); the kit's trainer
+    (``calirl_lite.trainer``) must follow what the library does. This test pins it, so an upgrade that changes it fails here."""
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
