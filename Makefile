@@ -28,11 +28,11 @@ reproduce: $(STAMP)
 test: $(DEV_STAMP)
 	bash scripts/browser.sh
 	$(BIN)/ruff check calirl_lite tests scripts conftest.py
-	CALIRL_SMOKE=1 $(BIN)/python -m pytest --nbmake tests notebooks
+	CALIRL_SMOKE=1 $(BIN)/python -m pytest -n 2 --dist loadfile --nbmake tests notebooks
 
 test-fast: $(DEV_STAMP)
 	$(BIN)/ruff check calirl_lite tests scripts conftest.py
-	CALIRL_SMOKE=1 $(BIN)/python -m pytest -m "not slow" tests
+	CALIRL_SMOKE=1 $(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow" tests
 
 world: $(STAMP)
 	$(BIN)/python scripts/ship_world.py

@@ -1,6 +1,7 @@
 """Test-wide settings: smoke mode on, results and runs in a temporary folder, no display; the session's shared runs.
 
-Markers (``pytest -m "not slow"`` runs the fast part in a few minutes):
+``make test`` runs the suite in two processes (pytest-xdist, ``-n 2 --dist loadfile``: one per core, each test file
+whole in one process, one torch thread each). Markers (``pytest -m "not slow"`` runs the fast part in a few minutes):
 
 * ``slow`` — a test that trains, executes a notebook, builds a wheel or drives a browser (tens of seconds or more);
 * ``browser`` — JupyterLab in headless Chromium (``scripts/browser.sh`` installs it);
@@ -14,6 +15,8 @@ into the session's runs folder: a test's result never depends on the order the t
 import os
 import tempfile
 
+if os.environ.get("PYTEST_XDIST_WORKER"):  # two test processes on two cores: one thread each (before torch is imported)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("CALIRL_SMOKE", "1")
 os.environ.setdefault("MPLBACKEND", "Agg")
 # The notebooks executed by nbmake inherit these folders, so a test run never writes into results/, runs/ or the

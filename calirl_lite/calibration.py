@@ -282,8 +282,9 @@ def load_base(stage: Stage) -> tuple[Any, Any]:
 
 
 def load_calibrated(stage: Stage, adapter: Path) -> tuple[Any, Any]:
-    """The calibrated simulator: a fresh copy of the simulator's base model with the saved LoRA adapter on top, or the
-    whole model saved in ``adapter`` (a folder with a model's ``config.json``)."""
+    """The calibrated simulator: a fresh copy of the simulator's base model with the saved LoRA adapter merged into it
+    (on top of it, unmerged, where the base is 4-bit), or the whole model saved in ``adapter`` (a folder with a model's
+    ``config.json``). It is only sampled and scored from here on, and one plain model runs faster than a wrapped one."""
     from peft import PeftModel
 
     if not (Path(adapter) / "adapter_config.json").is_file():
@@ -292,6 +293,8 @@ def load_calibrated(stage: Stage, adapter: Path) -> tuple[Any, Any]:
         return model, tok
     model, tok = load_base(stage)
     model = PeftModel.from_pretrained(model, str(adapter))
+    if not stage.cfg.load_in_4bit:
+        model = model.merge_and_unload()
     model.eval()
     return model, tok
 

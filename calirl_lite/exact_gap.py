@@ -32,7 +32,7 @@ from typing import Any, Callable, Protocol, Sequence
 import numpy as np
 
 from .chat import encode, turn_end_id, user_prompt_ids
-from .decode import generate
+from .decode import TokenStream
 from .dialogue import TERMINATE, Dialogue, Message
 from .prompts import user_messages
 from .task_family import Task, UserPersona
@@ -166,77 +166,63 @@ class LMReplies:
     temperature: float = 1.0
     max_new_tokens: int = 40
     name: str = "lm"
-    max_tokens: int = 8192
-    """tokens a batch of scored sequences may hold (padding included)"""
+    max_rows: int = 512
+    """reply rows scored (or sampled) in one batch"""
 
-    def sequences(self, task: Task, goal: dict[str, Any], history: Sequence[Message], replies: Sequence[str]) -> list[tuple[list[int], int, bool]]:
-        """Per reply: ``(token ids, where the reply starts, whether its end token is scored)``; None-like (empty) for a
-        reply the decoder cannot write (longer than ``max_new_tokens``)."""
-        prompt = user_prompt_ids(self.tokenizer, user_messages(task, goal, list(history), self.style))
+    def prompt(self, task: Task, goal: dict[str, Any], history: Sequence[Message]) -> list[int]:
+        """The user's view of ``history``, as the token ids the LM continues."""
+        return user_prompt_ids(self.tokenizer, user_messages(task, goal, list(history), self.style))
+
+    def targets(self, replies: Sequence[str]) -> list[list[int]]:
+        """Per reply, the tokens the decoder must write for it: its tokens and the turn end (no end token when the
+        reply fills ``max_new_tokens``: the decoder stops there); empty for a reply the decoder cannot write."""
         end = turn_end_id(self.tokenizer)
         out = []
         for y in replies:
             ids = encode(self.tokenizer, y)
-            if len(ids) > self.max_new_tokens:
-                out.append(([], 0, False))
-            elif len(ids) == self.max_new_tokens:
-                out.append((prompt + ids, len(prompt), False))
-            else:
-                out.append((prompt + ids + [end], len(prompt), True))
+            out.append([] if len(ids) > self.max_new_tokens else ids if len(ids) == self.max_new_tokens else ids + [end])
         return out
 
     def probabilities(self, task: Task, items: Sequence[tuple[dict[str, Any], Sequence[Message], Sequence[str]]]) -> list[list[float]]:
-        seqs = [self.sequences(task, g, h, ys) for g, h, ys in items]
-        flat = [(i, j, s) for i, row in enumerate(seqs) for j, s in enumerate(row) if s[0]]
-        logps = self._score([s for _, _, s in flat])
-        out = [[0.0] * len(row) for row in seqs]
-        for (i, j, _), lp in zip(flat, logps):
-            out[i][j] = math.exp(lp)
-        return out
-
-    def _score(self, seqs: list[tuple[list[int], int, bool]]) -> list[float]:
-        """log P of each sequence's reply part, in batches of at most ``max_tokens`` tokens, shortest first."""
-        import torch
-
-        order = sorted(range(len(seqs)), key=lambda k: len(seqs[k][0]))
-        device = next(self.model.parameters()).device
-        end = turn_end_id(self.tokenizer)
-        suppress = sorted(set(self.tokenizer.all_special_ids) - {end})
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
-        out = [0.0] * len(seqs)
-        start = 0
+        """Each history's prompt runs through the LM once and every reply is scored after it (teacher forcing with the
+        decoder's own forward, :meth:`~calirl_lite.decode.TokenStream.score`), ``max_rows`` replies at a time."""
         self.model.eval()
-        while start < len(order):
-            stop = start + 1
-            while stop < len(order) and (stop + 1 - start) * len(seqs[order[stop]][0]) <= self.max_tokens:
-                stop += 1
-            part = [seqs[k] for k in order[start:stop]]
-            width = max(len(s[0]) for s in part)
-            ids = torch.full((len(part), width), pad, dtype=torch.long)
-            att = torch.zeros((len(part), width), dtype=torch.long)
-            for r, (s, _, _) in enumerate(part):
-                ids[r, : len(s)] = torch.tensor(s)
-                att[r, : len(s)] = 1
-            with torch.inference_mode():
-                logits = self.model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float()
-                if suppress:
-                    logits[..., suppress] = float("-inf")
-                logp = torch.log_softmax(logits / self.temperature, -1)
-            for r, (s, at, _) in enumerate(part):  # the reply's tokens, and its end token where it is scored
-                targets = torch.tensor(s[at:], device=device)
-                out[order[start + r]] = float(logp[r, at - 1 : len(s) - 1].gather(1, targets[:, None]).sum())
-            start = stop
+        targets = [self.targets(ys) for _, _, ys in items]
+        out = [[0.0] * len(ts) for ts in targets]
+        for group in self._groups([sum(map(bool, ts)) for ts in targets]):
+            rows = [(i, j) for i in group for j, t in enumerate(targets[i]) if t]
+            if not rows:
+                continue
+            stream = TokenStream(self.model, self.tokenizer, [self.prompt(task, *items[i][:2]) for i in group])
+            stream.keep([group.index(i) for i, _ in rows])
+            for (i, j), lp in zip(rows, stream.score([targets[i][j] for i, j in rows], self.temperature)):
+                out[i][j] = math.exp(lp)
         return out
 
-    def sample(self, task: Task, items: Sequence[tuple[dict[str, Any], Sequence[Message]]], k: int, seed: int = 0, batch: int = 256) -> list[list[str]]:
-        """``k`` replies the LM writes after each history (the decoder's own sampling), ``batch`` rows at a time."""
+    def sample(self, task: Task, items: Sequence[tuple[dict[str, Any], Sequence[Message]]], k: int, seed: int = 0) -> list[list[str]]:
+        """``k`` replies the LM writes after each history (the decoder's own sampling; each prompt run once)."""
         import torch
 
-        prompts = [user_prompt_ids(self.tokenizer, user_messages(task, g, list(h), self.style)) for g, h in items for _ in range(k)]
         torch.manual_seed(seed)
-        texts = [o.text for start in range(0, len(prompts), batch)
-                 for o in generate(self.model, self.tokenizer, prompts[start : start + batch], self.max_new_tokens, self.temperature, with_logprobs=False)]
-        return [texts[i * k : (i + 1) * k] for i in range(len(items))]
+        texts: list[list[str]] = []
+        for group in self._groups([k] * len(items)):
+            stream = TokenStream(self.model, self.tokenizer, [self.prompt(task, *items[i]) for i in group])
+            stream.keep([r for r in range(len(group)) for _ in range(k)])
+            drawn = [g.text for g in stream.sample(self.max_new_tokens, self.temperature, with_logprobs=False)]
+            texts += [drawn[r * k : (r + 1) * k] for r in range(len(group))]
+        return texts
+
+    def _groups(self, rows: Sequence[int]) -> list[list[int]]:
+        """Consecutive histories in batches of at most ``max_rows`` rows (a history with more rows alone)."""
+        groups: list[list[int]] = [[]]
+        used = 0
+        for i, n in enumerate(rows):
+            if groups[-1] and used + n > self.max_rows:
+                groups.append([])
+                used = 0
+            groups[-1].append(i)
+            used += n
+        return [g for g in groups if g]
 
 
 @dataclass

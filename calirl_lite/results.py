@@ -4,9 +4,10 @@
   the run's training user and by the real users on held-out goals.
 * :class:`EvalResult` — ``calirl evaluate``: one policy with one user, per seed, with mean and std.
 * :data:`METHOD_LABELS` — the one name of each row of the table (Base and the four ways to train), in table order.
-* :data:`CLAIMS` (with the paper's own numbers, :data:`PAPER`), :func:`paired_difference` and :func:`judge` — each
-  qualitative claim judged by a paired bootstrap interval over (seed, goal) and by how many seeds agree: it holds, or
-  it is "not shown";
+* :data:`CLAIMS` (with the paper's own numbers, :data:`PAPER`), :func:`hierarchical_difference`, :func:`holm_family`
+  and :func:`judge` — each qualitative claim judged by a nested bootstrap interval (training seeds, then goals), Holm's
+  correction across the table's claims and how many seeds agree: it holds, or it is "not shown"; the goal-only paired
+  interval (:func:`paired_difference`) is reported beside it for what it is, conditional on the runs in hand;
 * :func:`summarise`, :func:`table_markdown` and :func:`paper_markdown` — the paper's table from any set of run
   results with every claim judged, and the paper side by side (``calirl reproduce`` writes them; notebooks 04 and
   05 show them).
@@ -60,7 +61,8 @@ BOOTSTRAP = 10_000
 """bootstrap resamples behind each interval"""
 
 
-def paired_difference(left: dict[int, Sequence[float]], right: dict[int, Sequence[float]], rng_seed: int = 0) -> dict[str, Any]:
+def paired_difference(left: dict[int, Sequence[float]], right: dict[int, Sequence[float]], rng_seed: int = 0,
+                      draws: int = BOOTSTRAP) -> dict[str, Any]:
     """``left − right`` over (seed, goal) pairs: the mean, its 95 % paired bootstrap interval and each seed's mean.
 
     Both sides were scored on the same held-out goals with the same evaluation seed, so every (seed, goal) is a
@@ -76,7 +78,7 @@ def paired_difference(left: dict[int, Sequence[float]], right: dict[int, Sequenc
     if len({len(left[s]) for s in seeds} | {len(right[s]) for s in seeds}) != 1:
         raise ValueError("both sides need scores for the same goals in every seed")
     d = np.asarray([left[s] for s in seeds], float) - np.asarray([right[s] for s in seeds], float)  # [seeds, goals]
-    picks = np.random.default_rng(rng_seed).integers(d.shape[1], size=(BOOTSTRAP, d.shape[1]))
+    picks = np.random.default_rng(rng_seed).integers(d.shape[1], size=(draws, d.shape[1]))
     boot = d[:, picks].mean(axis=(0, 2))
     low, high = np.percentile(boot, [2.5, 97.5])
     return {"mean": float(d.mean()), "low": float(low), "high": float(high), "per_seed": {str(s): float(x) for s, x in zip(seeds, d.mean(1))}}
@@ -106,7 +108,8 @@ def hierarchical_difference(left: dict[Any, Sequence[float]], right: dict[Any, S
     each side on its own, the calibration seeds and the training seeds within them (a key ``(calibration_seed,
     seed)``, or a bare training seed), and draws the goals once for both sides (every run is scored on the same goals,
     so goals stay paired). Each draw's difference is the mean over its runs and goals; the interval is the 2.5 and
-    97.5 percentiles, ``p`` the two-sided bootstrap p-value of 0 (for :func:`holm`).
+    97.5 percentiles, ``p`` the two-sided bootstrap p-value of 0 (for :func:`holm`), ``p_greater`` and ``p_less`` the
+    one-sided ones of "left > right" and "left < right" (the share of draws on the other side of 0).
 
     Why nested and not goal-only: a goal-only interval (:func:`paired_difference`) is conditional on the trained
     policies in hand; two seeds of the same method can differ by more than its whole width. In the tests' synthetic
@@ -124,25 +127,37 @@ def hierarchical_difference(left: dict[Any, Sequence[float]], right: dict[Any, S
     boot = ((_run_weights(list(left), rng, draws) * (goal_w @ x_left.T)).sum(1)
             - (_run_weights(list(right), rng, draws) * (goal_w @ x_right.T)).sum(1))
     low, high = np.percentile(boot, [2.5, 97.5])
-    p = min(1.0, 2 * min(float(np.mean(boot <= 0)), float(np.mean(boot >= 0))))
-    return {"mean": float(x_left.mean() - x_right.mean()), "low": float(low), "high": float(high), "p": p, "runs": [len(left), len(right)]}
+    below, above = float(np.mean(boot <= 0)), float(np.mean(boot >= 0))
+    return {"mean": float(x_left.mean() - x_right.mean()), "low": float(low), "high": float(high), "p": min(1.0, 2 * min(below, above)),
+            "p_greater": below, "p_less": above, "runs": [len(left), len(right)]}
 
 
 def holm(pvalues: dict[str, float], alpha: float = 0.05) -> dict[str, bool]:
     """Holm's step-down correction: which of a study's claims are rejected at family-wise level ``alpha`` — the
     smallest p-value against alpha / m, the next against alpha / (m − 1), …, stopping at the first that fails."""
+    return {name: p <= alpha for name, p in holm_adjusted(pvalues).items()}
+
+
+def holm_adjusted(pvalues: dict[str, float]) -> dict[str, float]:
+    """Holm-adjusted p-values: the k-th smallest p times (m − k + 1), never below the one before it, at most 1 — a
+    claim is rejected at family-wise level alpha exactly when its adjusted p-value is ≤ alpha."""
     order = sorted(pvalues, key=pvalues.get)
-    out, going = {}, True
+    out, running = {}, 0.0
     for i, name in enumerate(order):
-        going = going and pvalues[name] <= alpha / (len(order) - i)
-        out[name] = going
+        running = max(running, min(1.0, (len(order) - i) * pvalues[name]))
+        out[name] = running
     return out
 
 
+FAMILY_ALPHA = 0.05
+"""family-wise error rate of one table's claims (Holm)"""
+
+
 def judge(claim: Claim, diff: dict[str, Any]) -> dict[str, Any]:
-    """The verdict on ``claim`` from :func:`paired_difference` of its left minus its right side: it *holds* when the
-    interval excludes 0 in the claimed direction and at least two thirds of the seeds (2 of 3) agree; else it is
-    "not shown"."""
+    """The verdict on ``claim`` from an interval of its left minus its right side (``mean``, ``low``, ``high``) and each
+    seed's mean difference (``per_seed``): it *holds* when the interval excludes 0 in the claimed direction and at least
+    two thirds of the seeds (2 of 3) agree; else it is "not shown". (The table's claims then also pass Holm's
+    correction: :func:`holm_family`.)"""
     sign = 1 if claim.op == ">" else -1
     agree = sum(sign * x > 0 for x in diff["per_seed"].values())
     excludes = diff["low"] > 0 if sign > 0 else diff["high"] < 0
@@ -300,15 +315,33 @@ def summarise(results: Sequence[RunResult], seeds: Sequence[int]) -> dict[str, A
         claims = [_judged(c, per, goals) for c in CLAIMS if task in c.tasks and c.left in per and c.right in per]
         orders = [_judged(Claim(a, ">", b), per, goals) for a, b in paper_orderings(task) if a in per and b in per]
         tasks[task] = {"metric": rows[0].metric, "methods": methods, "claims": claims, "paper_orderings": orders}
+    for family in ("claims", "paper_orderings"):  # Holm across every task's claims of the table, and across the orderings
+        holm_family([c for d in tasks.values() for c in d[family]])
     return {"seeds": list(seeds), "tasks": tasks}
 
 
 def _judged(claim: Claim, per: dict[str, dict[int, float]], goals: dict[str, dict[int, list[float]]]) -> dict[str, Any]:
-    """:func:`judge` of ``claim`` where both sides have per-goal scores for every seed; else marked as not judged."""
+    """``claim`` judged where both sides have per-goal scores for every seed (else marked as not judged): the interval
+    is the nested one (training seeds and goals resampled: :func:`hierarchical_difference`), the goal-only paired
+    interval (:func:`paired_difference`, conditional on these runs) is kept beside it as ``goal_only``, and
+    ``p_one_sided`` is the nested bootstrap's p-value of the claimed direction (for Holm: :func:`holm_family`)."""
     left, right = goals.get(claim.left, {}), goals.get(claim.right, {})
-    if left and set(left) == set(right) == set(per[claim.left]) == set(per[claim.right]):
-        return judge(claim, paired_difference(left, right))
-    return {"claim": claim.text, "holds": False, "judged": False}
+    if not (left and set(left) == set(right) == set(per[claim.left]) == set(per[claim.right])):
+        return {"claim": claim.text, "holds": False, "judged": False}
+    flat = paired_difference(left, right)
+    nested = hierarchical_difference(left, right)
+    out = judge(claim, {**{k: nested[k] for k in ("mean", "low", "high")}, "per_seed": flat["per_seed"]})
+    return {**out, "goal_only": {k: flat[k] for k in ("mean", "low", "high")}, "p_one_sided": nested["p_greater" if claim.op == ">" else "p_less"]}
+
+
+def holm_family(claims: list[dict[str, Any]], alpha: float = FAMILY_ALPHA) -> None:
+    """Holm's correction across one family of judged claims (one table's claims; the paper's orderings are another):
+    each gets ``p_holm``, and it *holds* only where its interval and seeds say so and its adjusted one-sided p-value
+    is ≤ ``alpha``."""
+    judged = {i: c["p_one_sided"] for i, c in enumerate(claims) if c.get("judged")}
+    for i, p in holm_adjusted(judged).items():
+        claims[i]["p_holm"] = p
+        claims[i]["holds"] = bool(claims[i]["holds"] and p <= alpha)
 
 
 def paper_orderings(task: str) -> list[tuple[str, str]]:
@@ -321,10 +354,13 @@ def paper_orderings(task: str) -> list[tuple[str, str]]:
 
 
 def _interval(c: dict[str, Any]) -> str:
-    """The three last cells of a judged claim's row: difference [interval] | seeds agree | verdict."""
+    """The last cells of a judged claim's row: difference [nested interval] | Holm p | goal-only interval | seeds agree |
+    verdict."""
     if not c.get("judged"):
-        return "— | — | not judged: no per-goal scores (runs trained before they were kept: train them again)"
-    return f"{c['mean']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] | {c['seeds_agree']} of {c['seeds']} | {'holds' if c['holds'] else '**not shown**'}"
+        return "— | — | — | — | not judged: no per-goal scores (runs trained before they were kept: train them again)"
+    g = c.get("goal_only", c)
+    return (f"{c['mean']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] | {c.get('p_holm', float('nan')):.3f} | [{g['low']:+.3f}, {g['high']:+.3f}] | "
+            f"{c['seeds_agree']} of {c['seeds']} | {'holds' if c['holds'] else '**not shown**'}")
 
 
 REASONS: dict[tuple[str, str, str], str] = {
@@ -356,8 +392,8 @@ def paper_markdown(summary: dict[str, Any]) -> str:
             cells += [f"{paper:.1f}" if paper is not None else "—", f"{100 * toy['mean']:.1f}" if toy else "—"]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     lines += ["", "Every ordering of the paper's rows, judged in the toy world as the claims are (toy scores × 100 above):", "",
-              "| paper task | paper's ordering | toy difference [95 % interval] | seeds agree | toy | why, where it disagrees |",
-              "|---|---|---|---|---|---|"]
+              "| paper task | paper's ordering | toy difference [95 % nested interval] | Holm p | goal-only interval | seeds agree | toy | why, where it disagrees |",
+              "|---|---|---|---|---|---|---|---|"]
     for t in tasks:
         for c in summary["tasks"][t]["paper_orderings"]:
             a, _, b = c["claim"].split()
@@ -383,10 +419,13 @@ def table_markdown(summary: dict[str, Any]) -> str:
             cell = f"{x['mean']:.3f} ± {x['std']:.3f} [{', '.join(f'{v:.3f}' for v in x['per_seed'].values())}]" if x else "—"
             cells.append(cell + (f" · *{x['with_training_user_mean']:.3f}*" if x and "with_training_user_mean" in x else ""))
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    lines += ["", "The paper's qualitative results: the mean difference over (seed, goal) pairs with its 95 % paired bootstrap "
-              "interval, and how many seeds agree. A claim *holds* when the interval excludes 0 in the claimed direction and "
-              "at least 2 of 3 seeds agree; otherwise it is *not shown*.", "",
-              "| task | claim | difference [95 % interval] | seeds agree | verdict |", "|---|---|---|---|---|"]
+    lines += ["", "The paper's qualitative results: the mean difference over (seed, goal) pairs with its 95 % nested bootstrap "
+              "interval (training seeds resampled, then goals: the uncertainty of training the method again, not only of "
+              "scoring these policies), its one-sided p-value Holm-adjusted across the table's claims, the goal-only paired "
+              "interval (conditional on these trained policies: narrower, and not a claim about the method), and how many "
+              "seeds agree. A claim *holds* when the nested interval excludes 0 in the claimed direction, the Holm-adjusted "
+              f"p-value is ≤ {FAMILY_ALPHA} and at least 2 of 3 seeds agree; otherwise it is *not shown*.", "",
+              "| task | claim | difference [95 % nested interval] | Holm p | goal-only interval | seeds agree | verdict |", "|---|---|---|---|---|---|---|"]
     lines += [f"| {t} | {c['claim']} | {_interval(c)} |" for t, d in summary["tasks"].items() for c in d["claims"]]
     if "seconds" in summary:
         reused = summary.get("reused_runs", 0)
