@@ -291,29 +291,6 @@ class TokenStream:
             results.append(Generation(row, [float(x) for x in lp], text, forced))
         return results
 
-    def score(self, targets: list[list[int]], temperature: float = 1.0) -> list[float]:
-        """The log-probability that :meth:`sample` writes exactly ``targets[i]`` next in row i (teacher forcing under
-        the same rules: the temperature, no special token but the turn end). The rows' prompts are run once, however
-        many targets share them (:meth:`keep` repeats a row)."""
-        if len(targets) != len(self) or not all(targets):
-            raise ValueError(f"one non-empty target per row: {len(targets)} targets for {len(self)} rows")
-        if self.logits is None or any(self.pending) or temperature <= 0:
-            raise ValueError("score() needs fresh rows (just extended) and a temperature > 0")
-        width = max(len(t) for t in targets)
-        ids = torch.tensor([t + [self.pad_id] * (width - len(t)) for t in targets], dtype=torch.long, device=self.device)
-        valid = torch.tensor([[j < len(t) for j in range(width)] for t in targets], dtype=torch.bool, device=self.device)
-        total = torch.zeros(len(self), dtype=torch.float64, device=self.device)
-        logits = self.logits
-        with torch.inference_mode():
-            for step in range(width):
-                scores = logits.float().index_fill_(1, self.suppress.to(self.device), float("-inf")) if len(self.suppress) else logits.float()
-                logp = torch.log_softmax(scores / temperature, -1).gather(1, ids[:, step : step + 1])[:, 0]
-                total += torch.where(valid[:, step], logp.double(), 0.0)
-                if step + 1 < width:
-                    logits = self.forward.forward(ids[:, step : step + 1], valid[:, step : step + 1])
-        self.logits = None  # the rows now end in different places: nothing more to sample from them
-        return total.tolist()
-
 
 def generate(model: Any, tokenizer: Any, prompts: list[list[int]], max_new_tokens: int, temperature: float = 1.0,
              min_new_tokens: int = 0, with_logprobs: bool = True) -> list[Generation]:

@@ -166,38 +166,73 @@ class LMReplies:
     temperature: float = 1.0
     max_new_tokens: int = 40
     name: str = "lm"
+    max_tokens: int = 8192
+    """tokens a batch of scored sequences may hold (padding included)"""
     max_rows: int = 512
-    """reply rows scored (or sampled) in one batch"""
+    """replies one sampling batch holds (histories times the replies sampled at each)"""
 
-    def prompt(self, task: Task, goal: dict[str, Any], history: Sequence[Message]) -> list[int]:
-        """The user's view of ``history``, as the token ids the LM continues."""
-        return user_prompt_ids(self.tokenizer, user_messages(task, goal, list(history), self.style))
-
-    def targets(self, replies: Sequence[str]) -> list[list[int]]:
-        """Per reply, the tokens the decoder must write for it: its tokens and the turn end (no end token when the
-        reply fills ``max_new_tokens``: the decoder stops there); empty for a reply the decoder cannot write."""
+    def sequences(self, task: Task, goal: dict[str, Any], history: Sequence[Message], replies: Sequence[str]) -> list[tuple[list[int], int, bool]]:
+        """Per reply: ``(token ids, where the reply starts, whether its end token is scored)``; None-like (empty) for a
+        reply the decoder cannot write (longer than ``max_new_tokens``)."""
+        prompt = self.prompt(task, goal, history)
         end = turn_end_id(self.tokenizer)
         out = []
         for y in replies:
             ids = encode(self.tokenizer, y)
-            out.append([] if len(ids) > self.max_new_tokens else ids if len(ids) == self.max_new_tokens else ids + [end])
+            if len(ids) > self.max_new_tokens:
+                out.append(([], 0, False))
+            elif len(ids) == self.max_new_tokens:
+                out.append((prompt + ids, len(prompt), False))
+            else:
+                out.append((prompt + ids + [end], len(prompt), True))
         return out
 
     def probabilities(self, task: Task, items: Sequence[tuple[dict[str, Any], Sequence[Message], Sequence[str]]]) -> list[list[float]]:
-        """Each history's prompt runs through the LM once and every reply is scored after it (teacher forcing with the
-        decoder's own forward, :meth:`~calirl_lite.decode.TokenStream.score`), ``max_rows`` replies at a time."""
-        self.model.eval()
-        targets = [self.targets(ys) for _, _, ys in items]
-        out = [[0.0] * len(ts) for ts in targets]
-        for group in self._groups([sum(map(bool, ts)) for ts in targets]):
-            rows = [(i, j) for i in group for j, t in enumerate(targets[i]) if t]
-            if not rows:
-                continue
-            stream = TokenStream(self.model, self.tokenizer, [self.prompt(task, *items[i][:2]) for i in group])
-            stream.keep([group.index(i) for i, _ in rows])
-            for (i, j), lp in zip(rows, stream.score([targets[i][j] for i, j in rows], self.temperature)):
-                out[i][j] = math.exp(lp)
+        seqs = [self.sequences(task, g, h, ys) for g, h, ys in items]
+        flat = [(i, j, s) for i, row in enumerate(seqs) for j, s in enumerate(row) if s[0]]
+        logps = self._score([s for _, _, s in flat])
+        out = [[0.0] * len(row) for row in seqs]
+        for (i, j, _), lp in zip(flat, logps):
+            out[i][j] = math.exp(lp)
         return out
+
+    def _score(self, seqs: list[tuple[list[int], int, bool]]) -> list[float]:
+        """log P of each sequence's reply part, in batches of at most ``max_tokens`` tokens, shortest first."""
+        import torch
+
+        order = sorted(range(len(seqs)), key=lambda k: len(seqs[k][0]))
+        device = next(self.model.parameters()).device
+        end = turn_end_id(self.tokenizer)
+        suppress = sorted(set(self.tokenizer.all_special_ids) - {end})
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        out = [0.0] * len(seqs)
+        start = 0
+        self.model.eval()
+        while start < len(order):
+            stop = start + 1
+            while stop < len(order) and (stop + 1 - start) * len(seqs[order[stop]][0]) <= self.max_tokens:
+                stop += 1
+            part = [seqs[k] for k in order[start:stop]]
+            width = max(len(s[0]) for s in part)
+            ids = torch.full((len(part), width), pad, dtype=torch.long)
+            att = torch.zeros((len(part), width), dtype=torch.long)
+            for r, (s, _, _) in enumerate(part):
+                ids[r, : len(s)] = torch.tensor(s)
+                att[r, : len(s)] = 1
+            with torch.inference_mode():
+                logits = self.model(input_ids=ids.to(device), attention_mask=att.to(device)).logits.float()
+                if suppress:
+                    logits[..., suppress] = float("-inf")
+                logp = torch.log_softmax(logits / self.temperature, -1)
+            for r, (s, at, _) in enumerate(part):  # the reply's tokens, and its end token where it is scored
+                targets = torch.tensor(s[at:], device=device)
+                out[order[start + r]] = float(logp[r, at - 1 : len(s) - 1].gather(1, targets[:, None]).sum())
+            start = stop
+        return out
+
+    def prompt(self, task: Task, goal: dict[str, Any], history: Sequence[Message]) -> list[int]:
+        """The user's view of ``history``, as the token ids the LM continues."""
+        return user_prompt_ids(self.tokenizer, user_messages(task, goal, list(history), self.style))
 
     def sample(self, task: Task, items: Sequence[tuple[dict[str, Any], Sequence[Message]]], k: int, seed: int = 0) -> list[list[str]]:
         """``k`` replies the LM writes after each history (the decoder's own sampling; each prompt run once)."""

@@ -14,8 +14,8 @@ that has finished before:
    measured per-turn behaviour gap ε and against the bound that fits the reward, R_max · Σ_t ε_t (and the paper's
    per-turn-reward bound beside it); the trained policies join as points (:mod:`calirl_lite.gap_study`);
 5. **table and figures** — ``results/table.md``, ``results/table.json`` (per task and method: mean, std,
-   per-seed values, and each of the paper's qualitative claims judged by a paired bootstrap interval and the seeds
-   that agree), ``results/paper.md`` (the paper's table beside the toy's, every ordering of its rows judged),
+   per-seed values, and each of the paper's qualitative claims judged by a nested bootstrap interval, Holm's
+   correction and the seeds that agree), ``results/paper.md`` (the paper's table beside the toy's, every ordering of its rows judged),
    ``results/table.png``, ``results/gap_vs_drop.json`` and ``results/gap_vs_drop.png``.
 
 The jobs of stages 2–4 go to one pool of worker processes, one per CPU core with one thread each (the tiny
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .calibration import calibrate_once
+from .confirm import confirm
 from .context import Context
 from .gap_study import LM_SIMULATORS, format_trends, gap_points, gap_trends, seed_means, trained_points
 from .io import atomic_write_json, atomic_write_text, json_safe
@@ -80,6 +81,9 @@ class ReproduceConfig(Settings):
     robustness: bool = False
     """instead of the table: the robustness study — the claims again on training seeds 3–5, a second world, a second
     calibration seed and twice the GRPO budget (results/robustness/)"""
+    confirm: bool = False
+    """instead of the table: the registered confirmatory study, exactly as docs/preregistration.md registers it
+    (refused where the code's design differs from the record's; results/confirm/)"""
 
     SMOKE = {"seeds": (0,), "gap_mixes": (0.0, 1.0), "gap_horizons": (2, 6), "gap_goals": 8, "gap_seeds": (0, 1)}
     CLASS = {"seeds": (0,), "gap_goals": 50, "gap_seeds": (0, 1)}
@@ -117,6 +121,8 @@ def reproduce(cfg: ReproduceConfig, ctx: Context, out: str | os.PathLike | None 
     are being calibrated, and the gap study fills the workers' last minutes."""
     if cfg.robustness:
         return robustness(cfg, ctx, out)
+    if cfg.confirm:
+        return confirm(ctx, out, cfg.workers)
     start = time.perf_counter()
     base = Path(out) if out else ctx.results_dir()
     base.mkdir(parents=True, exist_ok=True)

@@ -94,26 +94,3 @@ def test_sampling_stops_each_row_at_its_turn_end_and_forces_an_end_at_the_limit(
         stream = decode.TokenStream(model, tok, prompts)
         stream.sample(3)
         stream.sample(3)
-
-
-@pytest.mark.parametrize("family", ["world", "qwen2"])
-def test_scoring_a_turn_gives_what_sampling_it_had_and_a_fresh_forward_pass(world, family, tmp_path):
-    """score() of the turns sample() drew is the sum of their sampled log-probs; with a prompt repeated by keep() (as
-    the exact gap scores many replies after one history) each row's score is that of a fresh forward pass."""
-    model, tok = world.load_model() if family == "world" else load_model(str(build_tiny_model(family, tmp_path / family)), device="cpu")
-    prompts = [[tok.convert_tokens_to_ids("<|im_start|>")] + tok(f"user\n{w}<|im_end|>\n<|im_start|>assistant\n", add_special_tokens=False)["input_ids"]
-               for w in ("hi", "add 3 and 4 please")]
-    torch.manual_seed(1)
-    outs = decode.TokenStream(model, tok, prompts).sample(8, temperature=0.8)
-    stream = decode.TokenStream(model, tok, prompts)
-    targets = [o.ids[:-1] if o.forced_end else o.ids for o in outs]
-    assert stream.score(targets, 0.8) == pytest.approx([sum(o.logprobs) for o in outs], abs=1e-4)
-    stream = decode.TokenStream(model, tok, prompts)
-    stream.keep([0, 1, 1, 0])
-    words = tok("ok then", add_special_tokens=False)["input_ids"]
-    targets = [outs[0].ids[:2], outs[1].ids[:3], words, words[:1]]
-    got = stream.score(targets, 0.8)
-    for row, (r, t) in enumerate(zip([0, 1, 1, 0], targets)):
-        assert got[row] == pytest.approx(fresh_logprobs(model, tok, prompts[r], t, 0.8).sum().item(), abs=1e-4)
-    with pytest.raises(ValueError, match="fresh rows"):
-        stream.score(targets, 0.8)

@@ -28,6 +28,7 @@ LAYERS = [
     {"evaluate"},  # a policy's scores with a user
     {"trainer", "widgets", "gap_study"},  # TRL's trainer wired for dialogue; notebook widgets; simulator gap against score drop
     {"train"},  # phase 2: a training run's lifecycle, one code path for every method
+    {"confirm"},  # the registered confirmatory study
     {"bench", "reproduce", "lab", "calibration_study", "diagnosis"},  # benchmarks; the whole pipeline; the mismatch lab
     {"exercises"},  # the notebooks' checked exercises (checked against any of the above)
     {"env"},  # the entry: the one reader of the environment
