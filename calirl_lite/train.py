@@ -60,10 +60,10 @@ from .results import RunResult
 from .rollout import Policy
 from .settings import EVAL_SEED_OFFSET, set_seed
 from .sources import task_goals
-from .stages import METHODS, TrainConfig, TrainStage, kept_result, train_stage
+from .stages import METHODS, REAL_CURVE_GOALS, TrainConfig, TrainStage, kept_result, train_stage
 from .task_family import REAL_USER
 from .tasks import TASKS
-from .trainer import REAL_CURVE_GOALS, make_trainer, real_reward_curve, reward_bar, training_starts, training_user
+from .trainer import make_trainer, real_reward_curve, reward_bar, training_starts, training_user
 from .users import User, make_user
 from .world import cached_world
 

@@ -30,10 +30,6 @@ from .sources import task_goals
 from .stages import SIMULATOR, TrainStage
 from .users import HybridUser, ScriptedUsers, User, make_user, persona_from_spec
 
-REAL_CURVE_GOALS = 32
-"""Test goals the real-reward curve (``real_every``) scores the policy on at each of its points."""
-
-
 # ----------------------------------------------------------------------------- starts, users, rewards
 
 
