@@ -96,6 +96,8 @@ class ReproduceConfig(Settings):
             raise ValueError(f"calirl reproduce runs the toy world of the 'tiny' profile; got profile {self.profile!r}")
         if not self.seeds or not self.gap_seeds:
             raise ValueError("seeds and gap_seeds must each name at least one seed")
+        if self.robustness and self.confirm:
+            raise ValueError("--robustness and --confirm are two studies: run one at a time")
 
     def n_workers(self) -> int:
         return pool_size(self.workers)

@@ -365,14 +365,14 @@ def _interval(c: dict[str, Any]) -> str:
 
 REASONS: dict[tuple[str, str, str], str] = {
     ("arith-chat", "calibrated", "oracle"): "the toy's Oracle trains against the real users themselves, so nothing it learns fails to transfer; the "
-    "paper's 1.8-point lead of Calibrated is inside its own run-to-run spread, and the toy has no mechanism that would produce it",
+    "paper's lead of Calibrated is inside its own run-to-run spread, and the toy has no mechanism that would produce it",
     ("arith-chat", "naive", "static"): "the toy's naive simulator is the corpus's forthcoming user, who volunteers numbers and accepts wrong "
     "answers: trained against it the policy answers before it asks, which the withholding real users punish — the toy builds the "
     "collapse the paper saw on documents into both tasks, where the paper's prompted simulator was good enough on math",
     ("arith-chat", "naive", "base"): "as for naive > static: the naive simulator teaches answering first, and the real users do not give "
     "the numbers unasked",
     ("arith-chat", "oracle", "static"): "the Oracle leads Static in every seed, but by less than training either again moves it: "
-    "the nested interval reaches below 0; three seeds cannot settle it, the registered confirmatory study is built to",
+    "the nested interval reaches below zero; three seeds cannot settle it, the registered confirmatory study is built to",
     ("arith-chat", "calibrated", "static"): "whether Calibrated leads on arith-chat depends on which calibration and which seeds are "
     "drawn — on what calibration leaves; `calirl diagnose` trains against the calibrated simulator corrected where its gap is "
     "and says which of its errors cost the policy (results/diagnosis/)",

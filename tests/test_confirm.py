@@ -76,5 +76,12 @@ def test_the_analysis_judges_every_claim_pooled_and_per_world_with_holm():
     assert "| arith-chat | calibrated > static |" in md and "**not shown**" in md and md.count("\n| ") == len(record["claims"])  # one row per claim under the header
 
 
+def test_one_study_at_a_time():
+    from calirl_lite.reproduce import ReproduceConfig
+
+    with pytest.raises(ValueError, match="one at a time"):
+        ReproduceConfig.make(robustness=True, confirm=True)
+
+
 def test_the_record_ships_with_the_package():
     assert RECORD.is_file() and RECORD.parent.name == "registered"

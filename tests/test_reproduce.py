@@ -266,3 +266,12 @@ def test_the_robustness_study_runs_every_variant_in_its_own_world_and_folder_and
     md = (tmp_path / "summary.md").read_text()
     assert "| arith-chat | oracle > static | holds (+0.100, 3/3) | holds (+0.100, 3/3) | holds (+0.100, 3/3) | **not shown** (-0.010, 1/3) |" in md
     assert set(result["variants"]) == set(R.VARIANTS)
+
+
+def test_the_reasons_written_into_paper_md_carry_no_numbers_of_their_own():
+    """Numbers in a generated file come from the run that writes it: a reason is prose, so it cannot go stale."""
+    import re
+
+    from calirl_lite.results import REASONS
+
+    assert REASONS and all(not re.search(r"\d", text) for text in REASONS.values()), [t for t in REASONS.values() if re.search(r"\d", t)]
