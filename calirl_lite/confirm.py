@@ -17,7 +17,7 @@ result is the registered study's:
 * :func:`analyse` — per world and pooled over the worlds: each claim's mean difference with its nested bootstrap
   interval (:func:`~calirl_lite.results.hierarchical_difference`: in one world, calibration seeds and the training
   seeds within them; pooled, worlds and the runs within them), Holm's correction across the claims
-  (:func:`~calirl_lite.results.holm_family`) and how many (world,) seeds agree.
+  (:func:`~calirl_lite.results.holm_family`) and how many (world, training seed) pairs agree.
 """
 
 from __future__ import annotations
