@@ -36,7 +36,7 @@ from .pool import Job, pool_size, run_pool
 from .results import CLAIMS, Claim, RunResult, hierarchical_difference, holm_family, judge
 from .stages import METHODS, CalibrationConfig, TrainConfig
 from .train import train_job
-from .world import WorldConfig
+from .world import WorldConfig, file_digests
 
 RECORD = Path(__file__).parent / "registered" / "confirmatory.json"
 """The registered study (machine-readable; docs/preregistration.md is its text)."""
@@ -59,15 +59,12 @@ def design() -> dict[str, Any]:
     return {"world": settings(WorldConfig), "train": settings(TrainConfig), "calibration": settings(CalibrationConfig)}
 
 
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def design_hashes() -> dict[str, Any]:
-    """SHA-256 of the design's settings (sorted JSON) and of each module of :data:`DESIGN_CODE` (its text, LF lines)."""
-    here = Path(__file__).parent
-    return {"settings": sha256(json.dumps(design(), sort_keys=True).encode()),
-            "code": {name: sha256((here / name).read_text(encoding="utf-8").replace("\r\n", "\n").encode()) for name in DESIGN_CODE}}
+def design_hashes(settings: dict[str, Any] | None = None) -> dict[str, Any]:
+    """SHA-256 of the design's settings (``settings``, default :func:`design`, as sorted JSON) and of each module of
+    :data:`DESIGN_CODE` (its bytes, as the shipped world's files are digested: :func:`~calirl_lite.world.file_digests`)."""
+    settings = design() if settings is None else settings
+    return {"settings": hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest(),
+            "code": file_digests(Path(__file__).parent, list(DESIGN_CODE))}
 
 
 def load_record(path: str | os.PathLike = RECORD) -> dict[str, Any]:
@@ -77,9 +74,10 @@ def load_record(path: str | os.PathLike = RECORD) -> dict[str, Any]:
 
 def check_record(record: dict[str, Any]) -> None:
     """Refuse (ValueError) where the code's design differs from the record's: which settings, which modules."""
-    now, then = design_hashes(), record["hashes"]
-    differ = [f"{part}.{k}" for part, fields in design().items() for k, v in fields.items() if record["design"][part].get(k, "—") != v]
-    differ += [f"{part}.{k}" for part, fields in record["design"].items() for k in fields if k not in design()[part]]
+    current = design()
+    now, then = design_hashes(current), record["hashes"]
+    differ = [f"{part}.{k}" for part, fields in current.items() for k, v in fields.items() if record["design"][part].get(k, "—") != v]
+    differ += [f"{part}.{k}" for part, fields in record["design"].items() for k in fields if k not in current[part]]
     if now["settings"] != then["settings"] and not differ:
         differ.append("the settings' hash")
     differ += [f"calirl_lite/{name}" for name, digest in now["code"].items() if then["code"].get(name) != digest]
