@@ -7,8 +7,8 @@ import json
 import pytest
 
 from calirl_lite.confirm import RECORD, analyse, check_record, confirm, confirm_markdown, load_record, study_jobs
-from calirl_lite.results import RunResult
 from calirl_lite.train import train_job
+from tests.test_reproduce import fake_result
 
 
 def test_the_committed_record_is_the_design_the_code_has():
@@ -52,23 +52,17 @@ def test_the_study_has_every_registered_job_and_each_run_waits_for_its_calibrati
     assert jobs[f"world {record['worlds'][0]} · oracle · arith-chat · seed 101"].after == (f"world {record['worlds'][0]}",)
 
 
-def _run(method, task, seed, share, goals=100):
-    per_goal = {"base": [float(i < 50) for i in range(goals)], "trained": [float(i < round(share * goals)) for i in range(goals)]}
-    return RunResult(method, "tiny", task, seed, "accuracy", "x", 30, {"real": {"accuracy": 0.5}}, {"real": {"accuracy": share}},
-                     f"/runs/{method}-{task}-{seed}", per_goal=per_goal)
-
-
 def test_the_analysis_judges_every_claim_pooled_and_per_world_with_holm():
     record = load_record()
     scores = {"oracle": 0.85, "calibrated": 0.8, "static": 0.7, "naive": 0.3}  # every claim true in every run
-    runs = {w: [_run(m, t, s, v + 0.01 * (s % 3)) for m, v in scores.items() for t in record["tasks"] for s in record["seeds"]["training"]]
+    runs = {w: [fake_result(m, t, s, v + 0.01 * (s % 3), goals=100) for m, v in scores.items() for t in record["tasks"] for s in record["seeds"]["training"]]
             for w in record["worlds"]}
     result = analyse(record, runs)
     assert len(result["pooled"]) == len(record["claims"]) and all(c["holds"] and c["p_holm"] <= 0.05 for c in result["pooled"])
     assert all(c["seeds"] == len(record["worlds"]) * len(record["seeds"]["training"]) for c in result["pooled"])
     # one world where Static beats Calibrated: that world's claim fails, and the pooled one is not shown
     w = record["worlds"][0]
-    runs[w] = [r if r.method != "static" or r.task != "arith-chat" else _run("static", r.task, r.seed, 0.95) for r in runs[w]]
+    runs[w] = [r if r.method != "static" or r.task != "arith-chat" else fake_result("static", r.task, r.seed, 0.95, goals=100) for r in runs[w]]
     result = analyse(record, runs)
     i = next(i for i, c in enumerate(result["pooled"]) if c["task"] == "arith-chat" and c["claim"] == "calibrated > static")
     assert not result["worlds"][str(w)][i]["holds"] and result["worlds"][str(record["worlds"][1])][i]["holds"] and not result["pooled"][i]["holds"]
