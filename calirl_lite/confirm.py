@@ -22,6 +22,7 @@ result is the registered study's:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -29,12 +30,14 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
+
 from .calibration import calibrate_once
 from .context import Context
 from .io import atomic_write_json, atomic_write_text, json_safe
 from .pool import Job, pool_size, run_pool
-from .results import CLAIMS, Claim, RunResult, hierarchical_difference, holm_family, judge
-from .stages import METHODS, CalibrationConfig, TrainConfig
+from .results import CLAIMS, METHOD_LABELS, Claim, RunResult, hierarchical_difference, holm_family, judge
+from .stages import CalibrationConfig, TrainConfig
 from .train import train_job
 from .world import WorldConfig, file_digests
 
@@ -44,6 +47,8 @@ DESIGN_CODE = ("world.py", "toy_tasks.py", "task_family.py")
 """The modules that make the toy world, its tasks and its scripted users: their SHA-256 is part of the record."""
 PER_RUN = ("seed", "out_dir", "cache_dir", "method", "task", "calibration_seed")
 """Settings that name one run, not the design (left out of the design's hash)."""
+LABELS = {**METHOD_LABELS, "static-all": "Static at every turn"}
+"""The methods' names in the tables (the ablation's Static at every turn besides the methods)."""
 USES_CALIBRATION = ("static", "calibrated")
 """Methods whose runs read a calibration (Static its traces, Calibrated its simulator)."""
 
@@ -54,7 +59,7 @@ USES_CALIBRATION = ("static", "calibrated")
 def design() -> dict[str, Any]:
     """The study's design as the code has it now: the full-size world, training and calibration settings."""
     def settings(cls: Any) -> dict[str, Any]:
-        return {k: v for k, v in cls.for_mode("full").to_dict().items() if k not in PER_RUN}
+        return {k: v for k, v in cls.for_mode("full").identity().items() if k not in PER_RUN}
 
     return {"world": settings(WorldConfig), "train": settings(TrainConfig), "calibration": settings(CalibrationConfig)}
 
@@ -101,23 +106,31 @@ def world_job(ctx: Context) -> str:
     return str(ctx.toy_world(verbose=False).folder)
 
 
+def world_jobs(record: dict[str, Any], ctx: Context, w: int) -> list[Job]:
+    """World ``w`` and each task's calibrations in it (every calibration seed): what the study's runs read."""
+    wctx, world = ctx.with_world(w), f"world {w}"
+    return [Job(world, world_job, (wctx,))] + [
+        Job(f"{world} · calibrate · {task} · {c}", calibrate_once, (wctx.make(CalibrationConfig, task=task, seed=c), wctx), (world,))
+        for task in record["tasks"] for c in record["seeds"]["calibration"]]
+
+
+def run_job(record: dict[str, Any], ctx: Context, w: int, method: str, task: str, seed: int, name: str = "", **settings: Any) -> Job:
+    """One training run of the study in world ``w`` (after the world, and after the calibration it reads)."""
+    c, world = calibration_seed(record, seed), f"world {w}"
+    wctx = ctx.with_world(w)
+    cfg = wctx.make(TrainConfig, method=method, task=task, seed=seed, calibration_seed=c, **settings)
+    after = (world, f"{world} · calibrate · {task} · {c}") if method in USES_CALIBRATION else (world,)
+    return Job(f"{world} · {name or method} · {task} · seed {seed}", train_job, (cfg, wctx), after)
+
+
 def study_jobs(record: dict[str, Any], ctx: Context) -> list[Job]:
     """Every job of the study, for every registered world: the world, each task's calibrations, the training runs
     (those that read a calibration after it; the docedit runs, the longest, first)."""
     jobs = []
     for w in record["worlds"]:
-        wctx, world = ctx.with_world(w), f"world {w}"
-        jobs.append(Job(world, world_job, (wctx,)))
-        for task in record["tasks"]:
-            jobs += [Job(f"{world} · calibrate · {task} · {c}", calibrate_once, (wctx.make(CalibrationConfig, task=task, seed=c), wctx), (world,))
-                     for c in record["seeds"]["calibration"]]
-        for task in sorted(record["tasks"], key=lambda t: t != "docedit-chat"):
-            for method in METHODS:
-                for s in record["seeds"]["training"]:
-                    c = calibration_seed(record, s)
-                    cfg = wctx.make(TrainConfig, method=method, task=task, seed=s, calibration_seed=c)
-                    after = (world, f"{world} · calibrate · {task} · {c}") if method in USES_CALIBRATION else (world,)
-                    jobs.append(Job(f"{world} · {method} · {task} · seed {s}", train_job, (cfg, wctx), after))
+        jobs += world_jobs(record, ctx, w)
+        jobs += [run_job(record, ctx, w, method, task, s) for task in sorted(record["tasks"], key=lambda t: t != "docedit-chat")
+                 for method in record["methods"] if method != "base" for s in record["seeds"]["training"]]
     return jobs
 
 
@@ -141,6 +154,109 @@ def confirm(ctx: Context, out: str | os.PathLike | None = None, workers: int = 0
     return result
 
 
+# ----------------------------------------------------------------------------- the secondary analyses
+
+
+def secondary_jobs(record: dict[str, Any], ctx: Context) -> list[Job]:
+    """The record's secondary analyses (``record["secondary"]``): the Static-at-every-turn runs beside the study's
+    Static and Calibrated runs they are compared with (reused where the study made them), and the learning-curve runs."""
+    ablation, curves = record["secondary"]["static_all_turns"], record["secondary"]["curves"]
+    jobs = [j for w in sorted({*ablation["worlds"], curves["world"]}) for j in world_jobs(record, ctx, w)]
+    for w in ablation["worlds"]:
+        for task in ablation["tasks"]:
+            for s in ablation["seeds"]:
+                jobs += [run_job(record, ctx, w, "static", task, s, "static-all", **ablation["settings"]),
+                         run_job(record, ctx, w, "static", task, s), run_job(record, ctx, w, "calibrated", task, s)]
+    jobs += [run_job(record, ctx, curves["world"], m, task, s, f"{m} curve", **curves["settings"])
+             for task in curves["tasks"] for m in curves["methods"] for s in curves["seeds"]]
+    return list({j.name: j for j in jobs}.values())
+
+
+def confirm_secondary(ctx: Context, out: str | os.PathLike | None = None, workers: int = 0, record_path: str | os.PathLike = RECORD) -> dict[str, Any]:
+    """Run the record's secondary analyses (``calirl reproduce --confirm --secondary``): the Static-at-every-turn
+    ablation judged as the claims are (nested interval, Holm across its claims), the learning curves summarised
+    (where each method's mean peaks, which seeds collapse) and drawn; ``secondary.json``, ``secondary.md`` and
+    ``curves.png`` under ``results/confirm/``."""
+    from .plots import close_figure, plot_study_curves
+
+    record = load_record(record_path)
+    check_record(record)
+    start, n = time.perf_counter(), pool_size(workers)
+    base = Path(out) if out else ctx.results_dir("confirm")
+    jobs = secondary_jobs(record, ctx)
+    print(f"the registered study's secondary analyses: {len(jobs)} jobs in one pool of {n} workers", flush=True)
+    done = run_pool(jobs, n, "secondary")
+    result = {**analyse_secondary(record, done), "seconds": time.perf_counter() - start, "workers": n, "record": record["study"]}
+    atomic_write_json(base / "secondary.json", json_safe(result))
+    atomic_write_text(base / "secondary.md", secondary_markdown(result))
+    close_figure(plot_study_curves(result["curves"], path=base / "curves.png"))
+    print(secondary_markdown(result))
+    print(f"calirl reproduce --confirm --secondary took {result['seconds'] / 60:.1f} min with {n} worker processes; wrote {base / 'secondary.md'}")
+    return result
+
+
+def analyse_secondary(record: dict[str, Any], done: dict[str, Any]) -> dict[str, Any]:
+    """The ablation's claims (pooled over its worlds, Holm across them) and the curves' summary, from the pool's results
+    by job name; the runs of Static at every turn count as method ``static-all``."""
+    ablation, curves = record["secondary"]["static_all_turns"], record["secondary"]["curves"]
+    runs = [(int(name.split()[1]), dataclasses.replace(r, method="static-all") if " · static-all · " in name else r)
+            for name, r in done.items() if isinstance(r, RunResult) and " curve · " not in name]
+    claims = judge_claims({"claims": ablation["claims"], "analysis": record["analysis"]}, [(w, r) for w, r in runs if w in ablation["worlds"]], None)
+    curve_runs = [r for name, r in done.items() if " curve · " in name]
+    return {"ablation": claims, "tokens": tokens_per_step([r for _, r in runs]), "curves": summarise_curves(curve_runs, curves),
+            "alpha": record["analysis"]["alpha"]}
+
+
+def summarise_curves(runs: list[RunResult], plan: dict[str, Any]) -> dict[str, Any]:
+    """Per task and method: each seed's real-user curve, their mean, the step where the mean peaks, and the seeds that
+    collapse (their last point more than ``plan["collapse"]`` below their own best)."""
+    out: dict[str, Any] = {"budget": plan["budget"], "collapse": plan["collapse"], "tasks": {}}
+    for r in runs:
+        t = out["tasks"].setdefault(r.task, {"metric": r.metric, "methods": {}})
+        t["methods"].setdefault(r.method, {"seeds": {}})["seeds"][str(r.seed)] = r.curves()["real"]
+    for t in out["tasks"].values():
+        for m in t["methods"].values():
+            points = [np.asarray(c, float) for c in m["seeds"].values()]
+            n = min(len(p) for p in points)
+            mean = np.mean([p[:n, 1] for p in points], axis=0)
+            m.update(steps=points[0][:n, 0].tolist(), mean=mean.tolist(), peak_step=float(points[0][int(np.argmax(mean)), 0]),
+                     peak=float(mean.max()), last=float(mean[-1]),
+                     collapsed=[s for s, c in m["seeds"].items() if max(v for _, v in c) - c[-1][1] > plan["collapse"]])
+    return out
+
+
+def tokens_per_step(runs: list[RunResult]) -> dict[str, dict[str, float]]:
+    """Mean policy tokens trained per GRPO step, by task and method."""
+    by: dict[tuple[str, str], list[float]] = {}
+    for r in runs:
+        by.setdefault((r.task, r.method), []).append(r.tokens_per_step())
+    out: dict[str, dict[str, float]] = {}
+    for (task, method), v in sorted(by.items()):
+        out.setdefault(task, {})[method] = sum(v) / len(v)
+    return out
+
+
+def secondary_markdown(result: dict[str, Any]) -> str:
+    """The ablation's table, the policy tokens trained per step, and the curves' peaks and collapses."""
+    lines = ["| task | claim | difference [95 % nested interval] | Holm p | seeds agree | verdict |", "|---|---|---|---|---|---|"]
+    lines += [f"| {c['task']} | {c['claim']} | {c['mean']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] | {c['p_holm']:.3f} | "
+              f"{c['seeds_agree']} of {c['seeds']} | {'holds' if c['holds'] else '**not shown**'} |" for c in result["ablation"]]
+    lines += ["", tokens_markdown(result["tokens"]), "", "| task | method | real score at step 0 | peak (step) | last | seeds that collapse |",
+              "|---|---|---|---|---|---|"]
+    for task, t in result["curves"]["tasks"].items():
+        lines += [f"| {task} | {LABELS.get(m, m)} | {c['mean'][0]:.3f} | {c['peak']:.3f} ({c['peak_step']:.0f}) | {c['last']:.3f} | "
+                  f"{', '.join(c['collapsed']) or 'none'} |" for m, c in t["methods"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def tokens_markdown(tokens: dict[str, dict[str, float]]) -> str:
+    """Policy tokens trained per step, a row per task and a column per method."""
+    methods = [m for m in LABELS if any(m in t for t in tokens.values())]
+    return "\n".join([f"| policy tokens trained per step | {' | '.join(LABELS.get(m, m) for m in methods)} |",
+                      "|---|" + "---|" * len(methods)]
+                     + [f"| {task} | {' | '.join(f'{t[m]:.0f}' if m in t else '—' for m in methods)} |" for task, t in tokens.items()])
+
+
 # ----------------------------------------------------------------------------- the analysis
 
 
@@ -152,7 +268,7 @@ def analyse(record: dict[str, Any], runs: dict[int, list[RunResult]]) -> dict[st
 
     worlds = {str(w): judge_claims(record, [(w, r) for r in rs], in_world(w)) for w, rs in runs.items()}
     pooled = judge_claims(record, [(w, r) for w, rs in runs.items() for r in rs], None)
-    return {"worlds": worlds, "pooled": pooled, "alpha": record["analysis"]["alpha"]}
+    return {"worlds": worlds, "pooled": pooled, "alpha": record["analysis"]["alpha"], "tokens": tokens_per_step([r for rs in runs.values() for r in rs])}
 
 
 def judge_claims(record: dict[str, Any], runs: list[tuple[int, RunResult]], key: Callable[[RunResult], Any] | None) -> list[dict[str, Any]]:
@@ -200,6 +316,8 @@ def confirm_markdown(result: dict[str, Any]) -> str:
               f"across the table's claims is ≤ {result['alpha']} and at least two thirds of the (world, training seed) pairs agree. "
               "Pooled: worlds resampled, then the runs within them; per world: calibration seeds, then the training seeds paired "
               "with them; goals resampled within."]
+    if "tokens" in result:
+        lines += ["", tokens_markdown(result["tokens"])]
     return "\n".join(lines) + "\n"
 
 

@@ -23,7 +23,6 @@ reused, like every run of the kit.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -192,13 +191,6 @@ def lab(cfg: LabConfig, ctx: Context, out: str | Path | None = None) -> dict[str
     return result
 
 
-def _curves(run: RunResult, metric: str) -> dict[str, list[list[float]]]:
-    """A run's training reward per step and its real-user score at the curve's points, from its log."""
-    log = json.loads((Path(run.run) / "log.json").read_text())
-    return {"train": [[h["step"], h["reward"]] for h in log if "reward" in h],
-            "real": [[h["step"], h[f"real_{metric}"]] for h in log if f"real_{metric}" in h]}
-
-
 def summarise_lab(cfg: LabConfig, by: dict[tuple[str, str, str, int], RunResult], gaps: dict[str, Any]) -> dict[str, Any]:
     """Per task, reward source and training user: the real-user score over seeds, its paired difference to Base
     and to the Oracle of the same reward source (95 % bootstrap interval over (seed, goal), seeds that agree), what
@@ -215,7 +207,7 @@ def summarise_lab(cfg: LabConfig, by: dict[tuple[str, str, str, int], RunResult]
                 mine = {s: by[(task, reward, who, s)] for s in cfg.seeds}
                 trained = {s: r.per_goal["trained"] for s, r in mine.items()}
                 sim_key = "verdict" if reward == "verdict" else metric
-                curves = {s: _curves(r, metric) for s, r in mine.items()}
+                curves = {s: r.curves() for s, r in mine.items()}
                 rows.append({
                     "reward": reward, "error": (f"{error} (LM)" if who.startswith("lm ") else error) or "none (the real users)", "simulator": who,
                     "real": {str(s): r.trained["real"][metric] for s, r in mine.items()},
@@ -389,7 +381,7 @@ class SimulatorDesigner:
                                 real_every=self.real_every, **({"steps": self.steps} if self.steps else {}), **settings)
             start = time.perf_counter()
             result = train(cfg, self.ctx, callbacks=[Live()], progress=False)
-            curves = _curves(result, self.metric)
+            curves = result.curves()
             design.update(curves, seconds=time.perf_counter() - start, simulator_says=result.trained["simulator"]["verdict" if reward == "verdict" else self.metric],
                           real_score=result.trained["real"][self.metric], base_score=result.base["real"][self.metric])
             self.status.value = "<br>".join(

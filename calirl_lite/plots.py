@@ -506,3 +506,27 @@ def plot_turn_profiles(profiles: dict[str, dict[str, Any]], turn: int, path: str
         ax.grid(True, axis="y", alpha=0.3)
     fig.suptitle(f"{first['task']}, turn by turn", fontsize=10)
     return _finish(fig, path)
+
+
+def plot_study_curves(curves: dict[str, Any], path: str | os.PathLike | None = None) -> Any:
+    """Learning curves with the real users: per task, each method's real-user score over GRPO steps (bold: the mean
+    over training seeds; faint: each seed), the training budget of the table marked. ``curves``: the confirmatory
+    study's summary (:func:`calirl_lite.confirm.summarise_curves`) or one of that shape."""
+    tasks = curves["tasks"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.2 * len(tasks), 3.8), squeeze=False)
+    for ax, (task, t) in zip(axes[0], tasks.items()):
+        for method, m in t["methods"].items():
+            color = METHOD_COLORS.get(method)
+            for points in m["seeds"].values():
+                p = np.asarray(points, float)
+                ax.plot(p[:, 0], p[:, 1], color=color, lw=0.8, alpha=0.3)
+            ax.plot(m["steps"], m["mean"], color=color, lw=2.2, marker="o", ms=3, label=METHOD_LABELS.get(method, method))
+        ax.axvline(curves["budget"], color="0.4", ls=":", lw=1)
+        ax.text(curves["budget"], ax.get_ylim()[0], " the table's budget", fontsize=7, color="0.4", va="bottom")
+        ax.set_xlabel("GRPO step")
+        ax.set_ylabel(f"{t['metric']} with the real users")
+        ax.set_title(f"{task}: the real users' score as each method trains", fontsize=9)
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _finish(fig, path)

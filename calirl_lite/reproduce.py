@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from .calibration import calibrate_once
-from .confirm import confirm
+from .confirm import confirm, confirm_secondary
 from .context import Context
 from .gap_study import LM_SIMULATORS, format_trends, gap_points, gap_trends, seed_means, trained_points
 from .io import atomic_write_json, atomic_write_text, json_safe
@@ -84,6 +84,9 @@ class ReproduceConfig(Settings):
     confirm: bool = False
     """instead of the table: the registered confirmatory study, exactly as docs/preregistration.md registers it
     (refused where the code's design differs from the record's; results/confirm/)"""
+    secondary: bool = False
+    """with --confirm: the record's secondary analyses instead of its claims — Static Context at every turn, and the
+    learning curves (results/confirm/secondary.md, curves.png)"""
 
     SMOKE = {"seeds": (0,), "gap_mixes": (0.0, 1.0), "gap_horizons": (2, 6), "gap_goals": 8, "gap_seeds": (0, 1)}
     CLASS = {"seeds": (0,), "gap_goals": 50, "gap_seeds": (0, 1)}
@@ -98,6 +101,8 @@ class ReproduceConfig(Settings):
             raise ValueError("seeds and gap_seeds must each name at least one seed")
         if self.robustness and self.confirm:
             raise ValueError("--robustness and --confirm are two studies: run one at a time")
+        if self.secondary and not self.confirm:
+            raise ValueError("--secondary is part of the registered study: give it with --confirm")
 
     def n_workers(self) -> int:
         return pool_size(self.workers)
@@ -124,7 +129,7 @@ def reproduce(cfg: ReproduceConfig, ctx: Context, out: str | os.PathLike | None 
     if cfg.robustness:
         return robustness(cfg, ctx, out)
     if cfg.confirm:
-        return confirm(ctx, out, cfg.workers)
+        return (confirm_secondary if cfg.secondary else confirm)(ctx, out, cfg.workers)
     start = time.perf_counter()
     base = Path(out) if out else ctx.results_dir()
     base.mkdir(parents=True, exist_ok=True)

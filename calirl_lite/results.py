@@ -227,6 +227,17 @@ class RunResult:
         """The task score of the ``when`` ('base' or 'trained') policy with ``who`` ('real' or 'simulator')."""
         return getattr(self, when)[who][self.metric]
 
+    def curves(self) -> dict[str, list[list[float]]]:
+        """The run's training reward per step (``train``) and its real users' score at the real-reward curve's points
+        (``real``; ``real_every``), as ``[step, value]`` pairs from its ``log.json``."""
+        log = json.loads((self.folder / "log.json").read_text(encoding="utf-8"))
+        return {"train": [[h["step"], h["reward"]] for h in log if "reward" in h],
+                "real": [[h["step"], h[f"real_{self.metric}"]] for h in log if f"real_{self.metric}" in h]}
+
+    def tokens_per_step(self) -> float:
+        """Policy tokens trained per GRPO step (those with ``env_mask`` 1: the training signal the method gets)."""
+        return self.policy_tokens / max(1, self.steps)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 

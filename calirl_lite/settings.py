@@ -186,6 +186,9 @@ class Settings:
     BOUNDS: ClassVar[dict[str, tuple[float | None, float | None]]] = {}
     """``field: (lowest, highest)`` (None: no bound) for numeric fields whose range is not the default of
     :func:`seed_bounds`; checked on construction and turned into the command line's checks"""
+    LATER: ClassVar[dict[str, Any]] = {}
+    """``field: value`` for fields added after runs and the registered study were made, with the value that does what
+    those did: at that value a field is left out of :meth:`identity`, so the runs made before it keep their folders"""
 
     def __post_init__(self) -> None:
         for name, (kind, lo, hi) in self.number_fields().items():
@@ -222,10 +225,13 @@ class Settings:
 
     def digest(self, exclude: tuple[str, ...] = (), extra: dict[str, Any] | None = None) -> str:
         """A short hash of the settings (less ``exclude``, plus ``extra``): names cache and run folders, so a changed setting never reuses an old one."""
-        d = {k: v for k, v in self.to_dict().items() if k not in exclude}
+        d = {k: v for k, v in self.identity().items() if k not in exclude}
         d.update(extra or {})
         return short_hash(d)
 
+    def identity(self) -> dict[str, Any]:
+        """The settings that say what a run is: :meth:`to_dict` less the :data:`LATER` fields at their earlier value."""
+        return {k: v for k, v in self.to_dict().items() if k not in self.LATER or self.LATER[k] != v}
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as plain JSON-ready values (tuples become lists)."""

@@ -205,6 +205,10 @@ class TrainConfig(Settings):
     """method calibrated only: contexts where the calibrated simulator's reply is replaced by the one its real users
     would give after the same history, comma-separated (of opening, right answer, wrong answer, question, other; see
     `calirl diagnose`) — '' = none"""
+    static_turns: str = "first"
+    """method static only: which of the policy's turns after a logged context are trained — 'first' (the one written
+    at the logged context, as Static Context RL does; the later turns only complete the dialogue for its reward) or
+    'all' (every turn it writes, as the interactive methods train: the same signal per dialogue)"""
     real_every: int = 0
     """every this many steps, score the policy with the real users on a few test goals (the real-reward curve in log.json; 0 = never)"""
     n_eval: int = 200
@@ -228,8 +232,14 @@ class TrainConfig(Settings):
               "save_steps": (1, None), "lora_r": (1, None), "learning_rate": (0, None), "kl_beta": (0, None), "token_penalty": (0, None),
               "real_every": (0, None)}
 
+    LATER = {"static_turns": "first"}
+
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.static_turns not in ("first", "all"):
+            raise ValueError(f"static_turns must be 'first' or 'all', got {self.static_turns!r}")
+        if self.static_turns != "first" and self.method != "static":
+            raise ValueError(f"static_turns applies to method static only (this run's method is {self.method!r})")
         if self.method not in METHODS:
             raise ValueError(f"unknown method {self.method!r}; methods: {', '.join(METHODS)}")
         get_profile(self.profile)

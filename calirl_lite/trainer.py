@@ -207,7 +207,7 @@ def make_trainer(stage: TrainStage, starts: Sequence[Start], user: User, callbac
     model, tok = stage.models.policy()
     args = grpo_args(stage)
     stats = RolloutStats()
-    learn_turns = 1 if cfg.method == "static" else None
+    learn_turns = 1 if cfg.method == "static" and cfg.static_turns == "first" else None
 
     def rollout_func(prompts: list[str], trainer: Any) -> dict[str, Any]:
         # TRL hands each start already repeated group_size times and wants one dialogue back per entry.
@@ -216,7 +216,7 @@ def make_trainer(stage: TrainStage, starts: Sequence[Start], user: User, callbac
         training = trainer.model.training
         trainer.model.eval()
         batch = rollout(policy, user, task, [s.goal for s in picked], stage.budget, seed=rollout_seed(cfg.seed, trainer.state.global_step, stage.ctx.rank),
-                        contexts=[s.context for s in picked] if learn_turns else None, learn_turns=learn_turns)
+                        contexts=[s.context for s in picked] if cfg.method == "static" else None, learn_turns=learn_turns)
         trainer.model.train(training)
         stats.seconds.append(batch.seconds)
         stats.policy_tokens.append(int(sum(sum(m) for m in batch.env_mask)))

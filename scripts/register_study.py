@@ -3,6 +3,8 @@
     python scripts/register_study.py                  # the first registration (refuses to overwrite a record)
     python scripts/register_study.py --amend REASON   # the design changed on purpose: new hashes, the reason kept
 
+An amendment also writes the record's ``secondary`` analyses as this script has them (registered before they run).
+
 The record is committed before the study runs (`calirl reproduce --confirm`), and every amendment is a commit of its
 own: the git history shows what was registered when. docs/preregistration.md is the record's text.
 """
@@ -37,6 +39,30 @@ STUDY = {
               "from make reproduce's measured times (a run ~37 worker-s, a calibration ~2-4 worker-min, a world build ~3 min)",
 }
 
+SECONDARY = {
+    "registered": "2026-12-03, before the study's results were read and before any of these runs existed",
+    "static_all_turns": {
+        "question": "does Static Context RL lose only because it trains one turn per dialogue? The same Static runs with every turn "
+                    "the policy writes after the logged context trained (TrainConfig.static_turns = all), as the interactive methods train",
+        "worlds": [3, 4, 5], "seeds": [100, 101, 102], "tasks": ["arith-chat", "docedit-chat"], "settings": {"static_turns": "all"},
+        "claims": [{"task": t, "left": left, "op": ">", "right": right}
+                   for t in ("arith-chat", "docedit-chat") for left, right in (("static-all", "static"), ("calibrated", "static-all"))],
+        "analysis": "as the study's claims: pooled nested bootstrap (worlds, then the runs within them; goals paired), one-sided p "
+                    "Holm-adjusted across these four claims, two thirds of the (world, seed) pairs agreeing; compared with the study's "
+                    "own Static and Calibrated runs of the same worlds and seeds",
+    },
+    "curves": {
+        "question": "where does each method's real-user score peak, and is the collapse seen at twice the budget method-specific?",
+        "world": 3, "seeds": [100, 101, 102], "methods": ["static", "naive", "calibrated", "oracle"], "tasks": ["arith-chat", "docedit-chat"],
+        "settings": {"steps": 60, "real_every": 5}, "budget": 30, "collapse": 0.1,
+        "goals": "the first REAL_CURVE_GOALS = 32 test goals of the world at each point, with the same evaluation seed",
+        "reported": "descriptive, not judged: each method's mean curve over the seeds, the step where it peaks, and the seeds whose last "
+                    "point lies more than `collapse` below their own best",
+    },
+    "budget": "18 Static-at-every-turn runs and 24 curve runs of 60 steps in one pool of 2 workers: planned at about 35 min on 2 cores",
+}
+"""The secondary analyses, registered by amendment before they run (``calirl reproduce --confirm --secondary``)."""
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,11 +73,12 @@ def main() -> int:
         if RECORD.exists():
             print(f"{RECORD} exists: amend it (--amend REASON) instead of registering anew", file=sys.stderr)
             return 1
-        record = {**STUDY, "registered": today, "claims": registered_claims(), "design": design(), "hashes": design_hashes(), "amendments": []}
+        record = {**STUDY, "registered": today, "claims": registered_claims(), "design": design(), "hashes": design_hashes(), "amendments": [],
+                  "secondary": SECONDARY}
     else:
         record = json.loads(RECORD.read_text(encoding="utf-8"))
         record["amendments"].append({"date": today, "reason": args.amend, "hashes_before": record["hashes"]})
-        record.update(design=design(), hashes=design_hashes())
+        record.update(design=design(), hashes=design_hashes(), secondary=SECONDARY)
     atomic_write_text(RECORD, json.dumps(record, indent=2) + "\n")
     print(f"wrote {RECORD}")
     return 0

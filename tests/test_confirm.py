@@ -2,11 +2,12 @@
 analysis are the ones registered."""
 
 import copy
+import dataclasses
 import json
 
 import pytest
 
-from calirl_lite.confirm import RECORD, analyse, check_record, confirm, confirm_markdown, load_record, study_jobs
+from calirl_lite.confirm import RECORD, analyse, analyse_secondary, check_record, confirm, confirm_markdown, load_record, secondary_jobs, secondary_markdown, study_jobs
 from calirl_lite.train import train_job
 from tests.test_reproduce import fake_result
 
@@ -67,7 +68,8 @@ def test_the_analysis_judges_every_claim_pooled_and_per_world_with_holm():
     i = next(i for i, c in enumerate(result["pooled"]) if c["task"] == "arith-chat" and c["claim"] == "calibrated > static")
     assert not result["worlds"][str(w)][i]["holds"] and result["worlds"][str(record["worlds"][1])][i]["holds"] and not result["pooled"][i]["holds"]
     md = confirm_markdown({**result, "seconds": 1.0})
-    assert "| arith-chat | calibrated > static |" in md and "**not shown**" in md and md.count("\n| ") == len(record["claims"])  # one row per claim under the header
+    assert "| arith-chat | calibrated > static |" in md and "**not shown**" in md and md.split("\n\n")[0].count("\n| ") == len(record["claims"])  # one row per claim under the header
+    assert "| policy tokens trained per step | Static Context RL | Naive Interactive RL |" in md
 
 
 def test_one_study_at_a_time():
@@ -79,3 +81,60 @@ def test_one_study_at_a_time():
 
 def test_the_record_ships_with_the_package():
     assert RECORD.is_file() and RECORD.parent.name == "registered"
+
+
+def test_the_secondary_analyses_are_the_registered_runs_and_reuse_the_studys_own(ctx):
+    record = load_record()
+    ablation, curves = record["secondary"]["static_all_turns"], record["secondary"]["curves"]
+    jobs = {j.name: j for j in secondary_jobs(record, ctx)}
+    study = {j.name for j in study_jobs(record, ctx)}
+    every = [j for n, j in jobs.items() if " · static-all · " in n]
+    assert len(every) == len(ablation["worlds"]) * len(ablation["tasks"]) * len(ablation["seeds"])
+    assert all(j.args[0].static_turns == "all" and j.args[0].method == "static" for j in every)
+    w, s = ablation["worlds"][0], ablation["seeds"][0]
+    assert {f"world {w} · static · arith-chat · seed {s}", f"world {w} · calibrated · arith-chat · seed {s}"} <= set(jobs) & study  # the study's runs, reused
+    curve = [j for n, j in jobs.items() if " curve · " in n]
+    assert len(curve) == len(curves["tasks"]) * len(curves["methods"]) * len(curves["seeds"])
+    assert all(j.args[0].steps == curves["settings"]["steps"] and j.args[0].real_every == curves["settings"]["real_every"] for j in curve)
+
+
+def test_the_secondary_analysis_judges_the_ablation_and_finds_each_curves_peak_and_collapse(tmp_path):
+    record = load_record()
+    ablation, plan = record["secondary"]["static_all_turns"], record["secondary"]["curves"]
+    done = {}
+    for w in ablation["worlds"]:
+        for t in ablation["tasks"]:
+            for s in ablation["seeds"]:  # every turn trained helps Static a little, Calibrated still ahead
+                for name, method, v in (("static", "static", 0.6), ("static-all", "static", 0.7), ("calibrated", "calibrated", 0.85)):
+                    done[f"world {w} · {name} · {t} · seed {s}"] = fake_result(method, t, s, v + 0.01 * (s % 3), goals=100)
+    for t in plan["tasks"]:
+        for m in plan["methods"]:
+            for s in plan["seeds"]:
+                folder = tmp_path / f"{m}-{t}-{s}"
+                folder.mkdir()
+                peak = 0.9 if m == "oracle" else 0.7  # every method peaks at step 30; static's seed 100 falls to 0.2
+                points = [(step, peak * min(step, 30) / 30 - (0.5 if (m, s, step) == ("static", 100, 60) else 0.0)) for step in range(0, 61, 5)]
+                log = [{"step": step, "reward": 0.5} for step in range(1, 61)] + [{"step": step, f"real_{'accuracy' if t == 'arith-chat' else 'bleu'}": v} for step, v in points]
+                (folder / "log.json").write_text(json.dumps(log))
+                done[f"world {plan['world']} · {m} curve · {t} · seed {s}"] = dataclasses.replace(fake_result(m, t, s, peak), run=str(folder), policy_tokens=3000, steps=60)
+    result = analyse_secondary(record, done)
+    assert [c["claim"] for c in result["ablation"]] == [f"{c['left']} > {c['right']}" for c in ablation["claims"]]
+    assert all(c["holds"] and c["seeds"] == len(ablation["worlds"]) * len(ablation["seeds"]) for c in result["ablation"])
+    static = result["curves"]["tasks"]["arith-chat"]["methods"]["static"]
+    assert static["peak_step"] == 30 and static["collapsed"] == ["100"] and result["curves"]["tasks"]["arith-chat"]["methods"]["oracle"]["collapsed"] == []
+    assert result["tokens"]["arith-chat"]["static-all"] == pytest.approx(0.0)  # fake runs trained no token: the count is read from each run
+    from calirl_lite.plots import close_figure, plot_study_curves
+
+    fig = plot_study_curves(result["curves"], path=tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 0 and len(fig.axes) == len(plan["tasks"])
+    assert len(fig.axes[0].lines) == len(plan["methods"]) * (len(plan["seeds"]) + 1) + 1  # each seed, each mean, the budget
+    close_figure(fig)
+    md = secondary_markdown(result)
+    assert "| arith-chat | static-all > static |" in md and "Static at every turn" in md and "| arith-chat | Static Context RL | 0.000 | 0.700 (30) |" in md
+
+
+def test_secondary_only_with_confirm():
+    from calirl_lite.reproduce import ReproduceConfig
+
+    with pytest.raises(ValueError, match="give it with --confirm"):
+        ReproduceConfig.make(secondary=True)

@@ -14,6 +14,7 @@ from calirl_lite.cli import main
 from calirl_lite.dialogue import Dialogue, Message
 from calirl_lite.results import RunResult, summarise, table_markdown
 from calirl_lite.rollout import base_policy, rollout
+from calirl_lite.settings import short_hash
 from calirl_lite.tasks import get_task
 from calirl_lite.users import ScriptedUsers
 
@@ -44,6 +45,31 @@ def test_a_rollout_from_logged_contexts_trains_only_the_first_policy_turn(ctx, w
     assert state.scripted.told == {"start": goal["start"]}
     with pytest.raises(ValueError, match="starting and ending with the user"):
         rollout(policy, ScriptedUsers(), ARITH, [goal], contexts=[context[:2]])
+
+
+def test_static_at_every_turn_trains_every_turn_the_policy_writes_after_the_logged_context(ctx, calibrated, tmp_path):
+    """The ablation's Static: the same dialogues (the mask does not change what is sampled), every policy token trained."""
+    masks, dialogues = {}, {}
+    for turns in ("first", "all"):
+        stage = S.train_stage(T.TrainConfig.make(method="static", static_turns=turns, out_dir=str(tmp_path / turns)), ctx)
+        inputs = T.check_inputs(stage)
+        trainer, stats = TR.make_trainer(stage, TR.training_starts(stage, inputs.logged), TR.training_user(stage, inputs.adapter))
+        out = trainer.rollout_func([str(i) for i in range(8)], trainer)
+        masks[turns], dialogues[turns] = out["env_mask"], out["completion_ids"]
+        assert stats.policy_tokens[-1] == sum(map(sum, out["env_mask"]))
+    assert dialogues["first"] == dialogues["all"]
+    assert all(sum(a) >= sum(f) for a, f in zip(masks["all"], masks["first"]))
+    assert sum(map(sum, masks["all"])) > sum(map(sum, masks["first"]))  # some dialogue had a second policy turn
+    with pytest.raises(ValueError, match="static_turns applies to method static only"):
+        T.TrainConfig.make(method="oracle", static_turns="all")
+
+
+def test_a_setting_added_later_keeps_the_folders_of_runs_made_before_it_at_its_default():
+    first, every = (T.TrainConfig.make(method="static", static_turns=t) for t in ("first", "all"))
+    assert "static_turns" not in first.identity() and every.identity()["static_turns"] == "all"
+    assert first.digest() != every.digest()
+    before = {k: v for k, v in first.to_dict().items() if k != "static_turns"}  # the settings before the field existed
+    assert first.digest() == short_hash(before)
 
 
 def test_static_contexts_are_every_point_where_the_assistant_spoke_next(world):
