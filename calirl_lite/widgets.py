@@ -28,9 +28,12 @@ class ShiftExplorer:
         import ipywidgets as w
 
         self.cfg = cfg
-        self.eps = w.FloatLogSlider(value=self.cfg.eps, base=10, min=-4, max=-1, step=0.1, description="ε", readout_format=".4f")
-        self.delta = w.FloatLogSlider(value=self.cfg.delta, base=10, min=-4, max=-1, step=0.1, description="δ", readout_format=".4f")
-        self.horizon = w.IntSlider(value=horizon or max(self.cfg.horizons), min=4, max=200, step=1, description=self.horizon_label)
+        self.eps = w.FloatLogSlider(value=self.cfg.eps, base=10, min=-4, max=-1, step=0.1, description="ε", readout_format=".4f",
+                                    continuous_update=False)
+        self.delta = w.FloatLogSlider(value=self.cfg.delta, base=10, min=-4, max=-1, step=0.1, description="δ", readout_format=".4f",
+                                      continuous_update=False)
+        self.horizon = w.IntSlider(value=horizon or max(self.cfg.horizons), min=4, max=200, step=1, description=self.horizon_label,
+                                  continuous_update=False)  # each redraw computes the shift again: on release, not at every step of a drag
         self.out = w.Output()
         self.result: dict[str, Any] = {}
         for slider in (self.eps, self.delta, self.horizon):
@@ -238,8 +241,8 @@ class TurnComparer:
         import ipywidgets as w
 
         self.heldout, self.simulators, self.style = heldout, simulators, style
-        self.dialogue = w.IntSlider(value=0, min=0, max=len(heldout) - 1, description="dialogue")
-        self.turn = w.IntSlider(value=1, min=0, max=1, description="user turn")
+        self.dialogue = w.IntSlider(value=0, min=0, max=len(heldout) - 1, description="dialogue", continuous_update=False)
+        self.turn = w.IntSlider(value=1, min=0, max=1, description="user turn", continuous_update=False)  # each samples the simulators
         self.resample = w.Button(description="sample again")
         self.view = w.HTML()
         self.seed = 0

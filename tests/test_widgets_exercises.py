@@ -18,6 +18,7 @@ def test_sliders_recompute_the_curves():
     before = explorer.result["per_horizon"][-1]["gap_simulator"]
     explorer.delta.value = 0.02
     assert explorer.result["per_horizon"][-1]["gap_simulator"] > before
+    assert not any(s.continuous_update for s in (explorer.eps, explorer.delta, explorer.horizon))  # recomputed on release, not mid-drag
 
 
 def test_shift_step_by_step_static_drifts_linearly_interactive_stays_and_sliders_redraw():
