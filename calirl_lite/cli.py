@@ -39,6 +39,7 @@ from typing import Any, Sequence
 from . import __version__
 from .endpoints import EndpointError
 from .env import context, judge_api_key
+from .grading import OtterError
 from .quiet import set_loudness
 from .settings import SEED_MAX, Settings, field_docs, number_arg
 
@@ -396,6 +397,37 @@ def add_notebooks(p: argparse.ArgumentParser) -> None:
     p.set_defaults(func=cmd_notebooks)
 
 
+def cmd_class_export(args: argparse.Namespace) -> int:
+    from .grading import export
+
+    for stem, student in export(args.out, args.notebooks).items():
+        print(f"{stem}: hand out {student}; grade with {next(student.parent.parent.joinpath('autograder').glob('*.zip'))}")
+    return 0
+
+
+def cmd_class_grade(args: argparse.Namespace) -> int:
+    from .grading import grade
+
+    scores = grade(args.autograder, args.notebook, args.out)
+    for name, marks in scores["exercises"].items():
+        print(f"{name}: {marks:g}")
+    print(f"total {scores['total']:g} of {scores['possible']:g} ({scores['seconds']:.1f} s)")
+    return 0
+
+
+def add_class(p: argparse.ArgumentParser) -> None:
+    actions = p.add_subparsers(dest="class_command", required=True, metavar="ACTION")
+    e = actions.add_parser("export", help="student notebooks (no solutions) and otter-grader autograders, from a checkout")
+    e.add_argument("out", help="folder to write one sub-folder per notebook into")
+    e.add_argument("--notebooks", nargs="*", default=(), help="notebook numbers (e.g. 01 04; default: every notebook with exercises)")
+    e.set_defaults(func=cmd_class_export)
+    g = actions.add_parser("grade", help="score a filled notebook with an exported autograder: per-exercise marks in scores.json")
+    g.add_argument("autograder", help="the autograder zip written by `calirl class export`")
+    g.add_argument("notebook", help="the filled notebook a student handed in")
+    g.add_argument("--out", default=None, help="folder for scores.json and otter's results.json (default: graded-<notebook> beside it)")
+    g.set_defaults(func=cmd_class_grade)
+
+
 COMMANDS = {
     "shift": ("compounding shift in toy MDPs: gaps and bounds against the horizon (notebook 01)", add_shift),
     "world": ("the toy dialogue world of the tiny profile", add_world),
@@ -410,6 +442,7 @@ COMMANDS = {
     "diagnose": ("what calibration leaves: train against the calibrated simulator corrected where it differs, scored by the real users",
                  add_diagnose),
     "notebooks": ("run the numbered notebooks top to bottom; executed copies under results/notebooks/", add_notebooks),
+    "class": ("for teachers: student notebooks and autograders (otter-grader), and grading a handed-in notebook", add_class),
 }
 """Every subcommand: its one-line help and the function that adds its flags."""
 
@@ -421,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     set_loudness(args.quiet, args.verbose)
     try:
         return int(args.func(args))
-    except (ValueError, FileNotFoundError, ImportError, EndpointError) as e:
+    except (ValueError, FileNotFoundError, ImportError, EndpointError, OtterError) as e:
         print(f"calirl {args.command}: error: {e}", file=sys.stderr)
         return 2
     except OSError as e:

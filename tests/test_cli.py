@@ -70,7 +70,7 @@ def test_notebooks_names_a_missing_notebook(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("command", ["shift", "world build", "bench rollout", "bench train", "bench memory", "bench world", "bench parsing",
-                                     "calibrate", "train", "evaluate", "reproduce", "notebooks"])
+                                     "calibrate", "train", "evaluate", "reproduce", "notebooks", "class export", "class grade"])
 def test_every_command_prints_its_help(command, capsys):
     from calirl_lite.cli import COMMANDS, main
 

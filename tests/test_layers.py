@@ -31,6 +31,7 @@ LAYERS = [
     {"confirm"},  # the registered confirmatory study
     {"bench", "reproduce", "lab", "calibration_study", "diagnosis"},  # benchmarks; the whole pipeline; the mismatch lab
     {"exercises"},  # the notebooks' checked exercises (checked against any of the above)
+    {"grading"},  # the exercises as otter-grader assignments: student notebooks, autograders, marks
     {"env"},  # the entry: the one reader of the environment
     {"cli"},
     {"__main__"},
