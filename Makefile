@@ -5,12 +5,13 @@
 # make lowest      the oldest versions pyproject.toml allows, installed into .venv-lowest and tested
 # make dist        build the wheel and the sdist into dist/ and check them (twine check)
 # make notebook-cells  write the shared cells (Colab badge, install cell, PROFILE) into every notebook
+# make site        the notebooks executed in class mode, as HTML pages with their figures: results/site/index.html
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.calirl-installed
 DEV_STAMP := $(VENV)/.calirl-dev-installed
 
-.PHONY: setup reproduce test test-fast world lowest dist notebook-cells clean-results
+.PHONY: setup reproduce test test-fast world lowest dist notebook-cells site clean-results
 
 $(STAMP): requirements.txt pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh $(VENV)
@@ -33,6 +34,10 @@ test: $(DEV_STAMP)
 test-fast: $(DEV_STAMP)
 	$(BIN)/ruff check calirl_lite tests scripts conftest.py
 	CALIRL_SMOKE=1 $(BIN)/python -m pytest -n 2 --dist loadfile -m "not slow" tests
+
+site: $(STAMP)
+	CALIRL_CLASS=1 $(BIN)/calirl notebooks --out results/site-run
+	$(BIN)/calirl site --executed results/site-run/notebooks --out results/site
 
 world: $(STAMP)
 	$(BIN)/python scripts/ship_world.py

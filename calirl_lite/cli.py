@@ -415,6 +415,25 @@ def cmd_class_grade(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_site(args: argparse.Namespace) -> int:
+    from .site import build_site, site_problems
+
+    counts = build_site(args.executed, args.out)
+    for name, c in counts.items():
+        print(f"{name}.html: {c['images']} images ({c['figure_cells']} figure cells)")
+    problems = site_problems(counts)
+    for problem in problems:
+        print(f"calirl site: a page misses figures: {problem}", file=sys.stderr)
+    print(f"wrote {Path(args.out) / 'index.html'}")
+    return 1 if problems else 0
+
+
+def add_site(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--executed", default="results/site-run/notebooks", help="the executed notebooks (`calirl notebooks --out DIR` leaves them in DIR/notebooks)")
+    p.add_argument("--out", default="results/site", help="folder for index.html and one page per notebook")
+    p.set_defaults(func=cmd_site)
+
+
 def add_class(p: argparse.ArgumentParser) -> None:
     actions = p.add_subparsers(dest="class_command", required=True, metavar="ACTION")
     e = actions.add_parser("export", help="student notebooks (no solutions) and otter-grader autograders, from a checkout")
@@ -442,6 +461,7 @@ COMMANDS = {
     "diagnose": ("what calibration leaves: train against the calibrated simulator corrected where it differs, scored by the real users",
                  add_diagnose),
     "notebooks": ("run the numbered notebooks top to bottom; executed copies under results/notebooks/", add_notebooks),
+    "site": ("a readable site: one HTML page per executed notebook, with its figures, and an index (make site)", add_site),
     "class": ("for teachers: student notebooks and autograders (otter-grader), and grading a handed-in notebook", add_class),
 }
 """Every subcommand: its one-line help and the function that adds its flags."""
