@@ -47,6 +47,9 @@ DESIGN_CODE = ("world.py", "toy_tasks.py", "task_family.py")
 """The modules that make the toy world, its tasks and its scripted users: their SHA-256 is part of the record."""
 PER_RUN = ("seed", "out_dir", "cache_dir", "method", "task", "calibration_seed")
 """Settings that name one run, not the design (left out of the design's hash)."""
+MEASURED = Path(__file__).parent / "registered" / "measured"
+"""The study's results as measured for docs/results.md (``confirm.json``, ``secondary.json``): shipped so that
+notebook 05 shows them where the study has not been run."""
 LABELS = {**METHOD_LABELS, "static-all": "Static at every turn"}
 """The methods' names in the tables (the ablation's Static at every turn besides the methods)."""
 USES_CALIBRATION = ("static", "calibrated")
@@ -319,6 +322,18 @@ def confirm_markdown(result: dict[str, Any]) -> str:
     if "tokens" in result:
         lines += ["", tokens_markdown(result["tokens"])]
     return "\n".join(lines) + "\n"
+
+
+def study_result(ctx: Context, name: str = "confirm") -> dict[str, Any] | None:
+    """The study's ``<name>.json`` (``confirm`` or ``secondary``): this machine's run under ``results/confirm/``, else
+    the kit's measured copy (:data:`MEASURED`); prints which, and how long it took."""
+    for path, whose in ((ctx.results / "confirm" / f"{name}.json", "your run"), (MEASURED / f"{name}.json", "as measured for docs/results.md")):
+        if path.is_file():
+            result = json.loads(path.read_text(encoding="utf-8"))
+            print(f"{name}: {whose} ({result['seconds'] / 60:.1f} min with {result['workers']} worker processes; {path})")
+            return result
+    print(f"not run here yet: `calirl reproduce --confirm{' --secondary' if name == 'secondary' else ''}`")
+    return None
 
 
 def registered_claims() -> list[dict[str, str]]:

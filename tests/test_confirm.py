@@ -138,3 +138,18 @@ def test_secondary_only_with_confirm():
 
     with pytest.raises(ValueError, match="give it with --confirm"):
         ReproduceConfig.make(secondary=True)
+
+
+def test_the_notebook_shows_your_own_run_of_the_study_where_there_is_one(tmp_path, capsys, monkeypatch):
+    from calirl_lite import confirm as C
+    from calirl_lite.context import Context
+    from calirl_lite.world import WorldConfig
+
+    ctx = Context("smoke", WorldConfig.for_mode("smoke", cache_dir=str(tmp_path)), tmp_path / "runs", tmp_path, tmp_path / "results")
+    monkeypatch.setattr(C, "MEASURED", tmp_path / "measured")
+    assert C.study_result(ctx) is None and "calirl reproduce --confirm" in capsys.readouterr().out
+    (tmp_path / "measured").mkdir()
+    (tmp_path / "measured" / "confirm.json").write_text(json.dumps({"seconds": 600, "workers": 2, "pooled": []}))
+    assert C.study_result(ctx)["seconds"] == 600 and "as measured for docs/results.md" in capsys.readouterr().out
+    (ctx.results_dir("confirm") / "confirm.json").write_text(json.dumps({"seconds": 60, "workers": 2, "pooled": []}))
+    assert C.study_result(ctx)["seconds"] == 60 and "your run (1.0 min" in capsys.readouterr().out
