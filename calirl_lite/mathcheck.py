@@ -87,3 +87,16 @@ def _math_correct(response: str, reference: str, seconds: float) -> bool:
         return False
     finally:
         signal.signal(signal.SIGALRM, previous)
+
+
+def boxed_answer(solution: str) -> str | None:
+    r"""The content of the last ``\boxed{…}`` in a solution (braces matched), or None."""
+    start = solution.rfind("\\boxed{")
+    if start < 0:
+        return None
+    i, depth = start + len("\\boxed{"), 1
+    for j in range(i, len(solution)):
+        depth += {"{": 1, "}": -1}.get(solution[j], 0)
+        if depth == 0:
+            return solution[i:j]
+    return None

@@ -1,8 +1,10 @@
-"""Every task family of the kit, by name: the toy world's (:mod:`calirl_lite.toy_tasks`) and the English world's
-and real human chat (:mod:`calirl_lite.english_tasks`); what a family is, :mod:`calirl_lite.task_family`."""
+"""Every task family of the kit, by name: the toy world's (:mod:`calirl_lite.toy_tasks`), the English world's
+and real human chat (:mod:`calirl_lite.english_tasks`), and CollabLLM's own two (:mod:`calirl_lite.collabllm_tasks`); what a
+family is, :mod:`calirl_lite.task_family`."""
 
 from __future__ import annotations
 
+from .collabllm_tasks import COLLABLLM_TASKS
 from .english_tasks import ENGLISH_TASKS, ChitChat, DocChat, MathChat
 from .task_family import (
     ACCEPT,
@@ -28,8 +30,9 @@ __all__ = ["ACCEPT", "CONFUSED", "CORPUS_ASSISTANTS", "CORPUS_USERS", "DAYS", "G
            "scored_tasks", "single_error_persona", "vocabulary"]
 """The registry, and (for code written against the one module it once was) every name of the task modules."""
 
-OTHER_TASKS: dict[str, Task] = ENGLISH_TASKS
-"""Tasks outside the toy world: real human chat, and the English world's task families (for instruction-tuned models)."""
+OTHER_TASKS: dict[str, Task] = {**ENGLISH_TASKS, **COLLABLLM_TASKS}
+"""Tasks outside the toy world: real human chat, the English world's task families (for instruction-tuned models), and
+CollabLLM's MATH-Chat and MediumDocEdit-Chat (``collabllm-math``, ``collabllm-docedit``; their users are language models)."""
 
 
 def scored_tasks() -> list[str]:

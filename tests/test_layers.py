@@ -15,7 +15,7 @@ LAYERS = [
     {"dialogue", "settings", "plots"},  # the currency, settings dataclasses, figures
     {"task_family", "shift", "__init__"},  # what a task family is and its scripted people; notebook 01's exact MDPs
     {"toy_tasks"},  # the toy world's two families
-    {"english_tasks"},  # the English world's families
+    {"english_tasks", "collabllm_tasks"},  # the English world's families; CollabLLM's MATH-Chat and MediumDocEdit-Chat
     {"tasks"},  # every family by name
     {"prompts"},  # the chat as the policy and as a user simulator see it
     {"world", "inputs"},  # the toy world (tasks, corpus, tokenizer, LM); what files the kit accepts
