@@ -49,12 +49,13 @@ from .stages import VALIDATION_GOALS, CalibrationConfig, Stage, calibration_stag
 from .stats import behaviour_stats, behaviour_tv
 from .task_family import Task
 from .tasks import TASKS, get_task
-from .users import LMUser, ScriptedUsers, persona_from_spec
+from .users import LMUser, ScriptedUsers, User, persona_from_spec, real_user_calls
 
 
 def calibrate_hint(cfg: CalibrationConfig) -> str:
     """What to run to make the calibration run ``cfg``."""
     extra = (f" --persona {cfg.persona}" if cfg.persona else "") + (f" --max-new-tokens {cfg.max_new_tokens}" if cfg.max_new_tokens else "")
+    extra += f" --real-user '{cfg.real_user}'" if cfg.real_user else ""
     return f"run `calirl calibrate --profile {cfg.profile} --task {cfg.task} --seed {cfg.seed}{extra}` first"
 
 
@@ -72,7 +73,7 @@ def calibrated_adapter(stage: Stage, adapter: str = "", why: str = "this needs t
     """The calibrated simulator's weights: ``adapter`` if given, else what the calibration run ``stage`` saved — a LoRA
     adapter folder, or a whole model's (:func:`simulator_folder`).
 
-    Clear errors for a missing simulator and for one calibrated for another task, profile or persona (read from the
+    Clear errors for a missing simulator and for one calibrated for another task, profile, persona or real users (read from the
     ``config.json`` of the run beside it).
     """
     cfg = stage.cfg
@@ -83,7 +84,7 @@ def calibrated_adapter(stage: Stage, adapter: str = "", why: str = "this needs t
     made_by = path.parent / "config.json"
     if made_by.is_file():
         settings = json.loads(made_by.read_text())
-        for key in ("task", "profile", "persona"):
+        for key in ("task", "profile", "persona", "real_user"):
             if settings.get(key, "") != getattr(cfg, key):
                 raise ValueError(f"the adapter at {path} was calibrated for {key} {settings.get(key)!r}, "
                                  f"not {getattr(cfg, key)!r} ({made_by}); {calibrate_hint(cfg)}")
@@ -94,11 +95,13 @@ def calibrated_adapter(stage: Stage, adapter: str = "", why: str = "this needs t
 
 
 def collect_traces(policy: Policy, task: Task, goals: Sequence[dict[str, Any]], max_messages: int, seed: int, batch_size: int = 64,
-                   persona: str = "") -> list[Dialogue]:
-    """Dialogues of ``policy`` with the real users (or the scripted users of ``persona``, a user spec) on ``goals``
-    (the oracle's interaction traces), ``batch_size`` at a time (a profile's ``eval_batch``: batches keep memory flat)."""
-    return rollout_in_batches(policy, ScriptedUsers(persona_from_spec(persona)), task, goals, max_messages, seed, batch_size, "trace",
-                              f"{task.name} traces", unit=f"batch of {batch_size}")
+                   persona: str = "", user: User | None = None) -> list[Dialogue]:
+    """Dialogues of ``policy`` with the real users — the world's scripted users, or ``user`` (a stage's real users:
+    :meth:`~calirl_lite.stages.Stage.real_user`, an LLM among them) — or the scripted users of ``persona`` (a user
+    spec) on ``goals`` (the oracle's interaction traces), ``batch_size`` at a time (a profile's ``eval_batch``:
+    batches keep memory flat)."""
+    who = user if user is not None and not persona else ScriptedUsers(persona_from_spec(persona))
+    return rollout_in_batches(policy, who, task, goals, max_messages, seed, batch_size, "trace", f"{task.name} traces", unit=f"batch of {batch_size}")
 
 
 def chitchat_dialogues(n: int, seed: int = 0, offset: int = 0) -> list[Dialogue]:
@@ -341,9 +344,11 @@ def kept_traces(stage: Stage) -> tuple[list[Dialogue], list[Dialogue]] | None:
     return read_dialogues(train_path, stage.task.name, limits), read_dialogues(held_path, stage.task.name, limits)
 
 
-def collect_stage_traces(stage: Stage, kept: tuple[list[Dialogue], list[Dialogue]] | None = None) -> tuple[list[Dialogue], list[Dialogue]]:
+def collect_stage_traces(stage: Stage, kept: tuple[list[Dialogue], list[Dialogue]] | None = None,
+                         real: User | None = None) -> tuple[list[Dialogue], list[Dialogue]]:
     """Train and held-out traces, collected once and kept in the run folder (reused on a re-run; ``kept``: those
-    traces, already read by :func:`check_calibration_inputs`)."""
+    traces, already read by :func:`check_calibration_inputs`), with the stage's real users (``real``, else made here:
+    :meth:`~calirl_lite.stages.Stage.real_user`) or its ``persona``."""
     cfg, task = stage.cfg, stage.task
     kept = kept or kept_traces(stage)
     if kept is not None:
@@ -353,9 +358,9 @@ def collect_stage_traces(stage: Stage, kept: tuple[list[Dialogue], list[Dialogue
         held = chitchat_dialogues(cfg.n_heldout, cfg.seed, offset=cfg.n_traces)
     else:
         train_goals, test_goals = world_goals(stage)
-        policy, batch = base_policy(stage.models), stage.profile.eval_batch
-        train = collect_traces(policy, task, train_goals, stage.budget, cfg.seed, batch, cfg.persona)
-        held = collect_traces(policy, task, test_goals, stage.budget, cfg.seed + HELDOUT_SEED_OFFSET, batch, cfg.persona)
+        policy, batch, real = base_policy(stage.models), stage.profile.eval_batch, real or stage.real_user()
+        train = collect_traces(policy, task, train_goals, stage.budget, cfg.seed, batch, cfg.persona, real)
+        held = collect_traces(policy, task, test_goals, stage.budget, cfg.seed + HELDOUT_SEED_OFFSET, batch, cfg.persona, real)
     limits = stage.models.text_limits()
     for dialogues, path in ((train, stage.folder / "traces.jsonl"), (held, stage.folder / "heldout.jsonl")):
         check_dialogues(dialogues, str(path), task.name, limits)
@@ -378,7 +383,7 @@ def gap_metrics(stage: Stage, simulators: dict[str, Any], heldout: Sequence[Dial
     goals = [d.goal for d in heldout][: stage.cfg.n_sim_dialogues]
     for name, (model, tok) in simulators.items():
         entry: dict[str, Any] = {"nll": user_nll(model, tok, heldout, style)}
-        if stage.task.name in TASKS:
+        if stage.task.name in TASKS and stage.real_user_spec.kind == "scripted":  # against scripted users, whose replies have exact chances
             entry["exact"] = simulator_gap(stage, model, tok, name, heldout, stage.cfg.gap_samples)
         if policy is not None:
             sim = LMUser(model, tok, name=name, temperature=stage.profile.user_temperature, max_new_tokens=stage.profile.max_new_tokens, prompt_style=style)
@@ -416,8 +421,8 @@ def calibrate_stage(stage: Stage) -> dict[str, Any]:
         run.mkdir(parents=True, exist_ok=True)
         stage.cfg.save(run)
         set_seed(stage.cfg.seed)
-        clock = time.perf_counter()
-        train, held = collect_stage_traces(stage, kept)
+        clock, real = time.perf_counter(), stage.real_user()
+        train, held = collect_stage_traces(stage, kept, real)
         seconds = {"traces": time.perf_counter() - clock}
         naive = load_base(stage)
         base_model, tok = load_base(stage)
@@ -435,6 +440,7 @@ def calibrate_stage(stage: Stage) -> dict[str, Any]:
             report["realism_log"] = realism_log
         report["adapter"] = str(adapter)
         report["seconds"] = seconds  # on this machine, with whatever else ran beside it
+        report["real_user_calls"] = real_user_calls(real)  # what the traces cost (nothing where they were kept)
         atomic_write_json(run / "gap.json", json_safe(report))
     return report
 

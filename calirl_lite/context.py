@@ -13,7 +13,7 @@ variable, and each stage turns its settings' names into objects once (:mod:`cali
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +42,9 @@ class Context:
     """this process's rank under ``accelerate launch`` (0 in a plain run): the first process alone writes"""
     processes: int = 1
     """processes of the launch (1 in a plain run)"""
+    real_user_key: str = field(default="", repr=False, compare=False)
+    """the API key of an LLM real user's endpoint ('' where it needs none; :func:`calirl_lite.env.real_user_api_key`);
+    never printed"""
 
     def __post_init__(self) -> None:
         check_mode(self.mode)

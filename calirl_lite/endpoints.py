@@ -16,6 +16,7 @@ import socket
 import threading
 import time
 import urllib.parse
+from dataclasses import dataclass
 from typing import Any
 
 RETRIES = 2
@@ -45,17 +46,35 @@ class _Transient(Exception):
     """A failure that a retry may cure; its message says what happened."""
 
 
+@dataclass(frozen=True)
+class Completion:
+    """One reply of an endpoint: its text and, where the endpoint reports them (``usage``), the tokens it read and wrote."""
+
+    text: str
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
 def chat_completion(base_url: str, model: str, messages: list[dict[str, str]], temperature: float = 0.0, max_tokens: int = 256,
                     api_key: str = "", timeout: float = 60.0, retries: int = RETRIES) -> str:
     """One reply of an OpenAI-compatible endpoint (``POST {base_url}/chat/completions``), within ``timeout``
-    seconds in all; an :class:`EndpointError` naming the endpoint otherwise."""
-    body = json.dumps({"model": model, "temperature": temperature, "max_tokens": max_tokens, "messages": messages}).encode()
+    seconds in all; an :class:`EndpointError` naming the endpoint otherwise. The text only: :func:`chat_reply`
+    gives the token counts too."""
+    return chat_reply(base_url, model, messages, temperature, max_tokens, api_key, timeout, retries).text
+
+
+def chat_reply(base_url: str, model: str, messages: list[dict[str, str]], temperature: float = 0.0, max_tokens: int = 256,
+               api_key: str = "", timeout: float = 60.0, retries: int = RETRIES, seed: int | None = None) -> Completion:
+    """:func:`chat_completion` as a :class:`Completion`, with the reply's token counts. ``seed`` (sent where given:
+    the OpenAI API's per-request ``seed``, which vLLM and TGI honour) makes a sampled reply repeatable."""
+    request = {"model": model, "temperature": temperature, "max_tokens": max_tokens, "messages": messages}
+    body = json.dumps(request if seed is None else {**request, "seed": seed}).encode()
     headers = {"Content-Type": "application/json", **({"Authorization": f"Bearer {api_key}"} if api_key else {})}
     start = time.monotonic()
     deadline, delay = start + timeout, BACKOFF_SECONDS
     for attempt in range(1, retries + 2):
         try:
-            return _reply_text(_post(f"{base_url.rstrip('/')}/chat/completions", body, headers, deadline))
+            return _completion(_post(f"{base_url.rstrip('/')}/chat/completions", body, headers, deadline))
         except _Transient as e:
             why = str(e)
         except EndpointError as e:
@@ -127,8 +146,9 @@ def _describe(e: BaseException) -> str:
     return f"failed: {type(e).__name__}: {e}"
 
 
-def _reply_text(data: bytes) -> str:
-    """``choices[0].message.content`` of a reply body: UTF-8 JSON, the content a string."""
+def _completion(data: bytes) -> Completion:
+    """``choices[0].message.content`` of a reply body (UTF-8 JSON, the content a string), with ``usage``'s
+    ``prompt_tokens`` and ``completion_tokens`` where the body has them (0 where not)."""
     try:
         reply: Any = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as e:
@@ -141,4 +161,6 @@ def _reply_text(data: bytes) -> str:
         raise EndpointError(f"gave no choices[0].message.content: {str(reply)[:200]}") from None
     if not isinstance(content, str):
         raise EndpointError(f"gave {json.dumps(content)[:50]} as choices[0].message.content, not text")
-    return content.strip()
+    usage = reply.get("usage") if isinstance(reply, dict) else None
+    counts = [usage.get(k) if isinstance(usage, dict) else 0 for k in ("prompt_tokens", "completion_tokens")]
+    return Completion(content.strip(), *(n if isinstance(n, int) and not isinstance(n, bool) and n >= 0 else 0 for n in counts))

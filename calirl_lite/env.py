@@ -4,16 +4,17 @@
 reads the environment (the run mode's switches are read by :func:`calirl_lite.settings.run_mode`, which this
 calls). The variables:
 
-=======================  =====================================================================================
-``CALIRL_SMOKE``          1: smoke mode (the tests' tiny sizes)
-``CALIRL_CLASS``          1: class mode (every notebook in a few minutes)
-``CALIRL_WORLD_SEED``     the toy world's seed (default 0: the world shipped with the kit)
-``CALIRL_RESULTS``        where figures and numbers go (default: ``results/``)
-``CALIRL_RUNS``           where training runs go (default: ``runs/``)
-``CALIRL_CACHE``          where built worlds and converted models go (default: ``data/cache/``)
-``CALIRL_JUDGE_API_KEY``  the API key of an LLM judge's endpoint (``calirl evaluate --judge-endpoint``)
-``RANK``, ``WORLD_SIZE``  set by ``accelerate launch`` / ``torchrun``: this process's rank and their number
-=======================  =====================================================================================
+============================  =====================================================================================
+``CALIRL_SMOKE``              1: smoke mode (the tests' tiny sizes)
+``CALIRL_CLASS``              1: class mode (every notebook in a few minutes)
+``CALIRL_WORLD_SEED``         the toy world's seed (default 0: the world shipped with the kit)
+``CALIRL_RESULTS``            where figures and numbers go (default: ``results/``)
+``CALIRL_RUNS``               where training runs go (default: ``runs/``)
+``CALIRL_CACHE``              where built worlds and converted models go (default: ``data/cache/``)
+``CALIRL_JUDGE_API_KEY``      the API key of an LLM judge's endpoint (``calirl evaluate --judge-endpoint``)
+``CALIRL_REAL_USER_API_KEY``  the API key of an LLM real user's endpoint (``--real-user endpoint:URL#MODEL``; default: the judge's key)
+``RANK``, ``WORLD_SIZE``      set by ``accelerate launch`` / ``torchrun``: this process's rank and their number
+============================  =====================================================================================
 
 In a notebook: ``ctx = context()``, then ``ctx.toy_world()``, ``train(cfg, ctx)`` …
 """
@@ -22,7 +23,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from .context import Context
 from .paths import places
@@ -33,6 +34,8 @@ WORLD_SEED_ENV = "CALIRL_WORLD_SEED"
 """Name of the environment variable that picks the toy world's seed."""
 JUDGE_KEY_ENV = "CALIRL_JUDGE_API_KEY"
 """Name of the environment variable that holds an LLM judge's API key."""
+REAL_USER_KEY_ENV = "CALIRL_REAL_USER_API_KEY"
+"""Name of the environment variable that holds an LLM real user's API key (unset: the judge's)."""
 
 
 def read_world_seed(environ: Mapping[str, str]) -> int:
@@ -61,9 +64,37 @@ def context(mode: str | None = None, world_seed: int | None = None) -> Context:
     seed = read_world_seed(env) if world_seed is None else world_seed
     rank, processes = launch_rank(env)
     world = WorldConfig.for_mode(mode, seed=seed, cache_dir=str(where.cache))
-    return Context(mode, world, where.runs, where.cache, where.results, rank, processes)
+    return Context(mode, world, where.runs, where.cache, where.results, rank, processes, real_user_api_key())
 
 
 def judge_api_key() -> str:
     """The LLM judge's API key (``CALIRL_JUDGE_API_KEY``; '' where unset)."""
     return os.environ.get(JUDGE_KEY_ENV, "")
+
+
+def real_user_api_key() -> str:
+    """The API key of an LLM real user's endpoint: ``CALIRL_REAL_USER_API_KEY``, else ``CALIRL_JUDGE_API_KEY`` (one
+    server often serves both), else ''."""
+    return os.environ.get(REAL_USER_KEY_ENV, "") or judge_api_key()
+
+
+DRIVE_FOLDER = "/content/drive/MyDrive/calirl_lite"
+"""where :func:`keep_on_drive` keeps the kit's folders in Colab"""
+
+
+def keep_on_drive(folder: str = DRIVE_FOLDER, environ: Any = None) -> dict[str, str]:
+    """Keep the kit's runs, cache and results under ``folder`` on Google Drive (Colab): mounts Drive where it is not
+    mounted yet and points ``CALIRL_RUNS``, ``CALIRL_CACHE`` and ``CALIRL_RESULTS`` there, so that every notebook —
+    each opened in its own runtime — finds what the ones before it made. Returns the variables it set."""
+    environ = os.environ if environ is None else environ
+    if folder.startswith("/content/drive/") and not os.path.isdir("/content/drive/MyDrive"):
+        try:
+            from google.colab import drive  # type: ignore[import-not-found]
+        except ImportError:
+            raise RuntimeError("keep_on_drive mounts Google Drive, which only Colab offers; elsewhere give it a folder "
+                               "(keep_on_drive('/some/folder')) or set CALIRL_RUNS and CALIRL_CACHE") from None
+        drive.mount("/content/drive")
+    places = {"CALIRL_RUNS": f"{folder}/runs", "CALIRL_CACHE": f"{folder}/cache", "CALIRL_RESULTS": f"{folder}/results"}
+    environ.update(places)
+    print(f"the kit's runs, cache and results are kept under {folder}")
+    return places

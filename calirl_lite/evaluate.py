@@ -22,10 +22,10 @@ from .results import EvalResult
 from .rollout import Policy, base_policy, mean_scores, rollout_in_batches
 from .settings import EVAL_SEED_OFFSET, Settings, check_number
 from .sources import task_goals
-from .stages import calibration_for, evaluation_stage
+from .stages import calibration_for, check_real_user, evaluation_stage
 from .task_family import Task
 from .tasks import get_task, scored_tasks
-from .users import User, make_user
+from .users import User, make_user, real_user_calls
 
 
 def evaluate_policy(policy: Policy, user: User, task: Task, goals: Sequence[dict[str, Any]], max_messages: int, seed: int,
@@ -90,7 +90,7 @@ class EvaluateConfig(Settings):
     policy: str = "base"
     """'base', a `calirl train` run folder, or its policy/ folder"""
     user: str = "real"
-    """who plays the user: real (the world's real users), naive or calibrated (the simulator of `calirl calibrate`, seed 0)"""
+    """who plays the user: real (the real users: see real_user), naive or calibrated (the simulator of `calirl calibrate`, seed 0)"""
     seeds: tuple[int, ...] = (0, 1, 2)
     """evaluation seeds"""
     n_eval: int = 200
@@ -107,11 +107,17 @@ class EvaluateConfig(Settings):
     """seconds the judge endpoint has for one reply, retries included"""
     judge_local: str = ""
     """optional LLM judge as a local transformers model (folder or hub id)"""
+    real_user: str = ""
+    """who the real users are (user real; the calibrated user is the one calibrated on their traces): '' (the profile's
+    oracle), 'scripted', or 'endpoint:BASE_URL#MODEL', an LLM behind an OpenAI-compatible endpoint (API key from
+    $CALIRL_REAL_USER_API_KEY) — not with profile tiny"""
 
     BOUNDS = {"n_eval": (1, None), "judge_timeout": (0.1, None)}
+    LATER = {"real_user": ""}
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_real_user(self.real_user, self.profile)
         if not get_task(self.task).metric:
             raise ValueError(f"task {self.task!r} has no score to evaluate; tasks: {', '.join(scored_tasks())}")
         if self.user not in ("real", "naive", "calibrated"):
@@ -132,14 +138,17 @@ def evaluate_seeds(cfg: EvaluateConfig, ctx: Context, progress: bool = True, jud
     stage = evaluation_stage(cfg, ctx)
     adapter = None
     if cfg.user == "calibrated":
-        adapter = calibrated_adapter(calibration_for(ctx, cfg.profile, cfg.task, max_new_tokens=cfg.max_new_tokens), why="the calibrated user")
+        adapter = calibrated_adapter(calibration_for(ctx, cfg.profile, cfg.task, max_new_tokens=cfg.max_new_tokens, real_user=cfg.real_user),
+                                     why="the calibrated user")
     pol = load_policy(stage.models, cfg.policy)
     goals = [t["goal"] for t in task_goals(stage.task, "test", stage.world)][: cfg.n_eval]
-    who = make_user(cfg.user, stage.models, adapter)
+    who = stage.real_user() if cfg.user == "real" else make_user(cfg.user, stage.models, adapter)
     per_seed = {}
     for s in cfg.seeds:
         scores, dialogues = evaluate_policy(pol, who, stage.task, goals, stage.budget, EVAL_SEED_OFFSET + int(s), progress, stage.profile.eval_batch)
         if judge is not None:
             scores["interactivity"] = interactivity(judge, dialogues)
         per_seed[int(s)] = scores
-    return EvalResult.of(cfg.profile, cfg.task, cfg.policy, cfg.user, len(goals), per_seed)
+    result = EvalResult.of(cfg.profile, cfg.task, cfg.policy, cfg.user, len(goals), per_seed)
+    result.real_user_calls = real_user_calls(who) if cfg.user == "real" else {}
+    return result

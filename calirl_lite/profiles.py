@@ -7,9 +7,12 @@ profile    machine                 policy / user simulator            real user 
 =========  ======================  =================================  ===========================
 tiny       any CPU, offline        the toy world's tiny LM            scripted users of the world
 smol       CPU, offline            SmolLM2-135M-Instruct (PyPI GGUF)  scripted users
-colab-t4   one 16 GB GPU           Qwen2.5-0.5B / -1.5B (4-bit user)  endpoint or a larger 4-bit model
-paper      several GPUs            Gemma-3-4B-IT / Qwen2.5-7B (4-bit) Qwen3-235B via an endpoint
+colab-t4   one 16 GB GPU           Qwen2.5-0.5B / -1.5B (4-bit user)  scripted, or an LLM via an endpoint
+paper      several GPUs            Gemma-3-4B-IT / Qwen2.5-7B (4-bit) scripted, or Qwen3-235B via an endpoint
 =========  ======================  =================================  ===========================
+
+The real user is the world's scripted users unless a stage's ``real_user`` setting (or a profile's ``oracle``) names
+an LLM behind an endpoint, ``endpoint:BASE_URL#MODEL`` (:func:`calirl_lite.stages.real_user_spec`).
 
 :func:`load_model` takes ``world`` (the toy LM), ``smol``, a local folder, or a hub id of a
 supported family (Qwen2/2.5, Gemma-3, SmolLM2/Llama), with optional 4-bit (bitsandbytes nf4,
@@ -50,7 +53,9 @@ class Profile:
     user_model: str
     """model of the user simulator (naive: prompted; calibrated: plus a LoRA adapter)"""
     oracle: str
-    """the real user: 'scripted' (toy world) or an endpoint URL"""
+    """the real user of the profile's stages where their settings' ``real_user`` names none: 'scripted' (the world's
+    scripted users: every profile the kit ships, so that none needs a server) or an LLM behind an OpenAI-compatible
+    endpoint, 'endpoint:BASE_URL#MODEL' (:func:`calirl_lite.users.parse_real_user`; not for tiny)"""
     user_in_4bit: bool
     """load the user simulator in 4-bit (QLoRA, CUDA only)"""
     needs_cuda: bool

@@ -212,6 +212,12 @@ class RunResult:
     simulator_gap: dict[str, Any] | None = None
     """toy tasks, a simulator as training user: the exact gap Σ_t ε_t of that simulator against the real users along
     the trained policy's real-user histories (the first ``n_eval_simulator`` goals): :func:`calirl_lite.exact_gap.exact_gap`"""
+    real_user_calls: dict[str, Any] = field(default_factory=dict)
+    """what the real users' replies cost this run (:func:`calirl_lite.users.real_user_calls`): ``user`` (``scripted`` or
+    ``endpoint:BASE_URL#MODEL``), ``requests`` sent to the endpoint, replies found in its ``cached`` replies,
+    ``prompt_tokens`` and ``completion_tokens`` (the endpoint's ``usage``) and ``seconds`` waited — the training of
+    method oracle and every evaluation with the real users (the base policy's once per task and seed); empty in runs
+    made before it was kept"""
 
     FILE = "eval.json"
 
@@ -265,6 +271,8 @@ class EvalResult:
     per_seed: dict[int, Scores]
     mean: Scores = field(default_factory=dict)
     std: Scores = field(default_factory=dict)
+    real_user_calls: dict[str, Any] = field(default_factory=dict)
+    """user real: what the real users' replies cost, as :attr:`RunResult.real_user_calls`"""
 
     @classmethod
     def of(cls, profile: str, task: str, policy: str, user: str, n_eval: int, per_seed: dict[int, Scores]) -> EvalResult:

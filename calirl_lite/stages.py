@@ -30,8 +30,35 @@ from .results import METHOD_LABELS
 from .settings import Settings, short_hash
 from .task_family import Task
 from .tasks import TASKS, get_task, scored_tasks
-from .users import CONTEXTS, persona_from_spec
+from .users import CONTEXTS, RealUserSpec, User, make_real_user, parse_real_user, persona_from_spec
 from .world import World, WorldConfig, build_world
+
+# ----------------------------------------------------------------------------- the real users
+
+
+def real_user_spec(value: str, profile: Profile) -> RealUserSpec:
+    """Who a stage's real users are — the one place the choice is read: the settings' ``real_user`` where it is
+    given, else the profile's ``oracle`` (:func:`~calirl_lite.users.parse_real_user`; a bad spec is an error naming
+    the field, or the profile)."""
+    if value.strip():
+        return parse_real_user(value, "real_user")
+    return parse_real_user(profile.oracle, f"profile {profile.name!r}'s oracle")
+
+
+def check_real_user(value: str, profile: str, scripted_field: str = "") -> RealUserSpec:
+    """The real users of settings with ``real_user`` = ``value`` and profile ``profile``, checked: an LLM is refused
+    with profile tiny (whose LM speaks only the toy world's language, and whose numbers are the scripted users'), and
+    beside a setting that puts scripted users' replies in the real users' place (``scripted_field``: persona, user,
+    corrected)."""
+    spec = real_user_spec(value, get_profile(profile))
+    if spec.kind != "scripted" and profile == "tiny":
+        raise ValueError(f"real_user {value!r}: the tiny profile's real users are the toy world's scripted users (its LM speaks only the world's "
+                         "language); an LLM real user goes with another profile: smol, colab-t4 or paper")
+    if spec.kind != "scripted" and scripted_field:
+        raise ValueError(f"real_user {value!r} goes with no {scripted_field}: {scripted_field} puts scripted users' replies where the real "
+                         "users' would be, and an LLM's cannot be replayed; give one of them")
+    return spec
+
 
 # ----------------------------------------------------------------------------- phase 1: calibration
 
@@ -105,6 +132,10 @@ class CalibrationConfig(Settings):
     """checkpoint every this many steps (an interrupted run resumes from the last one)"""
     max_length: int = 512
     """longest SFT example in tokens (longer ones are cut at the end)"""
+    real_user: str = ""
+    """who the real users are, whose traces the simulator learns: '' (the profile's oracle: the world's scripted users
+    for every profile the kit ships), 'scripted', or an LLM behind an OpenAI-compatible endpoint,
+    'endpoint:BASE_URL#MODEL' (a vLLM or TGI server; API key from $CALIRL_REAL_USER_API_KEY) — not with profile tiny"""
     out_dir: str = ""
     """run folder (default: runs/calibrate-<profile>-<task>-seed<seed>-<hash of the settings and of the world it used>)"""
 
@@ -114,9 +145,11 @@ class CalibrationConfig(Settings):
               "decision_weight": (0, None), "realism_steps": (1, None), "realism_kl": (0, None), "gap_samples": (0, None),
               "lora_r": (1, None), "save_steps": (1, None), "max_length": (1, None), "learning_rate": (0, None),
               "max_messages": (0, None)}
+    LATER = {"real_user": ""}
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_real_user(self.real_user, self.profile, "persona" if self.persona else "")
         if self.load_in_4bit is None:
             self.load_in_4bit = get_profile(self.profile).user_in_4bit
         if self.finetune not in ("lora", "full"):
@@ -223,6 +256,11 @@ class TrainConfig(Settings):
     """logged base-policy × real-user dialogues (JSONL) for Static Context (default: the same calibration run's traces.jsonl)"""
     report_to: str = "none"
     """'none' or 'tensorboard' (logs under the run folder's tb/)"""
+    real_user: str = ""
+    """who the real users are — method oracle trains against them, every method is evaluated with them, and the
+    calibration used learned their traces: '' (the profile's oracle: the world's scripted users for every profile the
+    kit ships), 'scripted', or an LLM behind an OpenAI-compatible endpoint, 'endpoint:BASE_URL#MODEL' (a vLLM or TGI
+    server; API key from $CALIRL_REAL_USER_API_KEY) — not with profile tiny"""
     out_dir: str = ""
     """run folder (default: runs/train-<method>-<profile>-<task>-seed<seed>-<hash of the settings and of the world it used>)"""
 
@@ -232,10 +270,11 @@ class TrainConfig(Settings):
               "save_steps": (1, None), "lora_r": (1, None), "learning_rate": (0, None), "kl_beta": (0, None), "token_penalty": (0, None),
               "real_every": (0, None)}
 
-    LATER = {"static_turns": "first"}
+    LATER = {"static_turns": "first", "real_user": ""}
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_real_user(self.real_user, self.profile, "user" if self.user else "corrected" if self.corrected else "")
         if self.static_turns not in ("first", "all"):
             raise ValueError(f"static_turns must be 'first' or 'all', got {self.static_turns!r}")
         if self.static_turns != "first" and self.method != "static":
@@ -318,6 +357,16 @@ class Stage:
         """The toy world the stage uses, loaded (or built) the first time it is asked for; None where it uses none."""
         return build_world(self.world_config, verbose=False) if self.world_config is not None else None
 
+    @functools.cached_property
+    def real_user_spec(self) -> RealUserSpec:
+        """Who the stage's real users are: its settings' ``real_user``, else its profile's ``oracle`` (:func:`real_user_spec`)."""
+        return real_user_spec(getattr(self.cfg, "real_user", ""), self.profile)
+
+    def real_user(self) -> User:
+        """The stage's real users, made anew: the world's scripted users, or an LLM behind an endpoint, its replies
+        kept under the context's cache (:func:`~calirl_lite.users.make_real_user`) and its calls counted from 0."""
+        return make_real_user(self.real_user_spec, self.profile, self.ctx.cache, self.ctx.real_user_key)
+
 
 @dataclass(frozen=True)
 class TrainStage(Stage):
@@ -337,13 +386,16 @@ def uses_world(profile: Profile, task: Task) -> bool:
 
 
 def run_folder(ctx: Context, prefix: str, name: str, settings: Settings, world: WorldConfig | None, out_dir: str = "",
-               exclude: tuple[str, ...] = ("out_dir",)) -> Path:
+               exclude: tuple[str, ...] = ("out_dir",), real_user: RealUserSpec | None = None) -> Path:
     """``out_dir`` if given, else ``<ctx.runs>/<prefix>-<name>-<hash>``: the hash covers every setting but those in
-    ``exclude``, and the key of ``world`` — the toy world the run draws goals, traces or models from — so neither a
-    changed setting nor another or rebuilt world ever resumes or reuses an old run."""
+    ``exclude``, the key of ``world`` — the toy world the run draws goals, traces or models from — and the real users
+    where they are an LLM (``real_user``: from the settings or the profile), so neither a changed setting nor another
+    or rebuilt world nor other real users ever resume or reuse an old run."""
     if out_dir:
         return Path(out_dir)
     extra = {"world": world.key()} if world is not None else {}
+    if real_user is not None and real_user.kind != "scripted":
+        extra["real_user"] = str(real_user)
     return ctx.runs / f"{prefix}-{name}-{settings.digest(exclude=exclude, extra=extra)}"
 
 
@@ -368,7 +420,8 @@ def resolve(ctx: Context, profile: str, task: str, max_messages: int = 0, cfg: A
 def calibration_stage(cfg: CalibrationConfig, ctx: Context) -> Stage:
     """The calibration run of ``cfg`` in ``ctx``, its names resolved."""
     stage = resolve(ctx, cfg.profile, cfg.task, cfg.max_messages, cfg)
-    return dataclasses.replace(stage, folder=run_folder(ctx, "calibrate", f"{cfg.profile}-{cfg.task}-seed{cfg.seed}", cfg, stage.world_config, cfg.out_dir))
+    folder = run_folder(ctx, "calibrate", f"{cfg.profile}-{cfg.task}-seed{cfg.seed}", cfg, stage.world_config, cfg.out_dir, real_user=stage.real_user_spec)
+    return dataclasses.replace(stage, folder=folder)
 
 
 def evaluation_stage(cfg: Any, ctx: Context) -> Stage:
@@ -377,25 +430,27 @@ def evaluation_stage(cfg: Any, ctx: Context) -> Stage:
     return resolve(ctx, cfg.profile, cfg.task, cfg.max_messages, cfg)
 
 
-def calibration_for(ctx: Context, profile: str, task: str, seed: int = 0, persona: str = "", max_new_tokens: int = 0) -> Stage:
+def calibration_for(ctx: Context, profile: str, task: str, seed: int = 0, persona: str = "", max_new_tokens: int = 0, real_user: str = "") -> Stage:
     """The contract: the calibration run whose simulator a stage of ``profile`` and ``task`` uses — calibration seed
-    ``seed`` (0 unless a training run says otherwise), at the job's run mode, of the real users or (``persona``) of a
-    scripted simulator's; ``max_new_tokens`` as the stage's own (0: the profile's). Training, evaluation with the
-    calibrated user, the gap study and the lab all ask here."""
-    return calibration_stage(ctx.make(CalibrationConfig, profile=profile, task=task, seed=seed, persona=persona, max_new_tokens=max_new_tokens), ctx)
+    ``seed`` (0 unless a training run says otherwise), at the job's run mode, of the real users (those ``real_user``
+    names, as the stage's own setting does) or (``persona``) of a scripted simulator's; ``max_new_tokens`` as the
+    stage's own (0: the profile's). Training, evaluation with the calibrated user, the gap study and the lab all ask here."""
+    return calibration_stage(ctx.make(CalibrationConfig, profile=profile, task=task, seed=seed, persona=persona, max_new_tokens=max_new_tokens,
+                                      real_user=real_user), ctx)
 
 
 def calibration_of(cfg: TrainConfig, ctx: Context) -> Stage:
-    """The calibration run a training run of ``cfg`` uses: seed ``calibration_seed``; for method calibrated with a
-    ``user`` spec, the LM calibrated on that scripted simulator's traces."""
-    return calibration_for(ctx, cfg.profile, cfg.task, cfg.calibration_seed, cfg.user if cfg.method == "calibrated" else "", cfg.max_new_tokens)
+    """The calibration run a training run of ``cfg`` uses: seed ``calibration_seed``, on the traces of the run's real
+    users; for method calibrated with a ``user`` spec, the LM calibrated on that scripted simulator's traces."""
+    return calibration_for(ctx, cfg.profile, cfg.task, cfg.calibration_seed, cfg.user if cfg.method == "calibrated" else "", cfg.max_new_tokens,
+                           cfg.real_user)
 
 
 def train_stage(cfg: TrainConfig, ctx: Context) -> TrainStage:
     """The training run of ``cfg`` in ``ctx``, its names resolved, with the calibration it uses."""
     s = resolve(ctx, cfg.profile, cfg.task, cfg.max_messages, cfg)
     folder = run_folder(ctx, "train", f"{cfg.method}-{cfg.profile}-{cfg.task}-seed{cfg.seed}", cfg, s.world_config, cfg.out_dir,
-                        exclude=("out_dir", "report_to"))
+                        exclude=("out_dir", "report_to"), real_user=s.real_user_spec)
     calibration = calibration_of(cfg, ctx) if SIMULATOR[cfg.method] == "calibrated" else None
     lora = cfg.finetune == "lora" or (cfg.finetune == "auto" and s.profile.needs_cuda)
     return TrainStage(cfg, ctx, s.models, s.task, s.world_config, s.budget, folder, calibration, lora)

@@ -64,7 +64,7 @@ from .stages import METHODS, REAL_CURVE_GOALS, TrainConfig, TrainStage, kept_res
 from .task_family import REAL_USER
 from .tasks import TASKS
 from .trainer import make_trainer, real_reward_curve, reward_bar, training_starts, training_user
-from .users import User, make_user
+from .users import User, real_user_calls
 from .world import cached_world
 
 # ----------------------------------------------------------------------------- checks before any compute
@@ -163,7 +163,7 @@ def run_and_evaluate(stage: TrainStage, inputs: Inputs, callbacks: Sequence[Any]
     cfg, prof, run, metric = stage.cfg, stage.profile, stage.folder, stage.task.metric
     set_seed(cfg.seed)
     train_user = training_user(stage, inputs.adapter)
-    real_user = train_user if cfg.simulator() == "real" else make_user("real", stage.models)
+    real_user = train_user if cfg.simulator() == "real" else stage.real_user()
     goals = [t["goal"] for t in task_goals(stage.task, "test", stage.world)][: cfg.n_eval]
     eval_seed = EVAL_SEED_OFFSET + cfg.seed
     bar = [reward_bar(f"GRPO {cfg.method} · {cfg.task} · seed {cfg.seed}")] if progress else []
@@ -184,12 +184,14 @@ def run_and_evaluate(stage: TrainStage, inputs: Inputs, callbacks: Sequence[Any]
     sim, sim_dialogues = (real, []) if train_user is real_user else evaluate(cfg.method, train_user)
     write_jsonl(run / "eval_dialogues.jsonl", sim_dialogues + real_dialogues)
     gap = None
-    if sim_dialogues and stage.task.name in TASKS:  # what the training user gets wrong where the trained policy takes the real users
+    # what the training user gets wrong where the trained policy takes the real users (the scripted ones: their replies' chances are known)
+    if sim_dialogues and stage.task.name in TASKS and stage.real_user_spec.kind == "scripted":
         gap = exact_gap(replies_of(train_user), REAL_USER, real_dialogues[: cfg.n_eval_simulator])
         gap = {k: gap[k] for k in ("simulator", "dialogues", "eps", "eps_error", "total", "total_error", "left_out", "by_category")}
     result = RunResult(cfg.method, cfg.profile, cfg.task, cfg.seed, metric, cfg.simulator(), trainer.state.global_step, base, {"simulator": sim, "real": real},
                        str(run), resumed_from=checkpoint, train_seconds=seconds, rollout_seconds=sum(stats.seconds), policy_tokens=sum(stats.policy_tokens),
-                       per_goal={"base": base_per_goal, "trained": [d.scores[metric] for d in real_dialogues]}, simulator_gap=gap)
+                       per_goal={"base": base_per_goal, "trained": [d.scores[metric] for d in real_dialogues]}, simulator_gap=gap,
+                       real_user_calls=real_user_calls(real_user))
     result.save()
     # the checkpoints hold the optimiser state, needed only to resume; a finished run keeps its policy (a smol
     # run's checkpoints alone take 1.6 GB)
@@ -209,6 +211,8 @@ def base_eval_path(stage: TrainStage, who: str, adapter: Path | None) -> Path:
     key = {"profile": cfg.profile, "task": cfg.task, "user": who, "adapter": str(adapter.resolve()) if adapter and (who == "calibrated" or who.startswith("lm ")) else "",
            "n_eval": cfg.n_eval if who == "real" else cfg.n_eval_simulator, "max_messages": stage.budget, "max_new_tokens": stage.profile.max_new_tokens, "seed": cfg.seed,
            "layout": "scores with the verdict, and per_goal"}
+    if stage.real_user_spec.kind != "scripted":  # an LLM's replies are other real users' (the scripted users' keys stay as they were)
+        key["real_user"] = str(stage.real_user_spec)
     name = who if who in ("real", "naive", "calibrated") else "lm" if who.startswith("lm ") else "scripted"  # no spec in a file name
     return kept_result(stage.ctx, "base-eval", f"{cfg.profile}-{cfg.task}-{name}-seed{cfg.seed}", key, stage.world_config)
 
@@ -262,12 +266,17 @@ def save_training(trainer: Any, run: Path, metric: str, title: str) -> None:
 
 
 def format_result(r: RunResult) -> str:
-    """Base → trained, against the training simulator and against the real users."""
+    """Base → trained, against the training simulator and against the real users (and, where they are an LLM, what
+    their replies cost)."""
     m = r.metric
     lines = [f"{r.label} on {r.task} (seed {r.seed}, {r.steps} steps, {r.train_seconds:.0f} s of training)"]
     for who, label in (("simulator", f"its training simulator ({r.simulator})"), ("real", "the real users")):
         b, t = r.base[who], r.trained[who]
         lines.append(f"  {m} with {label}: {b[m]:.3f} → {t[m]:.3f}   (assistant tokens {b['assistant_tokens']:.1f} → {t['assistant_tokens']:.1f})")
+    calls = r.real_user_calls
+    if calls.get("user", "scripted") != "scripted":
+        lines.append(f"  the real users ({calls['user']}): {calls['requests']} requests, {calls['cached']} replies from the cache, "
+                     f"{calls['prompt_tokens'] + calls['completion_tokens']:,} tokens, {calls['seconds']:.0f} s")
     return "\n".join(lines)
 
 

@@ -61,13 +61,16 @@ def training_starts(stage: TrainStage, logged: Sequence[Dialogue] | None) -> lis
 
 
 def training_user(stage: TrainStage, adapter: Any) -> User:
-    """The user a run trains against: its method's (:data:`~calirl_lite.stages.SIMULATOR`), or for method oracle the
-    scripted simulator of ``cfg.user`` (for method calibrated, ``cfg.user`` picked the calibration whose ``adapter``
-    this is). With ``cfg.corrected``, the calibrated simulator's replies in those contexts are the real users' (a
+    """The user a run trains against: its method's (:data:`~calirl_lite.stages.SIMULATOR`) — for method oracle the
+    stage's real users (:meth:`~calirl_lite.stages.Stage.real_user`: scripted, or an LLM), or the scripted simulator
+    of ``cfg.user`` (for method calibrated, ``cfg.user`` picked the calibration whose ``adapter`` this is). With
+    ``cfg.corrected``, the calibrated simulator's replies in those contexts are the real users' (a
     :class:`~calirl_lite.users.HybridUser`)."""
     cfg = stage.cfg
     if cfg.user and cfg.method == "oracle":
         return ScriptedUsers(persona_from_spec(cfg.user))
+    if SIMULATOR[cfg.method] == "real":
+        return stage.real_user()
     user = make_user(SIMULATOR[cfg.method], stage.models, adapter)
     if cfg.corrected:
         return HybridUser(user, cfg.corrected_contexts(), persona_from_spec(cfg.user), name="calibrated, corrected")

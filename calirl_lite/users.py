@@ -8,7 +8,9 @@ dialogues at once, for first messages (``first_messages``) and replies (``replie
 * :class:`LMUser` — a language model prompted to play the user from the hidden goal with a
   CollabLLM-style user prompt (the *naive* simulator); with a LoRA adapter it is the
   *calibrated* simulator;
-* :class:`EndpointUser` — any OpenAI-compatible chat endpoint, for large oracles and judges;
+* :class:`EndpointUser` — any OpenAI-compatible chat endpoint, for large oracles: the real user of a run whose
+  ``real_user`` (or profile's ``oracle``) is ``endpoint:BASE_URL#MODEL`` (:func:`parse_real_user`,
+  :func:`make_real_user`), its replies kept by request (:mod:`calirl_lite.reply_cache`);
 * :class:`HybridUser` — an LM simulator whose replies in chosen contexts are the real users' (the diagnosis of what
   a calibrated simulator gets wrong).
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,11 +31,13 @@ from typing import Any
 import numpy as np
 
 from .chat import next_segment_ids, user_prompt_ids
+from .collabllm_tasks import CollabLLMTask, collabllm_user_prompt, collabllm_user_reply
 from .decode import TokenStream
 from .dialogue import TERMINATE, Dialogue, Message
-from .endpoints import chat_completion, require_http
-from .profiles import Models
+from .endpoints import Completion, chat_reply, require_http
+from .profiles import Models, Profile
 from .prompts import user_messages
+from .reply_cache import CallCounts, ReplyCache, request_key
 from .task_family import REAL_USER, SINGLE_ERRORS, ScriptedUser, Task, UserPersona, single_error_persona
 
 
@@ -259,32 +264,142 @@ class HybridUser(User):
 
 
 class EndpointUser(User):
-    """A user played by an OpenAI-compatible chat endpoint (``POST {base_url}/chat/completions``).
+    """A user played by an OpenAI-compatible chat endpoint (``POST {base_url}/chat/completions``): the real user of
+    a GPU profile (``real_user``: ``endpoint:BASE_URL#MODEL``; :func:`make_real_user`), or any oracle.
 
-    The endpoint gets the user prompt (hidden goal, CollabLLM rules) as system message and the
-    conversation so far as one user message, and writes the user's next message.
+    What the endpoint reads is CollabLLM's user-simulator prompt. For CollabLLM's own tasks (``collabllm-math``,
+    ``collabllm-docedit``) that is :func:`~calirl_lite.collabllm_tasks.collabllm_user_prompt`, one user message with
+    the hidden request and the chat, and the reply is read by
+    :func:`~calirl_lite.collabllm_tasks.collabllm_user_reply` (the ``response`` of its JSON); for every other task it
+    is the collabllm-style system prompt of :func:`~calirl_lite.prompts.user_messages` with the conversation so far
+    as one user message, and the reply is the user's message.
+
+    Each request carries a *sample* drawn from the dialogue's own random stream (sent as the request's ``seed``).
+    With a ``cache`` (:class:`~calirl_lite.reply_cache.ReplyCache`) a request made before is answered from it, so a
+    re-run with the same seeds makes no request and gets the same replies; :attr:`calls` counts what was asked.
     """
 
-    def __init__(self, base_url: str, model: str, api_key: str = "", name: str = "endpoint",
-                 temperature: float = 1.0, max_tokens: int = 256, timeout: float = 60.0, workers: int = 8) -> None:
+    def __init__(self, base_url: str, model: str, api_key: str = "", name: str = "endpoint", temperature: float = 1.0, max_tokens: int = 256,
+                 timeout: float = 60.0, workers: int = 8, cache: ReplyCache | None = None) -> None:
         require_http(base_url, "base_url")
         self.base_url, self.model, self.api_key, self.name = base_url.rstrip("/"), model, api_key, name
-        self.temperature, self.max_tokens, self.timeout, self.workers = temperature, max_tokens, timeout, workers
+        self.temperature, self.max_tokens, self.timeout, self.workers, self.cache = temperature, max_tokens, timeout, workers, cache
+        self.calls = CallCounts()
+        """requests sent, replies from the cache, tokens and seconds, since this user was made"""
 
-    def _ask(self, state: UserState, history: list[Message]) -> str:
+    @property
+    def spec(self) -> str:
+        """This user as a ``real_user`` spec names it: ``endpoint:BASE_URL#MODEL``."""
+        return f"endpoint:{self.base_url}#{self.model}"
+
+    @staticmethod
+    def messages(state: UserState, history: list[Message]) -> list[dict[str, str]]:
+        """What the endpoint reads to write the user's next message (see the class)."""
+        if isinstance(state.task, CollabLLMTask):
+            return [{"role": "user", "content": collabllm_user_prompt(state.task, state.goal, history)}]
         system = user_messages(state.task, state.goal, [], "collabllm")[0]["content"]
         convo = "\n".join(f"{m.role}: {m.text}" for m in history) or "(no messages yet)"
-        messages = [{"role": "system", "content": system},
-                    {"role": "user", "content": f"The conversation so far:\n{convo}\n\nWrite the user's next message only."}]
-        return chat_completion(self.base_url, self.model, messages, self.temperature, self.max_tokens, self.api_key, self.timeout)
+        return [{"role": "system", "content": system},
+                {"role": "user", "content": f"The conversation so far:\n{convo}\n\nWrite the user's next message only."}]
+
+    def _ask(self, messages: list[dict[str, str]], sample: int) -> tuple[Completion, bool]:
+        """The endpoint's reply to ``messages`` for ``sample``, and whether it came from the cache."""
+        key = request_key(self.base_url, self.model, messages, self.temperature, self.max_tokens, sample)
+        kept = self.cache.get(key) if self.cache is not None else None
+        if kept is not None:
+            return Completion(kept["text"], int(kept.get("prompt_tokens", 0)), int(kept.get("completion_tokens", 0))), True
+        reply = chat_reply(self.base_url, self.model, messages, self.temperature, self.max_tokens, self.api_key, self.timeout, seed=sample)
+        if self.cache is not None:
+            request = {"base_url": self.base_url, "model": self.model, "messages": messages, "temperature": self.temperature,
+                       "max_tokens": self.max_tokens, "sample": sample}
+            self.cache.put(key, request, dataclasses.asdict(reply))
+        return reply, False
 
     def replies(self, states: list[UserState], histories: list[list[Message]]) -> list[str]:
+        """Every dialogue's next user message, ``workers`` requests at a time; the samples are drawn here, in order,
+        so that they are the same whatever order the replies come back in."""
+        asks = [self.messages(s, h) for s, h in zip(states, histories)]
+        samples = [int(s.rng.integers(2**31)) for s in states]
+        start = time.perf_counter()
         with ThreadPoolExecutor(max_workers=self.workers) as pool:
-            return list(pool.map(self._ask, states, histories))
+            got = list(pool.map(self._ask, asks, samples))
+        sent = [r for r, cached in got if not cached]
+        self.calls.requests += len(sent)
+        self.calls.cached += len(got) - len(sent)
+        self.calls.prompt_tokens += sum(r.prompt_tokens for r in sent)
+        self.calls.completion_tokens += sum(r.completion_tokens for r in sent)
+        self.calls.seconds += time.perf_counter() - start if sent else 0.0
+        return [collabllm_user_reply(r.text) if isinstance(s.task, CollabLLMTask) else r.text for s, (r, _) in zip(states, got)]
+
+
+# ----------------------------------------------------------------------------- the real user, by spec
+
+REAL_USER_MAX_TOKENS = 1024
+"""the most tokens an LLM real user writes a turn: room for CollabLLM's JSON (its thought comes before its response)"""
+REAL_USER_REPLIES = "real-user-replies"
+"""the folder under the context's cache where an LLM real user's replies are kept (:mod:`calirl_lite.reply_cache`)"""
+
+
+@dataclass(frozen=True)
+class RealUserSpec:
+    """Who the real user is: ``scripted`` (the world's scripted users) or an ``endpoint`` serving ``model`` at
+    ``base_url`` (:func:`parse_real_user` reads it from a spec string)."""
+
+    kind: str = "scripted"
+    base_url: str = ""
+    model: str = ""
+
+    def __str__(self) -> str:
+        return "scripted" if self.kind == "scripted" else f"endpoint:{self.base_url}#{self.model}"
+
+
+REAL_USER_SPECS = "'scripted' (the world's scripted users) or 'endpoint:BASE_URL#MODEL' (e.g. endpoint:http://127.0.0.1:8000/v1#Qwen/Qwen3-235B-A22B)"
+"""what a real-user spec may be, for error messages"""
+
+
+def parse_real_user(spec: str, what: str = "real_user") -> RealUserSpec:
+    """The real user a spec names: ``''`` or ``scripted``, or ``endpoint:BASE_URL#MODEL`` — an OpenAI-compatible
+    endpoint (vLLM, TGI …) and the model it serves, split at the last ``#``. A bad spec is an error naming ``what``
+    (the settings field, or the profile whose ``oracle`` it is).
+
+    >>> parse_real_user("endpoint:http://127.0.0.1:8000/v1/#Qwen/Qwen3-235B-A22B")
+    RealUserSpec(kind='endpoint', base_url='http://127.0.0.1:8000/v1', model='Qwen/Qwen3-235B-A22B')
+    """
+    text = spec.strip()
+    if text in ("", "scripted"):
+        return RealUserSpec()
+    kind, colon, rest = text.partition(":")
+    if kind != "endpoint" or not colon:
+        raise ValueError(f"{what} {spec!r} names no real user; use {REAL_USER_SPECS}")
+    url, hash_mark, model = rest.rpartition("#")
+    if not hash_mark or not model.strip():
+        raise ValueError(f"{what} {spec!r}: name the model the endpoint serves after a '#': endpoint:BASE_URL#MODEL")
+    if not url.startswith(("http://", "https://")) or len(url.rstrip("/")) <= len("https://"):
+        raise ValueError(f"{what} {spec!r}: the endpoint's base URL must start with http:// or https://, got {url!r}")
+    return RealUserSpec("endpoint", url.rstrip("/"), model.strip())
+
+
+def make_real_user(spec: RealUserSpec, profile: Profile, cache: Path, api_key: str = "") -> User:
+    """The real user ``spec`` names: the world's scripted users, or an :class:`EndpointUser` (called ``real``, so its
+    dialogues are the real users' wherever they are read) sampling at the profile's user temperature, its replies
+    kept under ``<cache>/real-user-replies``."""
+    if spec.kind == "scripted":
+        return ScriptedUsers()
+    return EndpointUser(spec.base_url, spec.model, api_key, name=REAL_USER.name, temperature=profile.user_temperature,
+                        max_tokens=REAL_USER_MAX_TOKENS, cache=ReplyCache(Path(cache) / REAL_USER_REPLIES))
+
+
+def real_user_calls(user: User) -> dict[str, Any]:
+    """What a real user's replies cost, for a run's results: its spec (``user``) and its :class:`CallCounts` — all
+    0 for the scripted users."""
+    if isinstance(user, EndpointUser):
+        return {"user": user.spec, **user.calls.as_dict()}
+    return {"user": "scripted", **CallCounts().as_dict()}
 
 
 def make_user(kind: str, models: Models, adapter: str | Path | None = None) -> User:
-    """The user of a role: 'real' (the world's scripted users), 'naive' (the prompted LM) or 'calibrated' (LM + LoRA
+    """The user of a role: 'real' (the world's scripted users: a stage's own real user, which its settings may make an
+    LLM, is :meth:`calirl_lite.stages.Stage.real_user`), 'naive' (the prompted LM) or 'calibrated' (LM + LoRA
     adapter, or the whole calibrated model when ``adapter`` is a model's folder), with the models and sampling
     settings of ``models``' profile."""
     if kind == "real":

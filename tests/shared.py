@@ -7,9 +7,13 @@ same objects. The conftest's fixtures hand these to tests; before nbmake execute
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
-from typing import Any
+import http.server
+import json
+import threading
+from typing import Any, Callable, Iterator
 
 from calirl_lite.calibration import calibrate_stage_once
 from calirl_lite.colab import english_budget
@@ -122,3 +126,39 @@ def stamp(log: Any, name: str, wait: float = 0.0) -> str:
     with open(log, "a") as f:
         f.write(name + "\n")
     return name
+
+
+@contextlib.contextmanager
+def chat_server(reply: Callable[[dict, int], str]) -> Iterator[tuple[str, list]]:
+    """A local OpenAI-compatible chat endpoint on 127.0.0.1, speaking the real protocol: ``POST
+    /v1/chat/completions`` answers ``{"choices": [{"message": …}], "usage": …}`` with ``reply(body, calls so far)``
+    (words counted as tokens); any other path is a 404. Yields ``(root address, the request bodies it got)``."""
+    calls: list = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            calls.append(body)
+            if self.path != "/v1/chat/completions":
+                self.send_response(404)
+                self.end_headers()
+                return
+            text = reply(body, len(calls))
+            read = sum(len(str(m["content"]).split()) for m in body["messages"])
+            out = json.dumps({"choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                              "usage": {"prompt_tokens": read, "completion_tokens": len(text.split()), "total_tokens": read + len(text.split())}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(out)))
+            self.end_headers()
+            self.wfile.write(out)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", calls
+    finally:
+        server.shutdown()

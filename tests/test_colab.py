@@ -37,7 +37,7 @@ def test_the_cell_writer_has_nothing_left_to_change():
 
 
 def test_keep_on_drive_points_the_kits_folders_at_one_folder_and_says_where_drive_is_missing(tmp_path, monkeypatch):
-    from calirl_lite.colab import keep_on_drive
+    from calirl_lite.env import keep_on_drive
     from calirl_lite.paths import places
 
     environ = {}

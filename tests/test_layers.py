@@ -11,7 +11,7 @@ import calirl_lite
 
 LAYERS = [
     {"io", "paths", "quiet", "chat", "endpoints", "checkpoints", "grpo", "mathcheck"},  # foundations: no import of the package
-    {"results", "pool"},  # what a training run and an evaluation leave behind, the table; the worker pool
+    {"results", "pool", "reply_cache"},  # what a training run and an evaluation leave behind, the table; the worker pool; an LLM user's kept replies
     {"dialogue", "settings", "plots"},  # the currency, settings dataclasses, figures
     {"task_family", "shift", "__init__"},  # what a task family is and its scripted people; notebook 01's exact MDPs
     {"toy_tasks"},  # the toy world's two families
