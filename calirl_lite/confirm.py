@@ -270,18 +270,23 @@ def analyse(record: dict[str, Any], runs: dict[int, list[RunResult]]) -> dict[st
         return lambda r: (calibration_seed(record, r.seed), r.seed) if r.method in USES_CALIBRATION else r.seed
 
     worlds = {str(w): judge_claims(record, [(w, r) for r in rs], in_world(w)) for w, rs in runs.items()}
-    pooled = judge_claims(record, [(w, r) for w, rs in runs.items() for r in rs], None)
-    return {"worlds": worlds, "pooled": pooled, "alpha": record["analysis"]["alpha"], "tokens": tokens_per_step([r for rs in runs.values() for r in rs])}
+    every = [(w, r) for w, rs in runs.items() for r in rs]
+    return {"worlds": worlds, "pooled": judge_claims(record, every, None), "alpha": record["analysis"]["alpha"],
+            "pooled_paired_worlds": judge_claims(record, every, None, paired=True),
+            "tokens": tokens_per_step([r for rs in runs.values() for r in rs])}
 
 
-def judge_claims(record: dict[str, Any], runs: list[tuple[int, RunResult]], key: Callable[[RunResult], Any] | None) -> list[dict[str, Any]]:
+def judge_claims(record: dict[str, Any], runs: list[tuple[int, RunResult]], key: Callable[[RunResult], Any] | None,
+                 paired: bool = False) -> list[dict[str, Any]]:
     """Every registered claim on these ``(world, run)`` pairs: the nested interval over ``key(run)`` (None: (world,
-    seed), worlds as the upper level), seeds agreeing per (world, seed), Holm across the claims."""
+    seed), worlds as the upper level), seeds agreeing per (world, seed), Holm across the claims. ``paired``: the upper
+    level drawn once for both sides (not the registered analysis, which draws it for each side on its own: the
+    worlds' own levels then count as uncertainty of a difference; reported beside it, labelled)."""
     claims = []
     for entry in record["claims"]:
         claim = Claim(entry["left"], entry["op"], entry["right"])
         sides = [_side(runs, entry["task"], name, key) for name in (claim.left, claim.right)]
-        nested = hierarchical_difference(sides[0][0], sides[1][0])
+        nested = hierarchical_difference(sides[0][0], sides[1][0], paired_clusters=paired)
         per_seed = {f"{w}/{s}": sum(sides[0][1][(w, s)]) / len(sides[0][1][(w, s)]) - sum(sides[1][1][(w, s)]) / len(sides[1][1][(w, s)])
                     for w, s in sorted(sides[0][1]) if (w, s) in sides[1][1]}
         out = judge(claim, {**{k: nested[k] for k in ("mean", "low", "high")}, "per_seed": per_seed})
@@ -319,6 +324,13 @@ def confirm_markdown(result: dict[str, Any]) -> str:
               f"across the table's claims is ≤ {result['alpha']} and at least two thirds of the (world, training seed) pairs agree. "
               "Pooled: worlds resampled, then the runs within them; per world: calibration seeds, then the training seeds paired "
               "with them; goals resampled within."]
+    if "pooled_paired_worlds" in result:
+        lines += ["", "Not registered, reported beside it: the pooled analysis with each world drawn once for both sides of a claim "
+                  "(both methods were trained and scored in the same worlds, so a world's own level does not count as "
+                  "uncertainty of their difference):", "", "| task | claim | pooled, worlds paired: difference [95 % interval] | Holm p | verdict |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {c['task']} | {c['claim']} | {c['mean']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] | {c['p_holm']:.3f} | "
+                  f"{'holds' if c['holds'] else '**not shown**'} |" for c in result["pooled_paired_worlds"]]
     if "tokens" in result:
         lines += ["", tokens_markdown(result["tokens"])]
     return "\n".join(lines) + "\n"

@@ -84,16 +84,22 @@ def paired_difference(left: dict[int, Sequence[float]], right: dict[int, Sequenc
     return {"mean": float(d.mean()), "low": float(low), "high": float(high), "per_seed": {str(s): float(x) for s, x in zip(seeds, d.mean(1))}}
 
 
-def _run_weights(keys: Sequence[Any], rng: Any, draws: int) -> Any:
+def _clusters(keys: Sequence[Any]) -> list[Any]:
+    """The clusters of a side's run keys (a key's first element; a bare training seed: one cluster for all)."""
+    return sorted({k[0] if isinstance(k, tuple) else 0 for k in keys})
+
+
+def _run_weights(keys: Sequence[Any], rng: Any, draws: int, picks: Any = None) -> Any:
     """``draws × runs``: each run's share of one two-level bootstrap draw — clusters (a key's first element: the
-    calibration seed) drawn with replacement, then the runs within each drawn cluster (its training seeds)."""
+    calibration seed, or the world) drawn with replacement (or the given ``picks``: ``draws × clusters`` indices into
+    the sorted clusters, shared with the other side), then the runs within each drawn cluster (its training seeds)."""
     import numpy as np
 
     keys = [k if isinstance(k, tuple) else (0, k) for k in keys]  # a bare training seed: every run in one cluster
     clusters = sorted({k[0] for k in keys})
     members = {c: np.asarray([i for i, k in enumerate(keys) if k[0] == c]) for c in clusters}
     weights = np.zeros((draws, len(keys)))
-    picks = rng.integers(len(clusters), size=(draws, len(clusters)))
+    picks = rng.integers(len(clusters), size=(draws, len(clusters))) if picks is None else picks
     for slot in range(len(clusters)):
         for ci, c in enumerate(clusters):
             rows = np.nonzero(picks[:, slot] == ci)[0]
@@ -103,7 +109,7 @@ def _run_weights(keys: Sequence[Any], rng: Any, draws: int) -> Any:
 
 
 def hierarchical_difference(left: dict[Any, Sequence[float]], right: dict[Any, Sequence[float]], rng_seed: int = 0,
-                            draws: int = BOOTSTRAP) -> dict[str, Any]:
+                            draws: int = BOOTSTRAP, paired_clusters: bool = False) -> dict[str, Any]:
     """``left − right`` with the uncertainty of the runs as well as of the goals: a nested bootstrap that draws, for
     each side on its own, the calibration seeds and the training seeds within them (a key ``(calibration_seed,
     seed)``, or a bare training seed), and draws the goals once for both sides (every run is scored on the same goals,
@@ -115,7 +121,12 @@ def hierarchical_difference(left: dict[Any, Sequence[float]], right: dict[Any, S
     policies in hand; two seeds of the same method can differ by more than its whole width. In the tests' synthetic
     studies (3 calibration seeds × 3 training seeds a method, 150 goals) the nested interval holds the true difference
     in 94 % of 400 studies and the goal-only one in 39 %; with few runs a bootstrap is somewhat narrow (3 training seeds
-    and no calibration level: about 91 %)."""
+    and no calibration level: about 91 %).
+
+    ``paired_clusters``: draw the clusters once for both sides (they must have the same ones) — for a cluster both
+    sides share, such as the world both methods were trained and scored in: then a cluster's level, which moves
+    both sides alike, does not count as uncertainty of their difference. (The registered study's pooled analysis
+    draws the worlds for each side on its own: docs/results.md reports both.)"""
     import numpy as np
 
     goals = {len(v) for v in [*left.values(), *right.values()]}
@@ -124,8 +135,13 @@ def hierarchical_difference(left: dict[Any, Sequence[float]], right: dict[Any, S
     x_left, x_right = np.asarray(list(left.values()), float), np.asarray(list(right.values()), float)
     rng, n_goals = np.random.default_rng(rng_seed), goals.pop()
     goal_w = np.stack([np.bincount(row, minlength=n_goals) for row in rng.integers(n_goals, size=(draws, n_goals))]) / n_goals
-    boot = ((_run_weights(list(left), rng, draws) * (goal_w @ x_left.T)).sum(1)
-            - (_run_weights(list(right), rng, draws) * (goal_w @ x_right.T)).sum(1))
+    picks = None
+    if paired_clusters:
+        if _clusters(left) != _clusters(right):
+            raise ValueError("paired clusters need the same clusters on both sides")
+        picks = rng.integers(len(_clusters(left)), size=(draws, len(_clusters(left))))
+    boot = ((_run_weights(list(left), rng, draws, picks) * (goal_w @ x_left.T)).sum(1)
+            - (_run_weights(list(right), rng, draws, picks) * (goal_w @ x_right.T)).sum(1))
     low, high = np.percentile(boot, [2.5, 97.5])
     below, above = float(np.mean(boot <= 0)), float(np.mean(boot >= 0))
     return {"mean": float(x_left.mean() - x_right.mean()), "low": float(low), "high": float(high), "p": min(1.0, 2 * min(below, above)),

@@ -96,3 +96,24 @@ def test_the_nested_interval_needs_runs_on_the_same_goals():
         hierarchical_difference({0: [1.0, 0.0]}, {0: [1.0]})
     h = hierarchical_difference({(0, 0): [1.0] * 10, (0, 1): [1.0] * 10}, {(0, 0): [0.0] * 10}, draws=200)
     assert h["mean"] == pytest.approx(1.0) and h["low"] == pytest.approx(1.0) and h["high"] == pytest.approx(1.0) and h["p"] == 0.0
+
+
+def test_paired_clusters_take_a_shared_clusters_level_out_of_the_difference():
+    """Three worlds whose levels differ a lot (0.2, 0.5, 0.8), the same +0.1 for the left side in each: drawn for
+    each side on its own, the worlds' levels swamp the difference; drawn once for both sides, they cancel."""
+    import numpy as np
+
+    from calirl_lite.results import hierarchical_difference
+
+    rng = np.random.default_rng(4)
+    left, right = {}, {}
+    for w, level in enumerate((0.2, 0.5, 0.8)):
+        for s in range(3):
+            noise = rng.normal(0, 0.01)
+            right[(w, s)] = (rng.random(200) < level + noise).astype(float).tolist()
+            left[(w, s)] = (rng.random(200) < level + 0.1 + noise).astype(float).tolist()
+    alone, paired = hierarchical_difference(left, right, draws=2000), hierarchical_difference(left, right, draws=2000, paired_clusters=True)
+    assert alone["mean"] == paired["mean"]
+    assert alone["low"] < 0 < paired["low"] and paired["high"] - paired["low"] < (alone["high"] - alone["low"]) / 3
+    with pytest.raises(ValueError, match="same clusters"):
+        hierarchical_difference({(0, 1): [1.0]}, {(1, 1): [0.0]}, paired_clusters=True)
