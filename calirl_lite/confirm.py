@@ -204,10 +204,10 @@ def analyse_secondary(record: dict[str, Any], done: dict[str, Any]) -> dict[str,
     ablation, curves = record["secondary"]["static_all_turns"], record["secondary"]["curves"]
     runs = [(int(name.split()[1]), dataclasses.replace(r, method="static-all") if " · static-all · " in name else r)
             for name, r in done.items() if isinstance(r, RunResult) and " curve · " not in name]
-    claims = judge_claims({"claims": ablation["claims"], "analysis": record["analysis"]}, [(w, r) for w, r in runs if w in ablation["worlds"]], None)
+    plan, mine = {"claims": ablation["claims"], "analysis": record["analysis"]}, [(w, r) for w, r in runs if w in ablation["worlds"]]
     curve_runs = [r for name, r in done.items() if " curve · " in name]
-    return {"ablation": claims, "tokens": tokens_per_step([r for _, r in runs]), "curves": summarise_curves(curve_runs, curves),
-            "alpha": record["analysis"]["alpha"]}
+    return {"ablation": judge_claims(plan, mine, None), "ablation_paired_worlds": judge_claims(plan, mine, None, paired=True),
+            "tokens": tokens_per_step([r for _, r in runs]), "curves": summarise_curves(curve_runs, curves), "alpha": record["analysis"]["alpha"]}
 
 
 def summarise_curves(runs: list[RunResult], plan: dict[str, Any]) -> dict[str, Any]:
@@ -244,6 +244,10 @@ def secondary_markdown(result: dict[str, Any]) -> str:
     lines = ["| task | claim | difference [95 % nested interval] | Holm p | seeds agree | verdict |", "|---|---|---|---|---|---|"]
     lines += [f"| {c['task']} | {c['claim']} | {c['mean']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] | {c['p_holm']:.3f} | "
               f"{c['seeds_agree']} of {c['seeds']} | {'holds' if c['holds'] else '**not shown**'} |" for c in result["ablation"]]
+    if "ablation_paired_worlds" in result:
+        lines += ["", "Not registered, beside it: each world drawn once for both sides — "
+                  + "; ".join(f"{c['task']} {c['claim']} {c['mean']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}] "
+                              f"({'holds' if c['holds'] else 'not shown'})" for c in result["ablation_paired_worlds"]) + "."]
     lines += ["", tokens_markdown(result["tokens"]), "", "| task | method | real score at step 0 | peak (step) | last | seeds that collapse |",
               "|---|---|---|---|---|---|"]
     for task, t in result["curves"]["tasks"].items():
