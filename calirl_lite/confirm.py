@@ -203,9 +203,9 @@ def analyse_secondary(record: dict[str, Any], done: dict[str, Any]) -> dict[str,
     by job name; the runs of Static at every turn count as method ``static-all``."""
     ablation, curves = record["secondary"]["static_all_turns"], record["secondary"]["curves"]
     runs = [(int(name.split()[1]), dataclasses.replace(r, method="static-all") if " · static-all · " in name else r)
-            for name, r in done.items() if isinstance(r, RunResult) and " curve · " not in name]
+            for name, r in sorted(done.items()) if isinstance(r, RunResult) and " curve · " not in name]  # by name: not the order they finished in
     plan, mine = {"claims": ablation["claims"], "analysis": record["analysis"]}, [(w, r) for w, r in runs if w in ablation["worlds"]]
-    curve_runs = [r for name, r in done.items() if " curve · " in name]
+    curve_runs = [r for name, r in sorted(done.items()) if " curve · " in name]
     return {"ablation": judge_claims(plan, mine, None), "ablation_paired_worlds": judge_claims(plan, mine, None, paired=True),
             "tokens": tokens_per_step([r for _, r in runs]), "curves": summarise_curves(curve_runs, curves), "alpha": record["analysis"]["alpha"]}
 
