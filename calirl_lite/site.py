@@ -21,8 +21,10 @@ from typing import Any, Sequence
 
 from .io import atomic_write_text
 
-PLOTTING = re.compile(r"\bplots\.plot_\w+\(|\bplt\.show\(|\bplot_\w+\(")
-"""a code cell that draws a figure calls one of the kit's ``plots.plot_*`` or ``plt.show()``"""
+PLOTTING = re.compile(r"\bplots\.plot_\w+\(|\bplt\.show\(|\bplot_\w+\(|\bImage\(")
+"""a code cell that draws a figure calls one of the kit's ``plots.plot_*``, ``plt.show()`` or shows a saved one
+(IPython's ``Image``)"""
+
 SKIPPED = "Skipped in class mode"
 """what a real-model section prints where it does not run (its figure is then absent on purpose)"""
 
@@ -60,7 +62,8 @@ def build_site(executed: str | Path, out: str | Path) -> dict[str, dict[str, int
         nb = nbformat.read(path, as_version=4)
         text = page(nb)
         atomic_write_text(out / f"{path.stem}.html", text)
-        counts[path.stem] = {"images": text.count("<img "), "figure_cells": figure_cells(nb)}
+        # an output's figure is written inline; the Colab badge, a link to an image, is not counted
+        counts[path.stem] = {"images": len(re.findall(r'<img [^>]*src="data:image/', text)), "figure_cells": figure_cells(nb)}
         title = next((line[2:] for c in nb.cells if c.cell_type == "markdown" for line in c.source.splitlines() if line.startswith("# ")), path.stem)
         links.append(f'<li><a href="{path.stem}.html">{html.escape(title)}</a></li>')
     atomic_write_text(out / "index.html", "<!doctype html><meta charset='utf-8'><title>calirl_lite notebooks</title>"

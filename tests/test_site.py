@@ -13,7 +13,7 @@ from calirl_lite.site import build_site, figure_cells, site_problems
 def executed(tmp_path_factory):
     folder = tmp_path_factory.mktemp("site")
     nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("[badge](x)\n\n# 07 · A tiny notebook"),
+        nbformat.v4.new_markdown_cell("[![badge](https://example.org/badge.svg)](x)\n\n# 07 · A tiny notebook"),
         nbformat.v4.new_code_cell("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\n%matplotlib inline"),
         nbformat.v4.new_code_cell("plt.plot([0, 1], [1, 0]); plt.show()"),
         nbformat.v4.new_code_cell("print('Skipped in class mode on a CPU: …')  # plt.show() would draw here")])
