@@ -137,24 +137,36 @@ def study_jobs(record: dict[str, Any], ctx: Context) -> list[Job]:
     return jobs
 
 
-def confirm(ctx: Context, out: str | os.PathLike | None = None, workers: int = 0, record_path: str | os.PathLike = RECORD) -> dict[str, Any]:
-    """Run the registered study (refusing a changed design first), analyse it, write ``confirm.json`` and ``confirm.md``
-    under ``results/confirm/``; returns the analysis."""
+def run_registered(ctx: Context, out: str | os.PathLike | None, workers: int, record_path: str | os.PathLike, name: str,
+                   make_jobs: Callable[[dict[str, Any], Context], list[Job]],
+                   analyse_done: Callable[[dict[str, Any], list[Job], dict[str, Any]], dict[str, Any]],
+                   markdown: Callable[[dict[str, Any]], str]) -> tuple[dict[str, Any], Path]:
+    """What the study and its secondary analyses share: the record checked (refused where the design differs), the
+    jobs in one worker pool, the analysis with its wall time written to ``<name>.json`` and ``<name>.md`` under
+    ``results/confirm/`` (or ``out``) and printed. Returns the result and the folder."""
     record = load_record(record_path)
     check_record(record)
     start, n = time.perf_counter(), pool_size(workers)
     base = Path(out) if out else ctx.results_dir("confirm")
-    jobs = study_jobs(record, ctx)
-    print(f"the registered study: worlds {record['worlds']}, training seeds {record['seeds']['training']}, calibration seeds "
+    jobs = make_jobs(record, ctx)
+    print(f"the registered study ({name}): worlds {record['worlds']}, training seeds {record['seeds']['training']}, calibration seeds "
           f"{record['seeds']['calibration']} — {len(jobs)} jobs in one pool of {n} workers", flush=True)
-    done = run_pool(jobs, n, "confirm")
-    runs = {w: [done[j.name] for j in jobs if j.fn is train_job and j.name.startswith(f"world {w} ")] for w in record["worlds"]}
-    result = {**analyse(record, runs), "seconds": time.perf_counter() - start, "workers": n, "record": record["study"]}
-    atomic_write_json(base / "confirm.json", json_safe(result))
-    atomic_write_text(base / "confirm.md", confirm_markdown(result))
-    print(confirm_markdown(result))
-    print(f"calirl reproduce --confirm took {result['seconds'] / 60:.1f} min with {n} worker processes; wrote {base / 'confirm.md'}, confirm.json")
-    return result
+    done = run_pool(jobs, n, name)
+    result = {**analyse_done(record, jobs, done), "seconds": time.perf_counter() - start, "workers": n, "record": record["study"]}
+    atomic_write_json(base / f"{name}.json", json_safe(result))
+    atomic_write_text(base / f"{name}.md", markdown(result))
+    print(markdown(result))
+    print(f"{name} took {result['seconds'] / 60:.1f} min with {n} worker processes; wrote {base / f'{name}.md'}, {name}.json")
+    return result, base
+
+
+def confirm(ctx: Context, out: str | os.PathLike | None = None, workers: int = 0, record_path: str | os.PathLike = RECORD) -> dict[str, Any]:
+    """Run the registered study (``calirl reproduce --confirm``), analyse it, write ``confirm.json`` and ``confirm.md``
+    under ``results/confirm/``; returns the analysis."""
+    def by_world(record: dict[str, Any], jobs: list[Job], done: dict[str, Any]) -> dict[str, Any]:
+        return analyse(record, {w: [done[j.name] for j in jobs if j.fn is train_job and j.name.startswith(f"world {w} ")] for w in record["worlds"]})
+
+    return run_registered(ctx, out, workers, record_path, "confirm", study_jobs, by_world, confirm_markdown)[0]
 
 
 # ----------------------------------------------------------------------------- the secondary analyses
@@ -182,19 +194,9 @@ def confirm_secondary(ctx: Context, out: str | os.PathLike | None = None, worker
     ``curves.png`` under ``results/confirm/``."""
     from .plots import close_figure, plot_study_curves
 
-    record = load_record(record_path)
-    check_record(record)
-    start, n = time.perf_counter(), pool_size(workers)
-    base = Path(out) if out else ctx.results_dir("confirm")
-    jobs = secondary_jobs(record, ctx)
-    print(f"the registered study's secondary analyses: {len(jobs)} jobs in one pool of {n} workers", flush=True)
-    done = run_pool(jobs, n, "secondary")
-    result = {**analyse_secondary(record, done), "seconds": time.perf_counter() - start, "workers": n, "record": record["study"]}
-    atomic_write_json(base / "secondary.json", json_safe(result))
-    atomic_write_text(base / "secondary.md", secondary_markdown(result))
+    result, base = run_registered(ctx, out, workers, record_path, "secondary", secondary_jobs, lambda record, _, done: analyse_secondary(record, done),
+                                  secondary_markdown)
     close_figure(plot_study_curves(result["curves"], path=base / "curves.png"))
-    print(secondary_markdown(result))
-    print(f"calirl reproduce --confirm --secondary took {result['seconds'] / 60:.1f} min with {n} worker processes; wrote {base / 'secondary.md'}")
     return result
 
 

@@ -44,10 +44,9 @@ STUB = "    raise NotImplementedError  # your code here"
 
 def require_otter() -> None:
     """Refuse (ImportError) where otter-grader is not installed, saying how to install it."""
-    import importlib.util
+    from .profiles import require
 
-    if importlib.util.find_spec("otter") is None:
-        raise ImportError('grading needs otter-grader: pip install "calirl-lite[class]" (or pip install otter-grader)')
+    require("otter", 'pip install "calirl-lite[class]" (or pip install otter-grader)')
 
 
 def solution_body(name: str, root: Path) -> str:
