@@ -96,7 +96,7 @@ def _run_weights(keys: Sequence[Any], rng: Any, draws: int, picks: Any = None) -
     import numpy as np
 
     keys = [k if isinstance(k, tuple) else (0, k) for k in keys]  # a bare training seed: every run in one cluster
-    clusters = sorted({k[0] for k in keys})
+    clusters = _clusters(keys)
     members = {c: np.asarray([i for i, k in enumerate(keys) if k[0] == c]) for c in clusters}
     weights = np.zeros((draws, len(keys)))
     picks = rng.integers(len(clusters), size=(draws, len(clusters))) if picks is None else picks
@@ -137,9 +137,10 @@ def hierarchical_difference(left: dict[Any, Sequence[float]], right: dict[Any, S
     goal_w = np.stack([np.bincount(row, minlength=n_goals) for row in rng.integers(n_goals, size=(draws, n_goals))]) / n_goals
     picks = None
     if paired_clusters:
-        if _clusters(left) != _clusters(right):
+        clusters = _clusters(left)
+        if clusters != _clusters(right):
             raise ValueError("paired clusters need the same clusters on both sides")
-        picks = rng.integers(len(_clusters(left)), size=(draws, len(_clusters(left))))
+        picks = rng.integers(len(clusters), size=(draws, len(clusters)))
     boot = ((_run_weights(list(left), rng, draws, picks) * (goal_w @ x_left.T)).sum(1)
             - (_run_weights(list(right), rng, draws, picks) * (goal_w @ x_right.T)).sum(1))
     low, high = np.percentile(boot, [2.5, 97.5])
