@@ -31,6 +31,7 @@ for _name, _prefix in (("CALIRL_RESULTS", "results"), ("CALIRL_CACHE", "cache"),
 
 import pytest  # noqa: E402
 
+from calirl_lite.notebook_runner import steady_replies  # noqa: E402
 from tests import shared  # noqa: E402
 
 
@@ -44,6 +45,7 @@ def pytest_sessionfinish(session, exitstatus):
 def pytest_configure(config):
     config.addinivalue_line("markers", "executes(notebook): the test executes this notebook top to bottom, so nbmake leaves it out")
     config.pluginmanager.register(EachNotebookOnce(), "each-notebook-once")
+    steady_replies()  # nbmake's client hears every cell's reply at once, also on a busy machine
 
 
 def pytest_collection_modifyitems(config, items):

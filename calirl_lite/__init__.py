@@ -9,7 +9,7 @@ or two of its public functions. Modules, one per idea of the paper:
 * :mod:`calirl_lite.prompts` — the chat as the policy and as a user simulator see it
 * :mod:`calirl_lite.world` — the ``tiny`` world: task splits, corpus, tokenizer, tiny LM (notebook 02)
 * :mod:`calirl_lite.users` — one user-simulator interface: scripted, LM-prompted (naive), LoRA (calibrated), endpoint
-* :mod:`calirl_lite.chat`, :mod:`calirl_lite.decode`, :mod:`calirl_lite.rollout` — chat templates ↔ token ids, fast batched sampling, the rollout engine
+* :mod:`calirl_lite.chat`, :mod:`calirl_lite.decode`, :mod:`calirl_lite.rollout`, :mod:`calirl_lite.vllm_turns` — chat templates ↔ token ids, fast sampling, the rollout engine; vLLM turns
 * :mod:`calirl_lite.calibration` — phase 1: real-user traces, LoRA SFT of the simulator, the sim-to-real gap (notebook 03)
 * :mod:`calirl_lite.stages` — each stage's settings (``CalibrationConfig``, ``TrainConfig``) resolved once into a ``Stage``, and the contract between stages
 * :mod:`calirl_lite.train`, :mod:`calirl_lite.trainer` — phase 2: GRPO (static, naive, calibrated, oracle) by one code path (notebook 04): a run's lifecycle; TRL's trainer wired for dialogue
@@ -21,7 +21,7 @@ or two of its public functions. Modules, one per idea of the paper:
 * :mod:`calirl_lite.dialogue` — ``Dialogue``, the currency between stages (JSON Lines, ``datasets``)
 * :mod:`calirl_lite.inputs` — what the kit accepts from your files: one reader, one error naming file and line, size limits
 * :mod:`calirl_lite.profiles`, :mod:`calirl_lite.tiny_models`, :mod:`calirl_lite.sources` — models and data per profile
-* :mod:`calirl_lite.bench`, :mod:`calirl_lite.memory` — ``calirl bench …``; a GPU profile's memory plan, and time and peak memory of a block
+* :mod:`calirl_lite.bench`, :mod:`calirl_lite.memory`, :mod:`calirl_lite.timeplan` — ``calirl bench …``; a GPU profile's memory and time plans, and time and peak memory of a block
 * :mod:`calirl_lite.judge`, :mod:`calirl_lite.mathcheck` — an LLM judge of interactivity; math answers checked by math-verify
 * :mod:`calirl_lite.reproduce`, :mod:`calirl_lite.pool`, :mod:`calirl_lite.notebook_runner` — the main job (``calirl reproduce``), its worker pool; ``calirl notebooks``
 * :mod:`calirl_lite.colab`, :mod:`calirl_lite.exercises` — notebooks anywhere (the install cell, the runtime); checked exercises

@@ -11,8 +11,9 @@
   model is a plain Llama, else the transformers forward) — the decode path alone, without users;
 * a naive loop that runs one dialogue at a time through the same engine.
 
-``calirl bench memory``: the memory plan of a GPU profile, and with ``--measure`` on a GPU the peaks of its
-QLoRA calibration and of a GRPO step at full lengths, on random-weight models of the exact layouts.
+``calirl bench memory``: the memory and time plans of a GPU profile's effect budget, the commands that run it, and
+with ``--measure`` on a GPU the peaks of its QLoRA calibration and of a GRPO step at full lengths, on random-weight
+models of the exact layouts.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import torch
 from . import memory
 from .calibration import load_base, train_simulator
 from .chat import turn_end_id
+from .colab import EFFECT_BUDGETS
 from .context import Context
 from .decode import generate, make_forward
 from .dialogue import Dialogue, Message
@@ -44,6 +46,7 @@ from .sources import task_goals
 from .stages import SIMULATOR, CalibrationConfig, Stage, TrainConfig, TrainStage, resolve, train_stage
 from .task_family import UserPersona
 from .tasks import get_task
+from .timeplan import GPUS, plan_time
 from .tiny_models import build_tiny_model
 from .train import check_inputs
 from .trainer import Start, make_trainer, training_starts
@@ -121,15 +124,23 @@ class MemoryBench(Settings):
     """Settings of ``calirl bench memory``."""
 
     profile: str = "colab-t4"
-    """a GPU profile"""
+    """a GPU profile: its memory and time are planned for its effect budget (colab.EFFECT_BUDGETS) where it has one,
+    else for the settings' defaults"""
     budget: float = 0.0
     """GiB each stage must fit (0: the profile's gpu_memory_gib)"""
-    max_messages: int = 14
-    """message budget of a dialogue"""
+    max_messages: int = 0
+    """message budget of a dialogue (0: the effect budget's, else 14)"""
+    gpu: str = ""
+    """the GPU of the time plan: t4, l4, a100 or h100 (default: the profile's)"""
+    task: str = ""
+    """the task of the planned runs (default: the effect budget's; the plan counts tokens, so it is the same for any)"""
+    real_user: str = ""
+    """the real users of the planned runs, as the commands take it: '' (scripted) or 'endpoint:BASE_URL#MODEL' (its
+    server's time is not on this GPU and not in the plan)"""
     measure: bool = False
     """also measure calibration and a GRPO step on random-weight models of the layouts (CUDA)"""
 
-    BOUNDS = {"budget": (0, None), "max_messages": (2, None)}
+    BOUNDS = {"budget": (0, None), "max_messages": (0, None)}
 
 
 @dataclass
@@ -315,15 +326,39 @@ def world_figures(world: World, seconds: float, n_goals: int) -> dict[str, Any]:
             "threads": torch.get_num_threads(), "n_goals": n_goals, **copy_rates(world, n_goals, world.config.seed)}
 
 
+def planned_sizes(cfg: MemoryBench) -> tuple[CalibrationConfig, TrainConfig, tuple[str, ...], list[str]]:
+    """The calibration and training settings, methods and commands whose memory and time ``calirl bench memory`` plans:
+    the profile's effect budget (:data:`calirl_lite.colab.EFFECT_BUDGETS`), else the settings' defaults, at full size;
+    with the bench's task, real users and message budget where it names them."""
+    b = EFFECT_BUDGETS.get(cfg.profile)
+    calibration, training = (dict(b.calibration), dict(b.training)) if b else ({}, {})
+    if cfg.max_messages:
+        calibration["max_messages"] = training["max_messages"] = cfg.max_messages
+    if cfg.real_user:
+        calibration["real_user"] = training["real_user"] = cfg.real_user
+    task = cfg.task or (b.task if b else "math-chat")
+    cal = CalibrationConfig.for_mode("full", profile=cfg.profile, task=task, **calibration)
+    train = TrainConfig.for_mode("full", profile=cfg.profile, task=task, **training)
+    if b is None:
+        return cal, train, ("static", "naive", "calibrated", "oracle"), []
+    return cal, train, b.methods, dataclasses.replace(b, task=task, calibration=calibration, training=training).commands()
+
+
 def bench_memory(cfg: MemoryBench, ctx: Context, layout: Any = None, folder: str = "") -> dict[str, Any]:
-    """The memory plan of a GPU profile (:func:`calirl_lite.memory.plan`); with ``measure``, the peaks measured on this
-    machine's GPU for QLoRA calibration (the profile's settings, examples at full length) and one GRPO step (a naive
-    LM simulator, every dialogue at its longest: random weights never end a turn early) — on models of the exact
-    layouts with random weights, built in ``folder``, so nothing is downloaded. ``layout`` replaces both layouts
-    (a small one lets the same code run on a CPU, where no peak is measured)."""
+    """The memory plan of a GPU profile (:func:`calirl_lite.memory.plan`) and its time plan
+    (:func:`calirl_lite.timeplan.plan_time`), for the sizes of :func:`planned_sizes`; with ``measure``, the peaks
+    measured on this machine's GPU for QLoRA calibration (the profile's settings, examples at full length) and one
+    GRPO step (a naive LM simulator, every dialogue at its longest: random weights never end a turn early) — on
+    models of the exact layouts with random weights, built in ``folder``, so nothing is downloaded. ``layout``
+    replaces both layouts (a small one lets the same code run on a CPU, where no peak is measured)."""
     prof = get_profile(cfg.profile)
-    budget = cfg.budget or prof.gpu_memory_gib or 14.0
-    result: dict[str, Any] = {"plan": memory.plan(prof, budget, max_messages=cfg.max_messages), "measured": {}}
+    budget, gpu = cfg.budget or prof.gpu_memory_gib or 14.0, cfg.gpu or prof.gpu or "t4"
+    cal, train, methods, commands = planned_sizes(cfg)
+    messages = train.max_messages or ctx.world.max_messages
+    vllm_gib = train.vllm_memory * GPUS[gpu].memory_gib if train.vllm and gpu in GPUS else 0.0
+    result: dict[str, Any] = {"plan": memory.plan(prof, budget, messages, train.prompts_per_step, train.group_size, cal.batch_size, cal.max_length,
+                                                  train.lora_r, vllm_gib),
+                              "time": plan_time(prof, gpu, cal, train, methods), "commands": commands, "measured": {}}
     if not cfg.measure:
         return result
     if layout is None and not torch.cuda.is_available():
@@ -335,7 +370,7 @@ def bench_memory(cfg: MemoryBench, ctx: Context, layout: Any = None, folder: str
     checked = dataclasses.replace(prof, name=f"{cfg.profile}-random", policy_model=models["policy"], user_model=models["simulator"],
                                   user_in_4bit=prof.user_in_4bit and torch.cuda.is_available())
     result["measured"]["calibration"] = _peak(lambda: _calibration_step(ctx, checked, base))
-    result["measured"]["training"] = _peak(lambda: _grpo_step(ctx, checked, base, cfg.max_messages))
+    result["measured"]["training"] = _peak(lambda: _grpo_step(ctx, checked, base, messages))
     return result
 
 

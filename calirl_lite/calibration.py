@@ -386,7 +386,7 @@ def gap_metrics(stage: Stage, simulators: dict[str, Any], heldout: Sequence[Dial
         if stage.task.name in TASKS and stage.real_user_spec.kind == "scripted":  # against scripted users, whose replies have exact chances
             entry["exact"] = simulator_gap(stage, model, tok, name, heldout, stage.cfg.gap_samples)
         if policy is not None:
-            sim = LMUser(model, tok, name=name, temperature=stage.profile.user_temperature, max_new_tokens=stage.profile.max_new_tokens, prompt_style=style)
+            sim = LMUser(model, tok, name=name, temperature=stage.profile.user_temperature, max_new_tokens=stage.profile.user_tokens, prompt_style=style)
             ds = rollout(policy, sim, stage.task, goals, max_messages=stage.budget, seed=stage.cfg.seed + SIMULATOR_SEED_OFFSET).dialogues
             write_jsonl(stage.folder / f"simulated-{name}.jsonl", ds)
             entry.update(stats=behaviour_stats(ds), tv_to_real=behaviour_tv(ds, heldout), scores=mean_scores(ds))
@@ -399,7 +399,7 @@ def simulator_gap(stage: Stage, model: Any, tokenizer: Any, name: str, heldout: 
     whose traces it learns (the real users, or the calibration's persona), on the held-out histories; ``samples``
     replies sampled at each history split its mass outside the real users' replies by what they do."""
     prof = stage.profile
-    sim = LMReplies(model, tokenizer, prof.user_prompt_style, prof.user_temperature, prof.max_new_tokens, name)
+    sim = LMReplies(model, tokenizer, prof.user_prompt_style, prof.user_temperature, prof.user_tokens, name)
     return exact_gap(sim, persona_from_spec(stage.cfg.persona), heldout, samples=samples, seed=stage.cfg.seed + SIMULATOR_SEED_OFFSET)
 
 

@@ -9,7 +9,7 @@ validation goals (each task's last train goals, which no trace and no evaluation
 * the NLL of the real users' turns there.
 
 The points (:data:`POINTS`) move one thing at a time away from a reference — 600 traces, 300 SFT steps, LoRA r = 16,
-the plain loss —: the traces (150 → 2,400), the SFT steps (150 → 600), a smaller LoRA rank or full fine-tuning, the
+the plain loss —: the traces (150 → 2,400), the SFT steps (150 → 2,400), a smaller LoRA rank or full fine-tuning, the
 weight of a turn's decision tokens in the loss, and the realism reward on top of SFT
 (:mod:`calirl_lite.realism`). The reference is calibrated again with seed 1, to show how much one calibration
 differs from another of the same setting.
@@ -45,14 +45,14 @@ REFERENCE = {"n_traces": 600, "steps": 300, "lora_r": 16, "finetune": "lora", "d
 POINTS: dict[str, dict[str, Any]] = {
     "reference": {},
     **{f"traces {n}": {"n_traces": n} for n in (150, 1200, 2400)},
-    **{f"steps {n}": {"steps": n} for n in (150, 600)},
+    **{f"steps {n}": {"steps": n} for n in (150, 600, 1200, 2400)},
     "LoRA r 4": {"lora_r": 4},
     "full fine-tuning": {"finetune": "full"},
     **{f"decision weight {w:g}": {"decision_weight": w} for w in (3.0, 10.0)},
     "SFT + realism": {"method": "sft+realism"},
 }
 """The study's settings, each a change to :data:`REFERENCE` (the axes the calibration budget can move along). It takes
-75 minutes on 2 CPU cores, most of it measuring each calibration's gap (every reply of the real users scored, 8
+72 minutes on 2 CPU cores (the 13 points), most of it measuring each calibration's gap (every reply of the real users scored, 8
 replies sampled at each of ~1,000 histories per task)."""
 
 @dataclass
@@ -100,7 +100,7 @@ def calibration_study(cfg: CalibrationStudyConfig, ctx: Context, out: str | Path
     ctx.toy_world()
     runs = {(t, p, cfg.seed): point_config(ctx, cfg, t, p) for t in cfg.tasks for p in cfg.points}
     runs.update({(t, "reference", cfg.seed + 1): point_config(ctx, cfg, t, "reference", cfg.seed + 1) for t in cfg.tasks})
-    cost = {"SFT + realism": 0, "steps 600": 1, "full fine-tuning": 2}  # the longest first, so the pool ends together
+    cost = {"steps 2400": 0, "steps 1200": 1, "SFT + realism": 2, "steps 600": 3, "full fine-tuning": 4}  # the longest first, so the pool ends together
     jobs = sorted((Job(f"{t} · {p} · seed {s}", calibrate_once, (c, ctx)) for (t, p, s), c in runs.items()),
                   key=lambda j: cost.get(j.name.split(" · ", 1)[1].rsplit(" · seed", 1)[0], 9))
     print(f"calirl calibration-study: {len(jobs)} calibrations ({len(cfg.points)} settings × {len(cfg.tasks)} tasks, and the reference with a "
@@ -156,11 +156,12 @@ def choose(tasks: dict[str, Any]) -> dict[str, Any]:
     """:data:`RULE`: the chosen point, its settings, the points within noise of the best everywhere, its minutes."""
     names = list(next(iter(tasks.values()))["points"])
     eligible = [p for p in names if all(t["points"][p]["within_noise"] for t in tasks.values())]
-    if not eligible:  # no point is near the best on every task: the one whose worst excess over a task's best is least
+    fallback = not eligible
+    if fallback:  # no point is near the best on every task: the one whose worst excess over a task's best is least
         eligible = [min(names, key=lambda p: max(t["points"][p]["vs_best"]["low"] for t in tasks.values()))]
     minutes = {p: sum(t["points"][p]["minutes"] for t in tasks.values()) for p in eligible}
     pick = min(eligible, key=lambda p: (minutes[p], p))
-    return {"point": pick, "settings": {**REFERENCE, **POINTS[pick]}, "within_noise_everywhere": eligible, "minutes": minutes[pick],
+    return {"point": pick, "settings": {**REFERENCE, **POINTS[pick]}, "within_noise_everywhere": [] if fallback else eligible, "minutes": minutes[pick],
             "best": {task: t["best"] for task, t in tasks.items()}}
 
 
@@ -182,8 +183,11 @@ def study_markdown(result: dict[str, Any]) -> str:
                       f"{again['seed']}: gap {again['gap']:.3f} ± {again['gap_error']:.3f} (other traces, other held-out dialogues).", ""]
     c = result["choice"]
     changed = {k: v for k, v in c["settings"].items() if result["reference"].get(k) != v}
+    within = (f"Within noise of the best on every task: {', '.join(c['within_noise_everywhere'])}." if c["within_noise_everywhere"] else
+              "No point is within noise of the best on every task; the rule's fallback takes the point whose largest excess over a "
+              "task's best is least (the lowest of its intervals' lower ends).")
     lines += ["## The choice", "", f"Rule: {result['rule']}", "",
-              f"Within noise of the best on every task: {', '.join(c['within_noise_everywhere'])}. Chosen: **{c['point']}** "
+              f"{within} Chosen: **{c['point']}** "
               f"({', '.join(f'{k} = {v}' for k, v in changed.items()) or 'the reference itself'}; {c['minutes']:.1f} min for both tasks)."]
     return "\n".join(lines) + "\n"
 

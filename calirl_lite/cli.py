@@ -253,11 +253,15 @@ def bench_world_text(r: dict[str, Any]) -> str:
 
 def bench_memory_text(r: dict[str, Any]) -> str:
     from .memory import format_plan
+    from .timeplan import format_time_plan
 
     lines = [format_plan(r["plan"])]
     for stage, m in r["measured"].items():
         peak = f"peak {m['peak_allocated_gib']:.2f} GiB allocated, {m['peak_reserved_gib']:.2f} reserved" if "peak_allocated_gib" in m else "no GPU: no peak"
         lines.append(f"  measured {stage:<11} {peak}; micro-batch {m['micro_batch']} × {m['accumulation']}; {m['seconds']:.1f} s")
+    lines.append(format_time_plan(r["time"]))
+    if r["commands"]:
+        lines += ["the commands that run it:", *(f"  {c}" for c in r["commands"])]
     return "\n".join(lines)
 
 

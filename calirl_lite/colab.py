@@ -14,6 +14,7 @@ the profile's work will run.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from importlib import metadata
 from typing import Any
 
@@ -123,7 +124,8 @@ ENGLISH_BUDGETS: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
              dict(steps=2, prompts_per_step=1, group_size=4, max_messages=4, n_eval=8, n_eval_simulator=8, save_steps=1)),
 }
 """Calibration and training sizes of the notebooks' "On a GPU" sections, per profile: small budgets that run every
-stage on a real model in minutes — to see it work, not to reproduce the paper's effect."""
+stage on a real model in minutes — to see it work, not to reproduce the paper's effect (that is :data:`EFFECT_BUDGETS`)."""
+
 ENGLISH_SMOKE = (dict(n_traces=4, n_heldout=2, n_sim_dialogues=2, steps=2, batch_size=4, save_steps=2, max_messages=4, max_new_tokens=16),
                  dict(steps=1, prompts_per_step=1, group_size=2, max_messages=4, n_eval=2, n_eval_simulator=2, save_steps=2, max_new_tokens=16,
                       finetune="lora"))
@@ -150,3 +152,51 @@ def english_budget(profile: str, mode: str) -> tuple[dict[str, Any], dict[str, A
         raise ValueError(f"no budget for profile {profile!r}; profiles with one: {', '.join(ENGLISH_BUDGETS)}")
     calibration, training = by_mode(full=ENGLISH_BUDGETS[profile], klass=ENGLISH_SMOKE, smoke=ENGLISH_SMOKE, mode=mode)
     return dict(calibration), dict(training)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """A whole comparison planned for one GPU profile: one calibration, then one training run per method, each
+    evaluated before and after — the sizes ``calirl calibrate`` and ``calirl train`` take (every method the same),
+    which ``calirl bench memory`` plans in GiB and minutes (:mod:`calirl_lite.memory`, :mod:`calirl_lite.timeplan`)."""
+
+    profile: str
+    task: str
+    methods: tuple[str, ...]
+    calibration: dict[str, Any]
+    """``CalibrationConfig`` fields"""
+    training: dict[str, Any]
+    """``TrainConfig`` fields, the same for every method"""
+
+    @property
+    def folder(self) -> str:
+        """Where the calibration goes (``--out-dir``), so that every training run finds its adapter and traces."""
+        return f"runs/{self.profile}-{self.task}{'-llm-user' if self.calibration.get('real_user') else ''}-calibration"
+
+    def commands(self) -> list[str]:
+        """The ``calirl`` commands that run it, in order."""
+        def flags(sizes: dict[str, Any]) -> str:
+            return " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in sizes.items())
+
+        def calibrated(method: str) -> str:  # the calibrated simulator: trained against, or (static) completing the dialogues
+            adapter = f" --adapter {self.folder}/adapter" if method in ("static", "calibrated") else ""
+            return adapter + (f" --traces {self.folder}/traces.jsonl" if method == "static" else "")  # static's logged contexts
+
+        head = f"--profile {self.profile} --task {self.task}"
+        calibration = f"calirl calibrate {head} {flags(self.calibration)} --out-dir {self.folder}"
+        return [calibration] + [f"calirl train --method {m} {head} {flags(self.training)}{calibrated(m)}" for m in self.methods]
+
+
+EFFECT_BUDGETS: dict[str, Budget] = {
+    "colab-t4": Budget("colab-t4", "math-chat", ("static", "naive", "calibrated"),
+                       dict(n_traces=64, n_heldout=16, n_sim_dialogues=16, steps=30, max_messages=4),
+                       dict(steps=16, prompts_per_step=4, group_size=8, max_messages=4, n_eval=128, n_eval_simulator=32, vllm=True)),
+}
+"""Per GPU profile, the comparison of Static, Naive and Calibrated Interactive RL on math that its plan fits in the
+GPU (≤ 14 GiB a stage) and in an hour (``calirl bench memory --profile colab-t4`` prints both plans and these
+commands). For a T4 that takes the shortest dialogue in which asking matters — the user's question, the assistant's
+turn (a question, or a guess), the user's reply, the assistant's answer: 4 messages — user turns of at most 112 tokens
+(the profile's ``user_max_new_tokens``: the longest facts of a problem fit), and TRL's colocated vLLM for the policy's
+turns (the plan prints what the same budget takes without it: nearly twice as long). The simulator's turns, sampled by
+the kit's own engine, are then most of every step, and what is left of the hour is 16 GRPO steps of 32 dialogues a
+method (the toy world's tables take 30): whether that shows the effect on these models has not been run."""

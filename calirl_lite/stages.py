@@ -261,6 +261,13 @@ class TrainConfig(Settings):
     calibration used learned their traces: '' (the profile's oracle: the world's scripted users for every profile the
     kit ships), 'scripted', or an LLM behind an OpenAI-compatible endpoint, 'endpoint:BASE_URL#MODEL' (a vLLM or TGI
     server; API key from $CALIRL_REAL_USER_API_KEY) — not with profile tiny"""
+    vllm: bool = False
+    """sample the policy's turns with TRL's colocated vLLM engine (GRPOConfig's use_vllm, vllm_mode='colocate'; needs
+    `pip install vllm` and a CUDA GPU): much less overhead per token than the kit's own engine, which still samples
+    the simulator's turns; the before/after evaluation uses the engine too"""
+    vllm_memory: float = 0.2
+    """with vllm: the share of the GPU's memory the engine takes for its copy of the policy and the policy's KV cache
+    (GRPOConfig's vllm_gpu_memory_utilization)"""
     out_dir: str = ""
     """run folder (default: runs/train-<method>-<profile>-<task>-seed<seed>-<hash of the settings and of the world it used>)"""
 
@@ -268,9 +275,9 @@ class TrainConfig(Settings):
     CLASS = {"steps": 20, "n_eval": 100, "n_eval_simulator": 20}
     BOUNDS = {"steps": (1, None), "prompts_per_step": (1, None), "group_size": (2, None), "n_eval": (1, None), "n_eval_simulator": (1, None),
               "save_steps": (1, None), "lora_r": (1, None), "learning_rate": (0, None), "kl_beta": (0, None), "token_penalty": (0, None),
-              "real_every": (0, None)}
+              "real_every": (0, None), "vllm_memory": (0.05, 0.95)}
 
-    LATER = {"static_turns": "first", "real_user": ""}
+    LATER = {"static_turns": "first", "real_user": "", "vllm": False, "vllm_memory": 0.2}
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -310,6 +317,8 @@ class TrainConfig(Settings):
                 raise ValueError(f"corrected: {', '.join(map(repr, unknown))} is no context of a user turn; contexts: {', '.join(CONTEXTS)}")
         if self.report_to not in ("none", "tensorboard"):
             raise ValueError(f"report_to must be 'none' or 'tensorboard', got {self.report_to!r}")
+        if self.vllm and not get_profile(self.profile).needs_cuda:
+            raise ValueError(f"vllm samples on a CUDA GPU: it goes with a GPU profile (colab-t4, paper), not {self.profile!r}")
 
     def simulator(self) -> str:
         """Who the run trains against: 'real', 'naive', 'calibrated', the spec of a scripted simulator (``user``, method

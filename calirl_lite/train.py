@@ -65,6 +65,7 @@ from .task_family import REAL_USER
 from .tasks import TASKS
 from .trainer import make_trainer, real_reward_curve, reward_bar, training_starts, training_user
 from .users import User, real_user_calls
+from .vllm_turns import require_vllm, synced_engine
 from .world import cached_world
 
 # ----------------------------------------------------------------------------- checks before any compute
@@ -83,8 +84,8 @@ class Inputs:
 def check_inputs(stage: TrainStage) -> Inputs:
     """Everything that can be checked before a model is loaded or a folder made; returns what the method needs.
 
-    Stops with a clear message for a GPU profile without CUDA, a missing calibrated adapter, an
-    adapter calibrated for another task or profile, or missing or faulty logged dialogues for Static Context
+    Stops with a clear message for a GPU profile without CUDA, vLLM asked for and not installed, a missing calibrated
+    adapter, an adapter calibrated for another task or profile, or missing or faulty logged dialogues for Static Context
     (:func:`calirl_lite.inputs.read_dialogues`: the file and line of the first fault).
     """
     import torch
@@ -94,6 +95,8 @@ def check_inputs(stage: TrainStage) -> Inputs:
         raise ValueError(f"profile {cfg.profile!r} is meant for a CUDA GPU and none is available; use --profile tiny or smol on this machine")
     if cfg.report_to == "tensorboard":
         require("tensorboard", "pip install tensorboard")
+    if cfg.vllm:
+        require_vllm()
     inputs = Inputs()
     calib = stage.calibration
     if calib is not None:
@@ -171,7 +174,7 @@ def run_and_evaluate(stage: TrainStage, inputs: Inputs, callbacks: Sequence[Any]
     trainer, stats = make_trainer(stage, training_starts(stage, inputs.logged), train_user, [*bar, *curve, *callbacks])
 
     def evaluate(name: str, user: User) -> tuple[dict[str, float], list[Dialogue]]:
-        policy = Policy(trainer.model, trainer.processing_class, name, prof.policy_temperature, prof.max_new_tokens)
+        policy = Policy(trainer.model, trainer.processing_class, name, prof.policy_temperature, prof.max_new_tokens, synced_engine(trainer))
         n = cfg.n_eval if user is real_user else cfg.n_eval_simulator
         return evaluate_policy(policy, user, stage.task, goals[:n], stage.budget, eval_seed, progress, prof.eval_batch)
 
@@ -213,6 +216,8 @@ def base_eval_path(stage: TrainStage, who: str, adapter: Path | None) -> Path:
            "layout": "scores with the verdict, and per_goal"}
     if stage.real_user_spec.kind != "scripted":  # an LLM's replies are other real users' (the scripted users' keys stay as they were)
         key["real_user"] = str(stage.real_user_spec)
+    if who != "real" and stage.profile.user_tokens != stage.profile.max_new_tokens:  # an LM user's turns capped shorter (other keys stay)
+        key["user_max_new_tokens"] = stage.profile.user_tokens
     name = who if who in ("real", "naive", "calibrated") else "lm" if who.startswith("lm ") else "scripted"  # no spec in a file name
     return kept_result(stage.ctx, "base-eval", f"{cfg.profile}-{cfg.task}-{name}-seed{cfg.seed}", key, stage.world_config)
 

@@ -2,11 +2,12 @@
 trainer's arguments and its callbacks — the same for every method.
 
 The dialogues come from the rollout engine (:mod:`calirl_lite.rollout`), plugged into the trainer as its
-``rollout_func``: it returns the token ids the policy saw and wrote, and ``env_mask`` (TRL's ``tool_mask``) is 0 on
-the user's tokens, so they carry no gradient. The reward is sparse, on the final turn, from the source the settings
-name (:data:`~calirl_lite.stages.REWARDS`): the task score; that minus ``token_penalty`` × the assistant's tokens
-(CollabLLM's efficiency term); or the training user's own verdict. The run's lifecycle — its folder, resuming,
-evaluation, saving — is :mod:`calirl_lite.train`'s.
+``rollout_func`` (with ``cfg.vllm`` the policy's turns are sampled by TRL's colocated vLLM engine:
+:mod:`calirl_lite.vllm_turns`): it returns the token ids the policy saw and wrote, and ``env_mask`` (TRL's
+``tool_mask``) is 0 on the user's tokens, so they carry no gradient. The reward is sparse, on the final turn, from
+the source the settings name (:data:`~calirl_lite.stages.REWARDS`): the task score; that minus ``token_penalty`` ×
+the assistant's tokens (CollabLLM's efficiency term); or the training user's own verdict. The run's lifecycle — its
+folder, resuming, evaluation, saving — is :mod:`calirl_lite.train`'s.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import numpy as np
 
 from .dialogue import Dialogue, Message
 from .evaluate import evaluate_policy
-from .memory import micro_batches
+from .memory import dialogue_tokens, micro_batches
 from .profiles import uses_cuda
 from .quiet import no_bars, tidy_trainer
 from .rollout import Policy, rollout
@@ -29,6 +30,7 @@ from .settings import RUN_SEED_STRIDE, STEP_SEED_STRIDE
 from .sources import task_goals
 from .stages import SIMULATOR, TrainStage
 from .users import HybridUser, ScriptedUsers, User, make_user, persona_from_spec
+from .vllm_turns import colocated_engine, require_vllm
 
 # ----------------------------------------------------------------------------- starts, users, rewards
 
@@ -178,7 +180,7 @@ def grpo_args(stage: TrainStage) -> Any:
     # every step samples prompts_per_step × group_size dialogues at once; on a GPU the loss runs over them in
     # micro-batches that the memory plan fits to the profile's GPU, with gradient accumulation (the same update)
     micro, _ = micro_batches(prof, "training", max_messages=stage.budget, prompts_per_step=cfg.prompts_per_step,
-                             group_size=cfg.group_size, lora_r=cfg.lora_r)
+                             group_size=cfg.group_size, lora_r=cfg.lora_r, vllm_gib=vllm_gib(stage) if cuda else 0.0)
     # under `accelerate launch` the step's dialogues are shared out among the processes: the same budget per step
     batch = cfg.prompts_per_step * cfg.group_size
     if batch % ctx.processes:
@@ -197,8 +199,34 @@ def grpo_args(stage: TrainStage) -> Any:
         bf16=bf16, fp16=cuda and not bf16, use_cpu=not cuda, dataloader_num_workers=0, disable_tqdm=True,  # RewardBar instead
         # TRL turns checkpointing on by default (under its deprecated name): it saves GPU memory, and on a CPU only
         # costs a second forward pass
-        activation_checkpointing=cuda, gradient_checkpointing=None,
+        activation_checkpointing=cuda, gradient_checkpointing=None, **vllm_args(stage),
     )
+
+
+def vllm_args(stage: TrainStage) -> dict[str, Any]:
+    """GRPOConfig's arguments for TRL's colocated vLLM engine where the run asks for it (``cfg.vllm``; a clear error
+    where vLLM is not installed), else none. The rollout reaches the engine through the trainer
+    (:func:`~calirl_lite.vllm_turns.colocated_engine`) and samples the policy's turns with it; TRL pushes the
+    policy's weights into it before each step's rollouts, and corrects the loss for the small differences between
+    vLLM's and the training model's probabilities (its importance sampling, on by default; the user's tokens are
+    masked out of it as out of the loss)."""
+    cfg, prof = stage.cfg, stage.profile
+    if not cfg.vllm:
+        return {}
+    require_vllm()
+    return {"use_vllm": True, "vllm_mode": "colocate", "vllm_gpu_memory_utilization": cfg.vllm_memory,
+            # room for the longest dialogue twice over (long first messages); the engine sizes its KV cache to its share
+            "vllm_max_model_length": 2 * dialogue_tokens(stage.budget, prof.max_new_tokens, prof.user_tokens),
+            "vllm_enable_sleep_mode": False}  # the rollout calls the engine directly: it must stay awake
+
+
+def vllm_gib(stage: TrainStage) -> float:
+    """GiB of the GPU that the run's vLLM engine takes (0 without vLLM): its share of this GPU's memory."""
+    import torch
+
+    if not stage.cfg.vllm:
+        return 0.0
+    return stage.cfg.vllm_memory * torch.cuda.get_device_properties(0).total_memory / 2**30
 
 
 def make_trainer(stage: TrainStage, starts: Sequence[Start], user: User, callbacks: Sequence[Any] = ()) -> tuple[Any, RolloutStats]:
@@ -215,7 +243,8 @@ def make_trainer(stage: TrainStage, starts: Sequence[Start], user: User, callbac
     def rollout_func(prompts: list[str], trainer: Any) -> dict[str, Any]:
         # TRL hands each start already repeated group_size times and wants one dialogue back per entry.
         picked = [starts[int(p)] for p in prompts]
-        policy = Policy(trainer.model, tok, f"{cfg.method}-policy", prof.policy_temperature, prof.max_new_tokens)
+        # TRL has just pushed the policy's weights into its colocated vLLM engine, where there is one
+        policy = Policy(trainer.model, tok, f"{cfg.method}-policy", prof.policy_temperature, prof.max_new_tokens, colocated_engine(trainer))
         training = trainer.model.training
         trainer.model.eval()
         batch = rollout(policy, user, task, [s.goal for s in picked], stage.budget, seed=rollout_seed(cfg.seed, trainer.state.global_step, stage.ctx.rank),

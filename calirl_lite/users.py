@@ -411,6 +411,6 @@ def make_user(kind: str, models: Models, adapter: str | Path | None = None) -> U
     prof = models.profile
     if kind == "calibrated" and not (Path(adapter) / "adapter_config.json").is_file() and (Path(adapter) / "config.json").is_file():
         model, tok = models.load(str(adapter))  # a whole calibrated model (full fine-tuning, SFT + realism)
-        return LMUser(model, tok, kind, None, prof.user_temperature, prof.max_new_tokens, prof.user_prompt_style)
+        return LMUser(model, tok, kind, None, prof.user_temperature, prof.user_tokens, prof.user_prompt_style)
     model, tok = models.user()
-    return LMUser(model, tok, kind, str(adapter) if kind == "calibrated" else None, prof.user_temperature, prof.max_new_tokens, prof.user_prompt_style)
+    return LMUser(model, tok, kind, str(adapter) if kind == "calibrated" else None, prof.user_temperature, prof.user_tokens, prof.user_prompt_style)

@@ -36,6 +36,19 @@ def test_the_rule_takes_the_cheapest_point_within_noise_of_the_best_on_every_tas
     assert "Chosen: **reference** (the reference itself" in md and "| traces 150 | 0.600 ± 0.010 | +0.600 [+0.050, +0.150] | no |" in md
 
 
+def test_where_no_point_is_within_noise_everywhere_the_fallback_is_said_so():
+    tasks = {"arith-chat": {"points": {"reference": _point(0.5, 2.0, 0.03), "steps 600": _point(0.45, 4.0, 0.01),
+                                       "steps 1200": _point(0.4, 6.0, 0.0)}, "best": "steps 1200"},
+             "docedit-chat": {"points": {"reference": _point(0.7, 3.0, 0.05), "steps 600": _point(0.6, 6.0, 0.0),
+                                         "steps 1200": _point(0.65, 9.0, 0.02)}, "best": "steps 600"}}
+    c = choose(tasks)
+    assert c["point"] == "steps 600" and c["within_noise_everywhere"] == []  # worst lower end 0.01, against 0.02 and 0.05
+    result = {"tasks": {t: {**v, "naive_gap": 2.0, "naive_nll": 3.0, "reference_seed_again": {"seed": 1, "gap": 0.55, "gap_error": 0.02}}
+                        for t, v in tasks.items()}, "choice": c, "rule": "r", "reference": REFERENCE}
+    md = study_markdown(result)
+    assert "No point is within noise of the best on every task; the rule's fallback" in md and "Chosen: **steps 600** (steps = 600" in md
+
+
 def test_the_study_names_its_points_and_keeps_its_reference():
     with pytest.raises(ValueError, match="points must name"):
         CalibrationStudyConfig(points=("reference", "steps 9999"))

@@ -20,9 +20,9 @@ LAYERS = [
     {"prompts"},  # the chat as the policy and as a user simulator see it
     {"world", "inputs"},  # the toy world (tasks, corpus, tokenizer, LM); what files the kit accepts
     {"profiles", "context", "decode", "tiny_models"},  # where models come from; the run context; fast sampling; tiny random models
-    {"users", "judge", "sources", "colab", "memory", "notebook_runner", "site"},  # who talks to the policy, who judges it; real data; notebooks anywhere and as a site; the GPU memory plan
+    {"users", "judge", "sources", "colab", "memory", "notebook_runner", "site", "vllm_turns"},  # users, judges; real data; notebooks anywhere, as a site; GPU memory; vLLM turns
     {"rollout", "stages"},  # the batched rollout engine; each stage's settings resolved once, and the contract between stages
-    {"stats", "exact_gap"},  # behaviour statistics of dialogues; the exact per-turn gap of the simulation lemma
+    {"stats", "exact_gap", "timeplan"},  # behaviour statistics of dialogues; the exact per-turn gap of the simulation lemma; the GPU time plan
     {"realism"},  # the realism reward: a discriminator's log-odds, and GRPO of the simulator on it
     {"calibration"},  # phase 1: traces, SFT of the simulator, the gap
     {"evaluate"},  # a policy's scores with a user

@@ -1,5 +1,6 @@
 """The GPU memory plan, the micro-batches it chooses, and QLoRA settings that line up between calibrate and train."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -18,7 +19,8 @@ from calirl_lite.users import make_user
 
 def test_the_layouts_have_the_published_parameter_counts():
     # the hub's counts (norms and biases, which the plan leaves out, are < 0.1 %)
-    for name, published in (("Qwen/Qwen2.5-0.5B-Instruct", 494_032_768), ("Qwen/Qwen2.5-1.5B-Instruct", 1_543_714_304), ("Qwen/Qwen2.5-7B-Instruct", 7_615_616_512)):
+    for name, published in (("Qwen/Qwen2.5-0.5B-Instruct", 494_032_768), ("Qwen/Qwen2.5-1.5B-Instruct", 1_543_714_304), ("Qwen/Qwen2.5-3B-Instruct", 3_085_938_688),
+                            ("Qwen/Qwen2.5-7B-Instruct", 7_615_616_512)):
         layout = LAYOUTS[name]
         assert layout.linear_params() + layout.embedding_params() == pytest.approx(published, rel=1e-3)
 
@@ -32,6 +34,17 @@ def test_the_colab_t4_plan_fits_every_stage_in_14_gib_with_whole_groups():
     assert p["stages"]["calibration"]["micro_batch"] * p["stages"]["calibration"]["accumulation"] == 16
     small = plan(get_profile("colab-t4"), 4.0)  # a smaller budget: smaller micro-batches, never a broken group
     assert small["stages"]["calibration"]["micro_batch"] < p["stages"]["calibration"]["micro_batch"]
+
+
+def test_the_gpu_profiles_default_models_are_ungated_and_planned():
+    for name in ("colab-t4", "paper"):
+        prof = get_profile(name)
+        for model in (prof.policy_model, prof.user_model):
+            assert model in LAYOUTS and not model.startswith(("google/gemma", "meta-llama/")), model  # gated families: opt in with a token
+    colab = get_profile("colab-t4")
+    assert colab.user_tokens == 112 and dataclasses.replace(colab, max_new_tokens=16).user_tokens == 16  # a cap, never more than a turn
+    assert get_profile("tiny").user_tokens == get_profile("tiny").max_new_tokens
+    assert memory.dialogue_tokens(4, 256, 112) == memory.PROMPT_TOKENS + 2 * (256 + 8) + 2 * (112 + 8)
 
 
 def test_a_saved_model_folder_has_its_layout_read_from_its_config(tmp_path):

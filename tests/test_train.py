@@ -69,7 +69,7 @@ def test_a_setting_added_later_keeps_the_folders_of_runs_made_before_it_at_its_d
     assert "static_turns" not in first.identity() and every.identity()["static_turns"] == "all"
     assert first.digest() != every.digest()
     before = {k: v for k, v in first.to_dict().items() if k not in T.TrainConfig.LATER}  # the settings before the fields existed
-    assert first.digest() == short_hash(before) and set(T.TrainConfig.LATER) == {"static_turns", "real_user"}
+    assert first.digest() == short_hash(before) and set(T.TrainConfig.LATER) == {"static_turns", "real_user", "vllm", "vllm_memory"}
 
 
 def test_static_contexts_are_every_point_where_the_assistant_spoke_next(world):
