@@ -452,10 +452,26 @@ def calibrate_once(cfg: CalibrationConfig, ctx: Context) -> dict[str, Any]:
 
 def calibrate_stage_once(stage: Stage) -> dict[str, Any]:
     """:func:`calibrate_once` of a resolved stage."""
-    done = stage.folder / "gap.json"
-    if done.is_file() and simulator_folder(stage.folder) is not None:
-        return json.loads(done.read_text())
+    if is_calibrated(stage):
+        return json.loads((stage.folder / "gap.json").read_text())
     return calibrate_stage(stage)
+
+
+def is_calibrated(stage: Stage) -> bool:
+    """Whether the stage's calibration is finished: its gap report and its simulator are in its folder."""
+    return (stage.folder / "gap.json").is_file() and simulator_folder(stage.folder) is not None
+
+
+def calibrate_or_reuse(cfg: CalibrationConfig, ctx: Context, made_by: str) -> dict[str, Any]:
+    """:func:`calibrate_once`, saying in one line whether the calibration was there (made by ``made_by``, e.g. an
+    earlier notebook, and reused) or is made now — at the run mode's size, so that a notebook opened alone, in a fresh
+    runtime, makes what it needs."""
+    stage = calibration_stage(cfg, ctx)
+    if is_calibrated(stage):
+        print(f"{cfg.task}: the calibration {made_by} makes is here ({stage.folder.name}): reused", flush=True)
+    else:
+        print(f"{cfg.task}: no calibration here yet ({made_by} makes it): calibrating now, at {ctx.mode} size", flush=True)
+    return calibrate_stage_once(stage)
 
 
 def format_gap(report: dict[str, Any]) -> str:

@@ -142,7 +142,8 @@ def reproduce(cfg: ReproduceConfig, ctx: Context, out: str | os.PathLike | None 
     reused = len(finished_results(ctx, METHODS, TASK_NAMES, cfg.seeds, profile=cfg.profile, **settings))
     print(f"[{time.perf_counter() - start:6.0f} s] 2/3 {len(TASK_NAMES)} calibrations, {len(training)} training runs (4 methods × "
           f"{len(TASK_NAMES)} tasks × {len(cfg.seeds)} seeds) and {len(jobs) - len(training) - len(TASK_NAMES)} gap-study points, in one pool "
-          f"of {workers} workers", flush=True)
+          f"of {workers} workers; {reused} of the training runs finished already and are reused, everything else is made now "
+          f"(at {ctx.mode} size)", flush=True)
     done = run_pool(jobs, workers, "reproduce")
     results = [done[name] for name in training]
     gap_rows = sorted((row for j in jobs if j.fn is gap_points for row in done[j.name]), key=lambda r: (r["task"], r["simulator"], r["horizon"], r["seed"]))

@@ -12,9 +12,14 @@ from calirl_lite.stages import calibration_stage
 from calirl_lite.tiny_models import build_tiny_model
 
 
-def test_calibration_lowers_the_nll_of_held_out_real_user_turns(tmp_path, ctx):
+def test_calibration_lowers_the_nll_of_held_out_real_user_turns(tmp_path, ctx, capsys):
     cfg = cal.CalibrationConfig.make(task="arith-chat", out_dir=str(tmp_path), steps=40, n_sim_dialogues=6)
-    report = cal.calibrate(cfg, ctx)
+    report = cal.calibrate_or_reuse(cfg, ctx, "notebook 03")  # a notebook opened alone makes what it needs, and says so
+    assert "arith-chat: no calibration here yet (notebook 03 makes it): calibrating now, at smoke size" in capsys.readouterr().out
+    made = (tmp_path / "gap.json").stat().st_mtime_ns
+    again = cal.calibrate_or_reuse(cfg, ctx, "notebook 03")  # read back (nan rates come back as null)
+    assert again["calibrated"]["nll"] == report["calibrated"]["nll"] and (tmp_path / "gap.json").stat().st_mtime_ns == made
+    assert f"arith-chat: the calibration notebook 03 makes is here ({tmp_path.name}): reused" in capsys.readouterr().out
     assert report["calibrated"]["nll"] < report["naive"]["nll"]
     assert (tmp_path / "adapter" / "adapter_config.json").is_file() and (tmp_path / "adapter" / "adapter_model.safetensors").is_file()
     gap = json.loads((tmp_path / "gap.json").read_text())
