@@ -88,7 +88,8 @@ class CalibrationConfig(Settings):
     (sycophantic, p_accept_wrong=0.8, …): the mismatch lab's LM simulators with one error ('' = the real users)"""
     n_traces: int = 1200
     """training dialogues of the base policy with the real users (paper: 1,860 MATH-Chat, 16,028 MediumDocEdit); 1,200
-    chosen by the validation gap (`calirl calibration-study`)"""
+    chosen by the validation gap among the calibration study's first eleven settings; with its SFT steps carried to
+    2,400 the study's rule takes 600 traces and 600 steps instead, not the default yet (docs/results.md says why)"""
     n_heldout: int = 200
     """held-out real-user dialogues for the gap metrics, on validation goals (each task's last train goals, which no
     trace and no evaluation uses: the last 200)"""
