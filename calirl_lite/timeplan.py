@@ -103,6 +103,13 @@ def sampler(model: str, four_bit: bool, step_seconds: float) -> Sampler:
     return Sampler(layout.linear_params() + layout.embedding_params(), weights_bytes(layout, four_bit), kv_bytes(layout, 1, 1), step_seconds)
 
 
+def samplers(prof: Profile, vllm: bool = False) -> tuple[Sampler, Sampler]:
+    """The profile's policy (sampled by TRL's colocated vLLM where ``vllm``, else by the kit's own engine) and its
+    user simulator (always the kit's own engine), as the time plan sees them."""
+    return (sampler(prof.policy_model, False, VLLM_STEP_SECONDS if vllm else PLAIN_STEP_SECONDS),
+            sampler(prof.user_model, prof.user_in_4bit, PLAIN_STEP_SECONDS))
+
+
 def decode_seconds(gpu: GPU, s: Sampler, batch: int, steps: int, mean_tokens: float) -> float:
     """``steps`` decode steps of ``batch`` rows whose KV caches hold ``mean_tokens`` tokens on average."""
     read = s.weights_bytes + s.kv_bytes_per_token * batch * mean_tokens
@@ -124,6 +131,12 @@ def dialogues_seconds(gpu: GPU, policy: Sampler, user: Sampler | None, batch: in
     if user is not None:
         seconds += decode_seconds(gpu, user, batch, user_turns * user_tokens, length / 2) + flop_seconds(gpu, 2 * user.params * batch * length)
     return seconds
+
+
+def evaluation_seconds(gpu: GPU, prof: Profile, policy: Sampler, user: Sampler | None, n: int, messages: int) -> float:
+    """``n`` dialogues of the policy with ``user`` (None: scripted users or an endpoint), in batches of the profile's
+    ``eval_batch`` (no batch larger than ``n``)."""
+    return batches(n, prof.eval_batch) * dialogues_seconds(gpu, policy, user, min(n, prof.eval_batch), messages, prof.max_new_tokens, prof.user_tokens)
 
 
 def grpo_step_seconds(gpu: GPU, policy: Sampler, user: Sampler | None, batch: int, messages: int, policy_tokens: int, user_tokens: int,
@@ -155,11 +168,9 @@ def batches(n: int, size: int) -> int:
 def calibration_minutes(gpu: GPU, prof: Profile, cal: CalibrationConfig, messages: int) -> dict[str, dict[str, float]]:
     """``calirl calibrate``: the base policy's traces with the real users, then SFT of the simulator, then the gap —
     the base policy's dialogues with the naive and with the calibrated simulator (``n_sim_dialogues``, one batch each)."""
-    policy = sampler(prof.policy_model, False, PLAIN_STEP_SECONDS)
-    user = sampler(prof.user_model, prof.user_in_4bit, PLAIN_STEP_SECONDS)
+    policy, user = samplers(prof)
     p_tok, u_tok = prof.max_new_tokens, prof.user_tokens
-    n_batches = batches(cal.n_traces, prof.eval_batch) + batches(cal.n_heldout, prof.eval_batch)
-    traces = {"loading": LOAD_SECONDS, "sampling": n_batches * dialogues_seconds(gpu, policy, None, prof.eval_batch, messages, p_tok, u_tok)}
+    traces = {"loading": LOAD_SECONDS, "sampling": sum(evaluation_seconds(gpu, prof, policy, None, n, messages) for n in (cal.n_traces, cal.n_heldout))}
     sft_tokens = cal.steps * cal.batch_size * cal.max_length
     # loading: the simulator twice (naive, and the base to train), the calibrated one, and the policy again
     calibration = {"loading": 4 * LOAD_SECONDS, "SFT": flop_seconds(gpu, 6 * user.params * sft_tokens),
@@ -170,30 +181,24 @@ def calibration_minutes(gpu: GPU, prof: Profile, cal: CalibrationConfig, message
 def training_minutes(gpu: GPU, prof: Profile, train: TrainConfig, method: str, messages: int) -> dict[str, float]:
     """One ``calirl train`` run: its GRPO steps, then the trained policy's evaluation with the real users and (where
     they differ) with its training simulator — sampled by vLLM where the run uses it."""
-    policy = sampler(prof.policy_model, False, VLLM_STEP_SECONDS if train.vllm else PLAIN_STEP_SECONDS)
-    lm_user = sampler(prof.user_model, prof.user_in_4bit, PLAIN_STEP_SECONDS)
+    policy, lm_user = samplers(prof, train.vllm)
     user = None if SIMULATOR[method] == "real" else lm_user
-    batch, p_tok, u_tok = train.prompts_per_step * train.group_size, prof.max_new_tokens, prof.user_tokens
-    step = grpo_step_seconds(gpu, policy, user, batch, messages, p_tok, u_tok, train.vllm)
+    batch = train.prompts_per_step * train.group_size
+    step = grpo_step_seconds(gpu, policy, user, batch, messages, prof.max_new_tokens, prof.user_tokens, train.vllm)
     parts = {"loading": 2 * LOAD_SECONDS + (VLLM_START_SECONDS if train.vllm else 0.0)}
     parts |= {f"{k} ({train.steps} steps)": train.steps * v for k, v in step.items()}
-    real = batches(train.n_eval, prof.eval_batch) * dialogues_seconds(gpu, policy, None, prof.eval_batch, messages, p_tok, u_tok)
-    simulated = 0.0 if user is None else batches(train.n_eval_simulator, prof.eval_batch) * dialogues_seconds(
-        gpu, policy, user, min(train.n_eval_simulator, prof.eval_batch), messages, p_tok, u_tok)
-    parts["evaluation"] = real + simulated
+    simulated = 0.0 if user is None else evaluation_seconds(gpu, prof, policy, user, train.n_eval_simulator, messages)
+    parts["evaluation"] = evaluation_seconds(gpu, prof, policy, None, train.n_eval, messages) + simulated
     return _minutes(parts)
 
 
 def base_evaluation_minutes(gpu: GPU, prof: Profile, train: TrainConfig, methods: Sequence[str], messages: int) -> dict[str, float]:
     """The base policy's scores, computed once and shared by every run (``runs/base-eval/``): with the real users, and
     with each training simulator the methods use."""
-    policy = sampler(prof.policy_model, False, VLLM_STEP_SECONDS if train.vllm else PLAIN_STEP_SECONDS)
-    user = sampler(prof.user_model, prof.user_in_4bit, PLAIN_STEP_SECONDS)
-    p_tok, u_tok = prof.max_new_tokens, prof.user_tokens
-    parts = {"with the real users": batches(train.n_eval, prof.eval_batch) * dialogues_seconds(gpu, policy, None, prof.eval_batch, messages, p_tok, u_tok)}
+    policy, user = samplers(prof, train.vllm)
+    parts = {"with the real users": evaluation_seconds(gpu, prof, policy, None, train.n_eval, messages)}
     for sim in sorted({SIMULATOR[m] for m in methods} - {"real"}):
-        parts[f"with the {sim} simulator"] = batches(train.n_eval_simulator, prof.eval_batch) * dialogues_seconds(
-            gpu, policy, user, min(train.n_eval_simulator, prof.eval_batch), messages, p_tok, u_tok)
+        parts[f"with the {sim} simulator"] = evaluation_seconds(gpu, prof, policy, user, train.n_eval_simulator, messages)
     return _minutes(parts)
 
 
