@@ -28,17 +28,26 @@ from typing import Any
 from .io import atomic_write_json
 
 
+def request_fields(base_url: str, model: str, messages: list[dict[str, str]], temperature: float, max_tokens: int, sample: int) -> dict[str, Any]:
+    """Everything that decides one request's reply, written the one way the cache keys and keeps it."""
+    return {"base_url": base_url.rstrip("/"), "model": model, "messages": messages, "temperature": float(temperature),
+            "max_tokens": int(max_tokens), "sample": int(sample)}
+
+
+def fields_key(fields: dict[str, Any]) -> str:
+    """The cache key of a request's :func:`request_fields`: 64 hex digits of the SHA-256 of them as sorted JSON."""
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
 def request_key(base_url: str, model: str, messages: list[dict[str, str]], temperature: float, max_tokens: int, sample: int) -> str:
-    """The cache key of one request: 64 hex digits of the SHA-256 of its fields as sorted JSON.
+    """The cache key of one request (:func:`fields_key` of its :func:`request_fields`).
 
     >>> hi = [{"role": "user", "content": "hi"}]
     >>> key = request_key("http://h/v1", "m", hi, 1.0, 64, 0)
     >>> key == request_key("http://h/v1/", "m", hi, 1.0, 64, 0), key == request_key("http://h/v1", "m", hi, 1.0, 64, 1)
     (True, False)
     """
-    fields = {"base_url": base_url.rstrip("/"), "model": model, "messages": messages, "temperature": float(temperature),
-              "max_tokens": int(max_tokens), "sample": int(sample)}
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+    return fields_key(request_fields(base_url, model, messages, temperature, max_tokens, sample))
 
 
 @dataclass

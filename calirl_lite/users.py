@@ -37,7 +37,7 @@ from .dialogue import TERMINATE, Dialogue, Message
 from .endpoints import Completion, chat_reply, require_http
 from .profiles import Models, Profile
 from .prompts import user_messages
-from .reply_cache import CallCounts, ReplyCache, request_key
+from .reply_cache import CallCounts, ReplyCache, fields_key, request_fields
 from .task_family import REAL_USER, SINGLE_ERRORS, ScriptedUser, Task, UserPersona, single_error_persona
 
 
@@ -304,14 +304,13 @@ class EndpointUser(User):
 
     def _ask(self, messages: list[dict[str, str]], sample: int) -> tuple[Completion, bool]:
         """The endpoint's reply to ``messages`` for ``sample``, and whether it came from the cache."""
-        key = request_key(self.base_url, self.model, messages, self.temperature, self.max_tokens, sample)
+        request = request_fields(self.base_url, self.model, messages, self.temperature, self.max_tokens, sample)
+        key = fields_key(request)
         kept = self.cache.get(key) if self.cache is not None else None
         if kept is not None:
             return Completion(kept["text"], int(kept.get("prompt_tokens", 0)), int(kept.get("completion_tokens", 0))), True
         reply = chat_reply(self.base_url, self.model, messages, self.temperature, self.max_tokens, self.api_key, self.timeout, seed=sample)
         if self.cache is not None:
-            request = {"base_url": self.base_url, "model": self.model, "messages": messages, "temperature": self.temperature,
-                       "max_tokens": self.max_tokens, "sample": sample}
             self.cache.put(key, request, dataclasses.asdict(reply))
         return reply, False
 
