@@ -37,7 +37,7 @@ from .context import Context
 from .io import atomic_write_json, atomic_write_text, json_safe
 from .pool import Job, pool_size, run_pool
 from .results import CLAIMS, METHOD_LABELS, Claim, RunResult, hierarchical_difference, holm_family, judge
-from .stages import CalibrationConfig, TrainConfig
+from .stages import CalibrationConfig, TrainConfig, calibration_for
 from .train import train_job
 from .world import WorldConfig, file_digests
 
@@ -59,12 +59,22 @@ USES_CALIBRATION = ("static", "calibrated")
 # ----------------------------------------------------------------------------- the record
 
 
-def design() -> dict[str, Any]:
-    """The study's design as the code has it now: the full-size world, training and calibration settings."""
-    def settings(cls: Any) -> dict[str, Any]:
-        return {k: v for k, v in cls.for_mode("full").identity().items() if k not in PER_RUN}
+def design(calibration: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The study's design as the code has it now: the full-size world, training and calibration settings (the
+    calibration's with ``calibration`` over its defaults, as the study calibrates: :func:`registered_calibration`)."""
+    def settings(cls: Any, **overrides: Any) -> dict[str, Any]:
+        return {k: v for k, v in cls.for_mode("full", **overrides).identity().items() if k not in PER_RUN}
 
-    return {"world": settings(WorldConfig), "train": settings(TrainConfig), "calibration": settings(CalibrationConfig)}
+    return {"world": settings(WorldConfig), "train": settings(TrainConfig), "calibration": settings(CalibrationConfig, **(calibration or {}))}
+
+
+def registered_calibration(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's calibration settings where they differ from :class:`~calirl_lite.stages.CalibrationConfig`'s
+    defaults now. The study calibrates with them, and its runs find their calibration with them (its context's
+    :attr:`~calirl_lite.context.Context.calibration`), so a later choice of the kit's default calibration (by the
+    calibration study) leaves the study as registered; a field the record lacks or the code lacks is still refused."""
+    now = CalibrationConfig.for_mode("full").identity()
+    return {k: v for k, v in record["design"]["calibration"].items() if k in now and now[k] != v}
 
 
 def design_hashes(settings: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -82,7 +92,7 @@ def load_record(path: str | os.PathLike = RECORD) -> dict[str, Any]:
 
 def check_record(record: dict[str, Any]) -> None:
     """Refuse (ValueError) where the code's design differs from the record's: which settings, which modules."""
-    current = design()
+    current = design(registered_calibration(record))
     now, then = design_hashes(current), record["hashes"]
     differ = [f"{part}.{k}" for part, fields in current.items() for k, v in fields.items() if record["design"][part].get(k, "—") != v]
     differ += [f"{part}.{k}" for part, fields in record["design"].items() for k in fields if k not in current[part]]
@@ -109,18 +119,23 @@ def world_job(ctx: Context) -> str:
     return str(ctx.toy_world(verbose=False).folder)
 
 
+def study_context(record: dict[str, Any], ctx: Context, w: int) -> Context:
+    """The context of the study's jobs in world ``w``: that world, and the record's calibration settings."""
+    return ctx.with_world(w).with_calibration(registered_calibration(record))
+
+
 def world_jobs(record: dict[str, Any], ctx: Context, w: int) -> list[Job]:
     """World ``w`` and each task's calibrations in it (every calibration seed): what the study's runs read."""
-    wctx, world = ctx.with_world(w), f"world {w}"
+    wctx, world = study_context(record, ctx, w), f"world {w}"
     return [Job(world, world_job, (wctx,))] + [
-        Job(f"{world} · calibrate · {task} · {c}", calibrate_once, (wctx.make(CalibrationConfig, task=task, seed=c), wctx), (world,))
+        Job(f"{world} · calibrate · {task} · {c}", calibrate_once, (calibration_for(wctx, "tiny", task, c).cfg, wctx), (world,))
         for task in record["tasks"] for c in record["seeds"]["calibration"]]
 
 
 def run_job(record: dict[str, Any], ctx: Context, w: int, method: str, task: str, seed: int, name: str = "", **settings: Any) -> Job:
     """One training run of the study in world ``w`` (after the world, and after the calibration it reads)."""
     c, world = calibration_seed(record, seed), f"world {w}"
-    wctx = ctx.with_world(w)
+    wctx = study_context(record, ctx, w)
     cfg = wctx.make(TrainConfig, method=method, task=task, seed=seed, calibration_seed=c, **settings)
     after = (world, f"{world} · calibrate · {task} · {c}") if method in USES_CALIBRATION else (world,)
     return Job(f"{world} · {name or method} · {task} · seed {seed}", train_job, (cfg, wctx), after)

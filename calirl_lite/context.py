@@ -42,6 +42,11 @@ class Context:
     """this process's rank under ``accelerate launch`` (0 in a plain run): the first process alone writes"""
     processes: int = 1
     """processes of the launch (1 in a plain run)"""
+    calibration: tuple[tuple[str, Any], ...] = ()
+    """settings every calibration of this context uses over :class:`~calirl_lite.stages.CalibrationConfig`'s
+    defaults, as (field, value) pairs — empty but for the registered study, which calibrates with its record's
+    budget (:meth:`with_calibration`); the training runs, evaluations and gap-study points of the context find their
+    calibration with them (:func:`~calirl_lite.stages.calibration_for`)"""
     real_user_key: str = field(default="", repr=False, compare=False)
     """the API key of an LLM real user's endpoint ('' where it needs none; :func:`calirl_lite.env.real_user_api_key`);
     never printed"""
@@ -64,6 +69,10 @@ class Context:
     def with_world(self, seed: int) -> Context:
         """This context with the world of another seed (same sizes, same cache)."""
         return dataclasses.replace(self, world=dataclasses.replace(self.world, seed=seed))
+
+    def with_calibration(self, settings: dict[str, Any]) -> Context:
+        """This context with every calibration made, and found, with ``settings`` over the defaults."""
+        return dataclasses.replace(self, calibration=tuple(sorted(settings.items())))
 
     def results_dir(self, name: str = "") -> Path:
         """``results/<name>``, made if missing."""

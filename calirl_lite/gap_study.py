@@ -60,7 +60,8 @@ def gap_points(ctx: Context, profile: str, task: str, simulator: float | str, ho
     context's toy world. Kept under ``runs/gap-study/`` and reused (a job of ``calirl reproduce``'s worker pool)."""
     stage = resolve(ctx, profile, task)
     key = {"profile": profile, "task": task, "simulator": simulator, "horizons": sorted(horizons), "n_goals": n_goals, "seed": seed, "gap": "exact",
-           **({"calibration_seed": calibration_seed} if simulator == "calibrated" else {})}
+           **({"calibration_seed": calibration_seed, "calibration": calibration_for(ctx, profile, task, calibration_seed).folder.name}
+              if simulator == "calibrated" else {})}
     name = f"w{simulator:g}" if not isinstance(simulator, str) else simulator
     done = kept_result(ctx, "gap-study", f"{profile}-{task}-{name}-seed{seed}", key, stage.world_config)
     if done.is_file():  # finished before: the same policy, users, goals and seed give the same numbers

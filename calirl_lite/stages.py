@@ -8,10 +8,12 @@ folder. Every function below takes the :class:`Stage`.
 The contract between stages is written here and nowhere else:
 
 * **which world a folder belongs to** — a run folder's name carries a hash of its settings and of the key of the
-  toy world the stage actually used (:func:`run_folder`); a stage that uses no toy world (the English world's tasks
-  on a real model) is keyed on none. A rebuilt or another world never reuses a run;
+  toy world the stage actually used, and of the calibration it reads (:func:`run_folder`); a stage that uses no toy
+  world (the English world's tasks on a real model) is keyed on none. A rebuilt or another world, or another
+  calibration, never reuses a run;
 * **which calibration a training run uses** — :func:`calibration_of`: the calibration of the same profile and
-  task, seed ``calibration_seed``, at the job's run mode; for ``--method calibrated --user SPEC`` the LM calibrated
+  task, seed ``calibration_seed``, at the job's run mode with the context's calibration settings (the defaults, but
+  in the registered study its record's); for ``--method calibrated --user SPEC`` the LM calibrated
   on that scripted simulator's traces. Its adapter is the simulator of the calibrated method (and, for Static
   Context, the completer of logged dialogues); its traces are Static Context's logged contexts.
 """
@@ -86,10 +88,10 @@ class CalibrationConfig(Settings):
     persona: str = ""
     """toy tasks: learn these scripted users instead of the real ones — a spec as `calirl train --user` takes
     (sycophantic, p_accept_wrong=0.8, …): the mismatch lab's LM simulators with one error ('' = the real users)"""
-    n_traces: int = 1200
-    """training dialogues of the base policy with the real users (paper: 1,860 MATH-Chat, 16,028 MediumDocEdit); 1,200
-    chosen by the validation gap among the calibration study's first eleven settings; with its SFT steps carried to
-    2,400 the study's rule takes 600 traces and 600 steps instead, not the default yet (docs/results.md says why)"""
+    n_traces: int = 600
+    """training dialogues of the base policy with the real users (paper: 1,860 MATH-Chat, 16,028 MediumDocEdit); with
+    ``steps`` chosen by the calibration study's rule on the validation gap (``calirl calibration-study``,
+    docs/results.md): 600 traces and 600 SFT steps"""
     n_heldout: int = 200
     """held-out real-user dialogues for the gap metrics, on validation goals (each task's last train goals, which no
     trace and no evaluation uses: the last 200)"""
@@ -101,8 +103,8 @@ class CalibrationConfig(Settings):
     """tokens a model writes per turn at most, the policy's and the simulator's (0: the profile's)"""
     seed: int = 0
     """seed of trace collection, training and evaluation rollouts"""
-    steps: int = 300
-    """SFT optimiser steps"""
+    steps: int = 600
+    """SFT optimiser steps (chosen with ``n_traces``)"""
     batch_size: int = 16
     """examples (user turns) per SFT step"""
     learning_rate: float = 2e-3
@@ -396,16 +398,19 @@ def uses_world(profile: Profile, task: Task) -> bool:
 
 
 def run_folder(ctx: Context, prefix: str, name: str, settings: Settings, world: WorldConfig | None, out_dir: str = "",
-               exclude: tuple[str, ...] = ("out_dir",), real_user: RealUserSpec | None = None) -> Path:
+               exclude: tuple[str, ...] = ("out_dir",), real_user: RealUserSpec | None = None, calibration: Path | None = None) -> Path:
     """``out_dir`` if given, else ``<ctx.runs>/<prefix>-<name>-<hash>``: the hash covers every setting but those in
-    ``exclude``, the key of ``world`` — the toy world the run draws goals, traces or models from — and the real users
-    where they are an LLM (``real_user``: from the settings or the profile), so neither a changed setting nor another
-    or rebuilt world nor other real users ever resume or reuse an old run."""
+    ``exclude``, the key of ``world`` — the toy world the run draws goals, traces or models from —, the real users
+    where they are an LLM (``real_user``: from the settings or the profile) and the folder of the calibration the run
+    reads (``calibration``: its name hashes the calibration's settings and world), so neither a changed setting nor
+    another or rebuilt world nor other real users nor another calibration ever resume or reuse an old run."""
     if out_dir:
         return Path(out_dir)
     extra = {"world": world.key()} if world is not None else {}
     if real_user is not None and real_user.kind != "scripted":
         extra["real_user"] = str(real_user)
+    if calibration is not None:
+        extra["calibration"] = calibration.name
     return ctx.runs / f"{prefix}-{name}-{settings.digest(exclude=exclude, extra=extra)}"
 
 
@@ -442,11 +447,12 @@ def evaluation_stage(cfg: Any, ctx: Context) -> Stage:
 
 def calibration_for(ctx: Context, profile: str, task: str, seed: int = 0, persona: str = "", max_new_tokens: int = 0, real_user: str = "") -> Stage:
     """The contract: the calibration run whose simulator a stage of ``profile`` and ``task`` uses — calibration seed
-    ``seed`` (0 unless a training run says otherwise), at the job's run mode, of the real users (those ``real_user``
+    ``seed`` (0 unless a training run says otherwise), at the job's run mode with the context's calibration settings
+    (:attr:`~calirl_lite.context.Context.calibration`: the defaults but in the registered study), of the real users (those ``real_user``
     names, as the stage's own setting does) or (``persona``) of a scripted simulator's; ``max_new_tokens`` as the
     stage's own (0: the profile's). Training, evaluation with the calibrated user, the gap study and the lab all ask here."""
-    return calibration_stage(ctx.make(CalibrationConfig, profile=profile, task=task, seed=seed, persona=persona, max_new_tokens=max_new_tokens,
-                                      real_user=real_user), ctx)
+    return calibration_stage(ctx.make(CalibrationConfig, **dict(ctx.calibration), profile=profile, task=task, seed=seed, persona=persona,
+                                      max_new_tokens=max_new_tokens, real_user=real_user), ctx)
 
 
 def calibration_of(cfg: TrainConfig, ctx: Context) -> Stage:
@@ -459,8 +465,8 @@ def calibration_of(cfg: TrainConfig, ctx: Context) -> Stage:
 def train_stage(cfg: TrainConfig, ctx: Context) -> TrainStage:
     """The training run of ``cfg`` in ``ctx``, its names resolved, with the calibration it uses."""
     s = resolve(ctx, cfg.profile, cfg.task, cfg.max_messages, cfg)
-    folder = run_folder(ctx, "train", f"{cfg.method}-{cfg.profile}-{cfg.task}-seed{cfg.seed}", cfg, s.world_config, cfg.out_dir,
-                        exclude=("out_dir", "report_to"), real_user=s.real_user_spec)
     calibration = calibration_of(cfg, ctx) if SIMULATOR[cfg.method] == "calibrated" else None
+    folder = run_folder(ctx, "train", f"{cfg.method}-{cfg.profile}-{cfg.task}-seed{cfg.seed}", cfg, s.world_config, cfg.out_dir,
+                        exclude=("out_dir", "report_to"), real_user=s.real_user_spec, calibration=calibration.folder if calibration else None)
     lora = cfg.finetune == "lora" or (cfg.finetune == "auto" and s.profile.needs_cuda)
     return TrainStage(cfg, ctx, s.models, s.task, s.world_config, s.budget, folder, calibration, lora)

@@ -7,7 +7,9 @@ import json
 
 import pytest
 
+from calirl_lite import confirm as study
 from calirl_lite.confirm import RECORD, analyse, analyse_secondary, check_record, confirm, confirm_markdown, load_record, secondary_jobs, secondary_markdown, study_jobs
+from calirl_lite.stages import calibration_stage, train_stage
 from calirl_lite.train import train_job
 from tests.test_reproduce import fake_result
 
@@ -21,7 +23,7 @@ def test_the_committed_record_is_the_design_the_code_has():
 
 
 @pytest.mark.parametrize("change, named", [(("design", "train", "steps", 60), "train.steps"),
-                                           (("design", "calibration", "n_traces", 600), "calibration.n_traces"),
+                                           (("design", "calibration", "no_such_field", 1), "calibration.no_such_field"),
                                            (("hashes", "code", "world.py", "0" * 64), "calirl_lite/world.py")])
 def test_a_changed_design_is_refused_and_named(change, named, ctx, tmp_path):
     record = copy.deepcopy(load_record())
@@ -51,6 +53,23 @@ def test_the_study_has_every_registered_job_and_each_run_waits_for_its_calibrati
     assert cfg.calibration_seed == 1 and wctx.world.seed == record["worlds"][0] and cfg.seed == 101
     assert job.after == (f"world {record['worlds'][0]}", f"world {record['worlds'][0]} · calibrate · arith-chat · 1")
     assert jobs[f"world {record['worlds'][0]} · oracle · arith-chat · seed 101"].after == (f"world {record['worlds'][0]}",)
+
+
+def test_the_study_calibrates_with_its_records_budget_whatever_the_default_and_its_runs_read_that_calibration(ctx):
+    """The record's calibration budget, not the kit's default, makes the study's simulators; a Calibrated run's folder
+    and its calibration follow it, and a record with another budget gives other folders."""
+    record = copy.deepcopy(load_record())
+    record["design"]["calibration"].update(n_traces=777, steps=333)  # a budget the code's defaults are not
+    check_record({**record, "hashes": {**record["hashes"], "settings": study.design_hashes(study.design(study.registered_calibration(record)))["settings"]}})
+    jobs = {j.name: j for j in study_jobs(record, ctx)}
+    w = record["worlds"][0]
+    cal_cfg, _ = jobs[f"world {w} · calibrate · arith-chat · 1"].args
+    assert (cal_cfg.n_traces, cal_cfg.steps) == (777, 333)
+    run_cfg, wctx = jobs[f"world {w} · calibrated · arith-chat · seed 101"].args
+    stage = train_stage(run_cfg, wctx)
+    assert stage.calibration.cfg == cal_cfg and stage.calibration.folder == calibration_stage(cal_cfg, wctx).folder
+    default = train_stage(run_cfg, ctx.with_world(w))  # the same run with the kit's default calibration: another folder
+    assert (default.calibration.cfg.n_traces, default.calibration.cfg.steps) != (777, 333) and default.folder != stage.folder
 
 
 def test_the_analysis_judges_every_claim_pooled_and_per_world_with_holm():
