@@ -89,7 +89,7 @@ class ReproduceConfig(Settings):
     learning curves (results/confirm/secondary.md, curves.png)"""
 
     SMOKE = {"seeds": (0,), "gap_mixes": (0.0, 1.0), "gap_horizons": (2, 6), "gap_goals": 8, "gap_seeds": (0, 1)}
-    CLASS = {"seeds": (0,), "gap_goals": 50, "gap_seeds": (0, 1)}
+    CLASS = {"seeds": (0,), "gap_goals": 50, "gap_seeds": (0,)}
     BOUNDS = {"gap_mixes": (0, 1), "gap_horizons": (2, None), "gap_goals": (1, None)}
 
     def __post_init__(self) -> None:
