@@ -50,7 +50,7 @@ from .timeplan import GPUS, plan_time
 from .tiny_models import build_tiny_model
 from .train import check_inputs
 from .trainer import Start, make_trainer, training_starts
-from .users import LMUser, ScriptedUsers, make_user
+from .users import LMUser, ScriptedUsers, make_user, parse_real_user
 from .world import World, build_world
 
 
@@ -136,11 +136,17 @@ class MemoryBench(Settings):
     """the task of the planned runs (default: the effect budget's; the plan counts tokens, so it is the same for any)"""
     real_user: str = ""
     """the real users of the planned runs, as the commands take it: '' (scripted) or 'endpoint:BASE_URL#MODEL' (its
-    server's time is not on this GPU and not in the plan)"""
+    server's time is not on this GPU and not in the plan); not 'local:MODEL', whose model the plan does not count"""
     measure: bool = False
     """also measure calibration and a GRPO step on random-weight models of the layouts (CUDA)"""
 
     BOUNDS = {"budget": (0, None), "max_messages": (0, None)}
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if parse_real_user(self.real_user).kind == "local":
+            raise ValueError(f"real_user {self.real_user!r}: the plan does not count a local real user's model, which would share the GPU with "
+                             "the policy and the simulator; plan with an endpoint (a server elsewhere, 'endpoint:BASE_URL#MODEL') or the scripted users")
 
 
 @dataclass

@@ -109,8 +109,8 @@ class EvaluateConfig(Settings):
     """optional LLM judge as a local transformers model (folder or hub id)"""
     real_user: str = ""
     """who the real users are (user real; the calibrated user is the one calibrated on their traces): '' (the profile's
-    oracle), 'scripted', or 'endpoint:BASE_URL#MODEL', an LLM behind an OpenAI-compatible endpoint (API key from
-    $CALIRL_REAL_USER_API_KEY) — not with profile tiny"""
+    oracle), 'scripted', 'endpoint:BASE_URL#MODEL', an LLM behind an OpenAI-compatible endpoint (API key from
+    $CALIRL_REAL_USER_API_KEY), or 'local:MODEL', a chat model loaded here — not with profile tiny"""
 
     BOUNDS = {"n_eval": (1, None), "judge_timeout": (0.1, None)}
     LATER = {"real_user": ""}

@@ -19,7 +19,8 @@ runs: ``PROFILES["paper"] = dataclasses.replace(PROFILES["paper"], policy_model=
 is in :data:`calirl_lite.memory.LAYOUTS`).
 
 The real user is the world's scripted users unless a stage's ``real_user`` setting (or a profile's ``oracle``) names
-an LLM behind an endpoint, ``endpoint:BASE_URL#MODEL`` (:func:`calirl_lite.stages.real_user_spec`).
+an LLM behind an endpoint, ``endpoint:BASE_URL#MODEL``, or a chat model loaded here, ``local:MODEL``
+(:func:`calirl_lite.stages.real_user_spec`).
 
 :func:`load_model` takes ``world`` (the toy LM), ``smol``, a local folder, or a hub id of a
 supported family (Qwen2/2.5, Gemma-3, SmolLM2/Llama), with optional 4-bit (bitsandbytes nf4,
@@ -62,7 +63,8 @@ class Profile:
     oracle: str
     """the real user of the profile's stages where their settings' ``real_user`` names none: 'scripted' (the world's
     scripted users: every profile the kit ships, so that none needs a server) or an LLM behind an OpenAI-compatible
-    endpoint, 'endpoint:BASE_URL#MODEL' (:func:`calirl_lite.users.parse_real_user`; not for tiny)"""
+    endpoint, 'endpoint:BASE_URL#MODEL', or a chat model loaded here, 'local:MODEL'
+    (:func:`calirl_lite.users.parse_real_user`; not for tiny)"""
     user_in_4bit: bool
     """load the user simulator in 4-bit (QLoRA, CUDA only)"""
     needs_cuda: bool

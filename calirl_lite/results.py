@@ -230,8 +230,8 @@ class RunResult:
     """toy tasks, a simulator as training user: the exact gap Σ_t ε_t of that simulator against the real users along
     the trained policy's real-user histories (the first ``n_eval_simulator`` goals): :func:`calirl_lite.exact_gap.exact_gap`"""
     real_user_calls: dict[str, Any] = field(default_factory=dict)
-    """what the real users' replies cost this run (:func:`calirl_lite.users.real_user_calls`): ``user`` (``scripted`` or
-    ``endpoint:BASE_URL#MODEL``), ``requests`` sent to the endpoint, replies found in its ``cached`` replies,
+    """what the real users' replies cost this run (:func:`calirl_lite.users.real_user_calls`): ``user`` (``scripted``,
+    ``endpoint:BASE_URL#MODEL`` or ``local:MODEL``), ``requests`` sent to the endpoint (or the local model), replies found in its ``cached`` replies,
     ``prompt_tokens`` and ``completion_tokens`` (the endpoint's ``usage``) and ``seconds`` waited — the training of
     method oracle and every evaluation with the real users (the base policy's once per task and seed); empty in runs
     made before it was kept"""

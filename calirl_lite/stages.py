@@ -137,8 +137,9 @@ class CalibrationConfig(Settings):
     """longest SFT example in tokens (longer ones are cut at the end)"""
     real_user: str = ""
     """who the real users are, whose traces the simulator learns: '' (the profile's oracle: the world's scripted users
-    for every profile the kit ships), 'scripted', or an LLM behind an OpenAI-compatible endpoint,
-    'endpoint:BASE_URL#MODEL' (a vLLM or TGI server; API key from $CALIRL_REAL_USER_API_KEY) — not with profile tiny"""
+    for every profile the kit ships), 'scripted', an LLM behind an OpenAI-compatible endpoint,
+    'endpoint:BASE_URL#MODEL' (a vLLM or TGI server; API key from $CALIRL_REAL_USER_API_KEY), or a chat model loaded
+    here, 'local:MODEL' (a folder or hub id) — not with profile tiny"""
     out_dir: str = ""
     """run folder (default: runs/calibrate-<profile>-<task>-seed<seed>-<hash of the settings and of the world it used>)"""
 
@@ -262,8 +263,9 @@ class TrainConfig(Settings):
     real_user: str = ""
     """who the real users are — method oracle trains against them, every method is evaluated with them, and the
     calibration used learned their traces: '' (the profile's oracle: the world's scripted users for every profile the
-    kit ships), 'scripted', or an LLM behind an OpenAI-compatible endpoint, 'endpoint:BASE_URL#MODEL' (a vLLM or TGI
-    server; API key from $CALIRL_REAL_USER_API_KEY) — not with profile tiny"""
+    kit ships), 'scripted', an LLM behind an OpenAI-compatible endpoint, 'endpoint:BASE_URL#MODEL' (a vLLM or TGI
+    server; API key from $CALIRL_REAL_USER_API_KEY), or a chat model loaded here, 'local:MODEL' (a folder or hub id) —
+    not with profile tiny"""
     vllm: bool = False
     """sample the policy's turns with TRL's colocated vLLM engine (GRPOConfig's use_vllm, vllm_mode='colocate'; needs
     `pip install vllm` and a CUDA GPU): much less overhead per token than the kit's own engine, which still samples

@@ -1,4 +1,4 @@
-"""One user-simulator interface, four kinds of user.
+"""One user-simulator interface, five kinds of user.
 
 Every user is opened once per dialogue (``open``) and then asked, for a whole batch of live
 dialogues at once, for first messages (``first_messages``) and replies (``replies``):
@@ -10,7 +10,8 @@ dialogues at once, for first messages (``first_messages``) and replies (``replie
   *calibrated* simulator;
 * :class:`EndpointUser` — any OpenAI-compatible chat endpoint, for large oracles: the real user of a run whose
   ``real_user`` (or profile's ``oracle``) is ``endpoint:BASE_URL#MODEL`` (:func:`parse_real_user`,
-  :func:`make_real_user`), its replies kept by request (:mod:`calirl_lite.reply_cache`);
+  :func:`make_real_user`), its replies kept by request (:mod:`calirl_lite.reply_cache`); :class:`LocalUser` the
+  same with a chat model loaded here (``local:MODEL``);
 * :class:`HybridUser` — an LM simulator whose replies in chosen contexts are the real users' (the diagnosis of what
   a calibrated simulator gets wrong).
 
@@ -35,7 +36,7 @@ from .collabllm_tasks import CollabLLMTask, collabllm_user_prompt, collabllm_use
 from .decode import TokenStream
 from .dialogue import TERMINATE, Dialogue, Message
 from .endpoints import Completion, chat_reply, require_http
-from .profiles import Models, Profile
+from .profiles import Models, Profile, device_for, load_model
 from .prompts import user_messages
 from .reply_cache import CallCounts, ReplyCache, fields_key, request_fields
 from .task_family import REAL_USER, SINGLE_ERRORS, ScriptedUser, Task, UserPersona, single_error_persona
@@ -263,38 +264,38 @@ class HybridUser(User):
         return out
 
 
-class EndpointUser(User):
-    """A user played by an OpenAI-compatible chat endpoint (``POST {base_url}/chat/completions``): the real user of
-    a GPU profile (``real_user``: ``endpoint:BASE_URL#MODEL``; :func:`make_real_user`), or any oracle.
+class ChatModelUser(User):
+    """A user played by a large chat model from the hidden goal — what an :class:`EndpointUser` and a
+    :class:`LocalUser` share: the prompt, the reply cache and the counts; each says how one reply is got
+    (:meth:`_complete`) and where from (:attr:`where`, part of every cache key).
 
-    What the endpoint reads is CollabLLM's user-simulator prompt. For CollabLLM's own tasks (``collabllm-math``,
+    What the model reads is CollabLLM's user-simulator prompt. For CollabLLM's own tasks (``collabllm-math``,
     ``collabllm-docedit``) that is :func:`~calirl_lite.collabllm_tasks.collabllm_user_prompt`, one user message with
     the hidden request and the chat, and the reply is read by
     :func:`~calirl_lite.collabllm_tasks.collabllm_user_reply` (the ``response`` of its JSON); for every other task it
     is the collabllm-style system prompt of :func:`~calirl_lite.prompts.user_messages` with the conversation so far
     as one user message, and the reply is the user's message.
 
-    Each request carries a *sample* drawn from the dialogue's own random stream (sent as the request's ``seed``).
-    With a ``cache`` (:class:`~calirl_lite.reply_cache.ReplyCache`) a request made before is answered from it, so a
-    re-run with the same seeds makes no request and gets the same replies; :attr:`calls` counts what was asked.
+    Each request carries a *sample* drawn from the dialogue's own random stream (an endpoint gets it as the request's
+    ``seed``; a local model samples with it). With a ``cache`` (:class:`~calirl_lite.reply_cache.ReplyCache`) a
+    request made before is answered from it, so a re-run with the same seeds makes no request and gets the same
+    replies; :attr:`calls` counts what was asked.
     """
 
-    def __init__(self, base_url: str, model: str, api_key: str = "", name: str = "endpoint", temperature: float = 1.0, max_tokens: int = 256,
-                 timeout: float = 60.0, workers: int = 8, cache: ReplyCache | None = None) -> None:
-        require_http(base_url, "base_url")
-        self.base_url, self.model, self.api_key, self.name = base_url.rstrip("/"), model, api_key, name
-        self.temperature, self.max_tokens, self.timeout, self.workers, self.cache = temperature, max_tokens, timeout, workers, cache
+    where = ""
+    """where the replies come from (an endpoint's base URL, or ``local``): part of each request's cache key"""
+    model = ""
+    workers = 1
+    """requests in flight at once"""
+
+    def __init__(self, name: str, temperature: float, max_tokens: int, cache: ReplyCache | None) -> None:
+        self.name, self.temperature, self.max_tokens, self.cache = name, temperature, max_tokens, cache
         self.calls = CallCounts()
         """requests sent, replies from the cache, tokens and seconds, since this user was made"""
 
-    @property
-    def spec(self) -> str:
-        """This user as a ``real_user`` spec names it: ``endpoint:BASE_URL#MODEL``."""
-        return f"endpoint:{self.base_url}#{self.model}"
-
     @staticmethod
     def messages(state: UserState, history: list[Message]) -> list[dict[str, str]]:
-        """What the endpoint reads to write the user's next message (see the class)."""
+        """What the model reads to write the user's next message (see the class)."""
         if isinstance(state.task, CollabLLMTask):
             return [{"role": "user", "content": collabllm_user_prompt(state.task, state.goal, history)}]
         system = user_messages(state.task, state.goal, [], "collabllm")[0]["content"]
@@ -302,14 +303,18 @@ class EndpointUser(User):
         return [{"role": "system", "content": system},
                 {"role": "user", "content": f"The conversation so far:\n{convo}\n\nWrite the user's next message only."}]
 
+    def _complete(self, messages: list[dict[str, str]], sample: int) -> Completion:
+        """The model's reply to ``messages``, sampled with ``sample`` (no cache)."""
+        raise NotImplementedError
+
     def _ask(self, messages: list[dict[str, str]], sample: int) -> tuple[Completion, bool]:
-        """The endpoint's reply to ``messages`` for ``sample``, and whether it came from the cache."""
-        request = request_fields(self.base_url, self.model, messages, self.temperature, self.max_tokens, sample)
+        """The reply to ``messages`` for ``sample``, and whether it came from the cache."""
+        request = request_fields(self.where, self.model, messages, self.temperature, self.max_tokens, sample)
         key = fields_key(request)
         kept = self.cache.get(key) if self.cache is not None else None
         if kept is not None:
             return Completion(kept["text"], int(kept.get("prompt_tokens", 0)), int(kept.get("completion_tokens", 0))), True
-        reply = chat_reply(self.base_url, self.model, messages, self.temperature, self.max_tokens, self.api_key, self.timeout, seed=sample)
+        reply = self._complete(messages, sample)
         if self.cache is not None:
             self.cache.put(key, request, dataclasses.asdict(reply))
         return reply, False
@@ -331,6 +336,67 @@ class EndpointUser(User):
         return [collabllm_user_reply(r.text) if isinstance(s.task, CollabLLMTask) else r.text for s, (r, _) in zip(states, got)]
 
 
+class EndpointUser(ChatModelUser):
+    """A user played by an OpenAI-compatible chat endpoint (``POST {base_url}/chat/completions``): the real user of
+    a GPU profile (``real_user``: ``endpoint:BASE_URL#MODEL``; :func:`make_real_user`), or any oracle. Its prompt,
+    cache and counts: :class:`ChatModelUser`."""
+
+    def __init__(self, base_url: str, model: str, api_key: str = "", name: str = "endpoint", temperature: float = 1.0, max_tokens: int = 256,
+                 timeout: float = 60.0, workers: int = 8, cache: ReplyCache | None = None) -> None:
+        require_http(base_url, "base_url")
+        super().__init__(name, temperature, max_tokens, cache)
+        self.base_url, self.model, self.api_key, self.timeout, self.workers = base_url.rstrip("/"), model, api_key, timeout, workers
+        self.where = self.base_url
+
+    @property
+    def spec(self) -> str:
+        """This user as a ``real_user`` spec names it: ``endpoint:BASE_URL#MODEL``."""
+        return f"endpoint:{self.base_url}#{self.model}"
+
+    def _complete(self, messages: list[dict[str, str]], sample: int) -> Completion:
+        return chat_reply(self.base_url, self.model, messages, self.temperature, self.max_tokens, self.api_key, self.timeout, seed=sample)
+
+
+class LocalUser(ChatModelUser):
+    """A user played by a chat model loaded here with transformers (``real_user``: ``local:MODEL``, a saved folder or
+    a hub id; :func:`make_real_user`) — a large oracle on the machine's own GPU, without a server. The model is
+    loaded at its first uncached request; each reply is sampled on its own, seeded by the request's sample (torch's
+    random state is put back afterwards, so the policy's sampling does not depend on which replies were cached).
+    Its prompt, cache and counts: :class:`ChatModelUser`."""
+
+    where = "local"
+
+    def __init__(self, model: str, name: str = "local", temperature: float = 1.0, max_tokens: int = 256, cache: ReplyCache | None = None,
+                 load: Any = None) -> None:
+        super().__init__(name, temperature, max_tokens, cache)
+        self.model = model
+        self._load = load
+        """``() -> (model, tokenizer)``: how the model is loaded (:func:`make_real_user` gives the profile's device)"""
+        self._loaded: tuple[Any, Any] | None = None
+
+    @property
+    def spec(self) -> str:
+        """This user as a ``real_user`` spec names it: ``local:MODEL``."""
+        return f"local:{self.model}"
+
+    def _complete(self, messages: list[dict[str, str]], sample: int) -> Completion:
+        import torch
+
+        if self._loaded is None:
+            self._loaded = self._load() if self._load is not None else load_model(self.model)
+        model, tokenizer = self._loaded
+        if not getattr(tokenizer, "chat_template", None):
+            raise ValueError(f"real_user 'local:{self.model}': its tokenizer has no chat template, so it cannot read the user prompt; "
+                             "use a chat (instruct) model")
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"].to(model.device)
+        with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []), torch.inference_mode():
+            torch.manual_seed(sample)
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=self.temperature > 0, max_new_tokens=self.max_tokens,
+                                 pad_token_id=tokenizer.pad_token_id, **({"temperature": self.temperature} if self.temperature > 0 else {}))
+        new = out[0, ids.shape[1]:]
+        return Completion(tokenizer.decode(new, skip_special_tokens=True).strip(), int(ids.shape[1]), int(new.shape[0]))
+
+
 # ----------------------------------------------------------------------------- the real user, by spec
 
 REAL_USER_MAX_TOKENS = 1024
@@ -341,33 +407,42 @@ REAL_USER_REPLIES = "real-user-replies"
 
 @dataclass(frozen=True)
 class RealUserSpec:
-    """Who the real user is: ``scripted`` (the world's scripted users) or an ``endpoint`` serving ``model`` at
-    ``base_url`` (:func:`parse_real_user` reads it from a spec string)."""
+    """Who the real user is: ``scripted`` (the world's scripted users), an ``endpoint`` serving ``model`` at
+    ``base_url``, or a ``local`` chat model (a folder or hub id) loaded here (:func:`parse_real_user` reads it from a
+    spec string)."""
 
     kind: str = "scripted"
     base_url: str = ""
     model: str = ""
 
     def __str__(self) -> str:
-        return "scripted" if self.kind == "scripted" else f"endpoint:{self.base_url}#{self.model}"
+        return {"scripted": "scripted", "local": f"local:{self.model}"}.get(self.kind, f"endpoint:{self.base_url}#{self.model}")
 
 
-REAL_USER_SPECS = "'scripted' (the world's scripted users) or 'endpoint:BASE_URL#MODEL' (e.g. endpoint:http://127.0.0.1:8000/v1#Qwen/Qwen3-235B-A22B)"
+REAL_USER_SPECS = ("'scripted' (the world's scripted users), 'endpoint:BASE_URL#MODEL' (e.g. endpoint:http://127.0.0.1:8000/v1#Qwen/Qwen3-235B-A22B) "
+                   "or 'local:MODEL' (a chat model loaded here: a saved folder or a hub id, e.g. local:Qwen/Qwen2.5-7B-Instruct)")
 """what a real-user spec may be, for error messages"""
 
 
 def parse_real_user(spec: str, what: str = "real_user") -> RealUserSpec:
-    """The real user a spec names: ``''`` or ``scripted``, or ``endpoint:BASE_URL#MODEL`` — an OpenAI-compatible
-    endpoint (vLLM, TGI …) and the model it serves, split at the last ``#``. A bad spec is an error naming ``what``
-    (the settings field, or the profile whose ``oracle`` it is).
+    """The real user a spec names: ``''`` or ``scripted``; ``endpoint:BASE_URL#MODEL`` — an OpenAI-compatible
+    endpoint (vLLM, TGI …) and the model it serves, split at the last ``#``; or ``local:MODEL`` — a chat model loaded
+    here (a saved folder or a hub id). A bad spec is an error naming ``what`` (the settings field, or the profile
+    whose ``oracle`` it is).
 
     >>> parse_real_user("endpoint:http://127.0.0.1:8000/v1/#Qwen/Qwen3-235B-A22B")
     RealUserSpec(kind='endpoint', base_url='http://127.0.0.1:8000/v1', model='Qwen/Qwen3-235B-A22B')
+    >>> parse_real_user("local:Qwen/Qwen2.5-7B-Instruct")
+    RealUserSpec(kind='local', base_url='', model='Qwen/Qwen2.5-7B-Instruct')
     """
     text = spec.strip()
     if text in ("", "scripted"):
         return RealUserSpec()
     kind, colon, rest = text.partition(":")
+    if kind == "local" and colon:
+        if not rest.strip():
+            raise ValueError(f"{what} {spec!r}: name the chat model after 'local:' (a saved folder or a hub id)")
+        return RealUserSpec("local", "", rest.strip())
     if kind != "endpoint" or not colon:
         raise ValueError(f"{what} {spec!r} names no real user; use {REAL_USER_SPECS}")
     url, hash_mark, model = rest.rpartition("#")
@@ -379,11 +454,14 @@ def parse_real_user(spec: str, what: str = "real_user") -> RealUserSpec:
 
 
 def make_real_user(spec: RealUserSpec, profile: Profile, cache: Path, api_key: str = "") -> User:
-    """The real user ``spec`` names: the world's scripted users, or an :class:`EndpointUser` (called ``real``, so its
-    dialogues are the real users' wherever they are read) sampling at the profile's user temperature, its replies
-    kept under ``<cache>/real-user-replies``."""
+    """The real user ``spec`` names: the world's scripted users, or an :class:`EndpointUser` or a :class:`LocalUser`
+    (on the profile's device; called ``real``, so its dialogues are the real users' wherever they are read) sampling
+    at the profile's user temperature, its replies kept under ``<cache>/real-user-replies``."""
     if spec.kind == "scripted":
         return ScriptedUsers()
+    if spec.kind == "local":
+        return LocalUser(spec.model, name=REAL_USER.name, temperature=profile.user_temperature, max_tokens=REAL_USER_MAX_TOKENS,
+                         cache=ReplyCache(Path(cache) / REAL_USER_REPLIES), load=lambda: load_model(spec.model, device=device_for(profile), cache=cache))
     return EndpointUser(spec.base_url, spec.model, api_key, name=REAL_USER.name, temperature=profile.user_temperature,
                         max_tokens=REAL_USER_MAX_TOKENS, cache=ReplyCache(Path(cache) / REAL_USER_REPLIES))
 
@@ -391,7 +469,7 @@ def make_real_user(spec: RealUserSpec, profile: Profile, cache: Path, api_key: s
 def real_user_calls(user: User) -> dict[str, Any]:
     """What a real user's replies cost, for a run's results: its spec (``user``) and its :class:`CallCounts` — all
     0 for the scripted users."""
-    if isinstance(user, EndpointUser):
+    if isinstance(user, ChatModelUser):
         return {"user": user.spec, **user.calls.as_dict()}
     return {"user": "scripted", **CallCounts().as_dict()}
 

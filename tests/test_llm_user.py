@@ -1,5 +1,5 @@
-"""An LLM as the real user, chosen by one spec (``real_user``: ``endpoint:BASE_URL#MODEL``), behind a local
-OpenAI-compatible server that speaks the real protocol: the spec and its refusals, the reply cache's keys, the
+"""An LLM as the real user, chosen by one spec (``real_user``: ``endpoint:BASE_URL#MODEL``, or ``local:MODEL`` loaded
+here), behind a local OpenAI-compatible server that speaks the real protocol: the spec and its refusals, the reply cache's keys, the
 prompts of each kind of task, and the whole pipeline — traces, calibration, the four methods, evaluation — with the
 LLM real user, run twice: the second time every reply comes from the cache, no request is made, and every number is
 the same."""
@@ -15,14 +15,15 @@ import pytest
 from calirl_lite.calibration import calibrate_stage_once
 from calirl_lite.colab import ENGLISH_SMOKE
 from calirl_lite.dialogue import TERMINATE, Message, read_jsonl
-from calirl_lite.profiles import get_profile, smol_folder
+from calirl_lite.profiles import get_profile, load_model, smol_folder
 from calirl_lite.reply_cache import ReplyCache, request_key
 from calirl_lite.results import RunResult
 from calirl_lite.sources import math_chat_goals
 from calirl_lite.stages import METHODS, CalibrationConfig, TrainConfig, calibration_stage, real_user_spec, train_stage
 from calirl_lite.tasks import get_task
+from calirl_lite.tiny_models import build_tiny_model
 from calirl_lite.train import train
-from calirl_lite.users import EndpointUser, RealUserSpec, parse_real_user
+from calirl_lite.users import EndpointUser, LocalUser, RealUserSpec, make_real_user, parse_real_user, real_user_calls
 from tests import shared
 
 MODEL = "stub/Qwen3-235B-A22B"
@@ -160,6 +161,34 @@ def test_collabllm_tasks_get_collabllm_prompt_and_their_json_reply_is_read(serve
     assert len(body["messages"]) == 1 and body["messages"][0]["role"] == "user"
     assert "<|The Start of Complete Prompt or Reference Goal (Not visible to the AI)|>\nWhat is 6 times 7?" in body["messages"][0]["content"]
     assert user.replies([state], [[Message("user", "hi"), Message("assistant", "It is 42.")]]) == [f"yes, that's it, thanks! {TERMINATE}"]
+
+
+def test_a_local_chat_model_as_the_real_user_samples_each_reply_by_its_request_and_keeps_it(tmp_path):
+    """``local:MODEL``: a chat model loaded here (a tiny random one, built in code) writes the user's turns from the same
+    prompt an endpoint reads; a second user on the same cache loads no model and gets the same replies, and the
+    caller's torch random state is left as it was (so the policy samples alike whether replies were cached or not)."""
+    import torch
+
+    folder = str(build_tiny_model("qwen2", tmp_path / "model"))
+    spec = parse_real_user(f"local:{folder}")
+    assert spec == RealUserSpec("local", "", folder) and str(spec) == f"local:{folder}"
+    with pytest.raises(ValueError, match="name the chat model after 'local:'"):
+        parse_real_user("local: ")
+    task, goal = get_task("math-chat"), math_chat_goals("test", 3)[0]["goal"]
+    user = LocalUser(folder, name="real", max_tokens=6, cache=ReplyCache(tmp_path / "cache"), load=lambda: load_model(folder, device="cpu"))
+    rng_before = torch.get_rng_state()
+    first = user.first_messages(open_group(user, task, goal, seed=5))
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    assert len(first) == 4 and user.calls.requests == 4 and user.calls.cached == 0 and 0 < user.calls.completion_tokens <= 4 * 6
+    assert user.calls.prompt_tokens > 0 and len(list((tmp_path / "cache").glob("*/*.json"))) == 4
+    again = LocalUser(folder, name="real", max_tokens=6, cache=ReplyCache(tmp_path / "cache"), load=lambda: pytest.fail("the model was loaded"))
+    assert again.first_messages(open_group(again, task, goal, seed=5)) == first and again.calls.requests == 0 and again.calls.cached == 4
+    fresh = LocalUser(folder, name="real", max_tokens=6, load=lambda: load_model(folder, device="cpu"))  # no cache: the same samples, the same replies
+    assert fresh.first_messages(open_group(fresh, task, goal, seed=5)) == first
+    made = make_real_user(spec, get_profile("smol"), tmp_path / "made")
+    assert isinstance(made, LocalUser) and made.name == "real" and real_user_calls(made)["user"] == f"local:{folder}"
+    with pytest.raises(ValueError, match="the tiny profile's real users are the toy world's scripted users"):
+        TrainConfig.make(real_user=f"local:{folder}")
 
 
 def test_a_result_written_before_the_counts_were_kept_still_loads(tmp_path):
