@@ -453,8 +453,8 @@ def calibration_for(ctx: Context, profile: str, task: str, seed: int = 0, person
     (:attr:`~calirl_lite.context.Context.calibration`: the defaults but in the registered study), of the real users (those ``real_user``
     names, as the stage's own setting does) or (``persona``) of a scripted simulator's; ``max_new_tokens`` as the
     stage's own (0: the profile's). Training, evaluation with the calibrated user, the gap study and the lab all ask here."""
-    return calibration_stage(ctx.make(CalibrationConfig, **dict(ctx.calibration), profile=profile, task=task, seed=seed, persona=persona,
-                                      max_new_tokens=max_new_tokens, real_user=real_user), ctx)
+    named = {"profile": profile, "task": task, "seed": seed, "persona": persona, "max_new_tokens": max_new_tokens, "real_user": real_user}
+    return calibration_stage(ctx.make(CalibrationConfig, **{**dict(ctx.calibration), **named}), ctx)
 
 
 def calibration_of(cfg: TrainConfig, ctx: Context) -> Stage:
