@@ -40,17 +40,14 @@ from .users import ScriptedUsers, User, make_user
 LM_SIMULATORS = ("naive", "calibrated")
 
 
-def _simulator(stage: Stage, simulator: float | str, calibration_seed: int = 0) -> User:
+def _simulator(stage: Stage, simulator: float | str, calibration: Stage | None = None) -> User:
     """The graded scripted user ``w`` (a number), or an LM simulator ('naive', 'calibrated' with the adapter of
-    calibration seed ``calibration_seed``)."""
+    ``calibration``)."""
     if not isinstance(simulator, str):
         return ScriptedUsers(graded_persona(float(simulator)))
     if simulator not in LM_SIMULATORS:
         raise ValueError(f"simulator must be a number w in [0, 1] or one of {LM_SIMULATORS}, got {simulator!r}")
-    adapter = None
-    if simulator == "calibrated":
-        adapter = calibrated_adapter(calibration_for(stage.ctx, stage.profile.name, stage.task.name, calibration_seed))
-    return make_user(simulator, stage.models, adapter)
+    return make_user(simulator, stage.models, calibrated_adapter(calibration) if calibration is not None else None)
 
 
 def gap_points(ctx: Context, profile: str, task: str, simulator: float | str, horizons: Sequence[int], n_goals: int, seed: int,
@@ -59,16 +56,16 @@ def gap_points(ctx: Context, profile: str, task: str, simulator: float | str, ho
     at each horizon: scores, the drop, the per-turn gap ε and both bounds, on the first ``n_goals`` test goals of the
     context's toy world. Kept under ``runs/gap-study/`` and reused (a job of ``calirl reproduce``'s worker pool)."""
     stage = resolve(ctx, profile, task)
+    calibration = calibration_for(ctx, profile, task, calibration_seed) if simulator == "calibrated" else None
     key = {"profile": profile, "task": task, "simulator": simulator, "horizons": sorted(horizons), "n_goals": n_goals, "seed": seed, "gap": "exact",
-           **({"calibration_seed": calibration_seed, "calibration": calibration_for(ctx, profile, task, calibration_seed).folder.name}
-              if simulator == "calibrated" else {})}
+           **({"calibration_seed": calibration_seed, "calibration": calibration.folder.name} if calibration is not None else {})}
     name = f"w{simulator:g}" if not isinstance(simulator, str) else simulator
     done = kept_result(ctx, "gap-study", f"{profile}-{task}-{name}-seed{seed}", key, stage.world_config)
     if done.is_file():  # finished before: the same policy, users, goals and seed give the same numbers
         return json.loads(done.read_text())
     goals = [t["goal"] for t in stage.world.tasks(task, "test")][:n_goals]
     policy, metric, batch = base_policy(stage.models), stage.task.metric, stage.profile.eval_batch
-    sim = _simulator(stage, simulator, calibration_seed)
+    sim = _simulator(stage, simulator, calibration)
 
     def with_real_users(H: int) -> tuple[dict[str, float], list[Any]]:
         """The real users' side, the same for every simulator: once per task, horizon and seed, kept beside the points."""

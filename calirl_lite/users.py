@@ -346,7 +346,10 @@ class EndpointUser(ChatModelUser):
         require_http(base_url, "base_url")
         super().__init__(name, temperature, max_tokens, cache)
         self.base_url, self.model, self.api_key, self.timeout, self.workers = base_url.rstrip("/"), model, api_key, timeout, workers
-        self.where = self.base_url
+
+    @property
+    def where(self) -> str:  # type: ignore[override]
+        return self.base_url
 
     @property
     def spec(self) -> str:
@@ -379,15 +382,20 @@ class LocalUser(ChatModelUser):
         """This user as a ``real_user`` spec names it: ``local:MODEL``."""
         return f"local:{self.model}"
 
+    def _model(self) -> tuple[Any, Any]:
+        """The model and its tokenizer, loaded (and checked for a chat template) at the first call."""
+        if self._loaded is None:
+            model, tokenizer = self._load() if self._load is not None else load_model(self.model)
+            if not getattr(tokenizer, "chat_template", None):
+                raise ValueError(f"real_user 'local:{self.model}': its tokenizer has no chat template, so it cannot read the user prompt; "
+                                 "use a chat (instruct) model")
+            self._loaded = model, tokenizer
+        return self._loaded
+
     def _complete(self, messages: list[dict[str, str]], sample: int) -> Completion:
         import torch
 
-        if self._loaded is None:
-            self._loaded = self._load() if self._load is not None else load_model(self.model)
-        model, tokenizer = self._loaded
-        if not getattr(tokenizer, "chat_template", None):
-            raise ValueError(f"real_user 'local:{self.model}': its tokenizer has no chat template, so it cannot read the user prompt; "
-                             "use a chat (instruct) model")
+        model, tokenizer = self._model()
         ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt", return_dict=True)["input_ids"].to(model.device)
         with torch.random.fork_rng(devices=[model.device] if model.device.type == "cuda" else []), torch.inference_mode():
             torch.manual_seed(sample)
